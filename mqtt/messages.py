@@ -1,0 +1,232 @@
+"""Wire messages of protocol v1 (see docs/protocol.md), validated with msgspec.
+
+Commands flow from devices to the service, facts (events) and acks flow back.
+Every command carries the envelope: schema version `v`, a unique `id`, the sending
+device `dev`, its per-device sequence number `seq` and a timestamp `ts` (Unix ms).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+MsgId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+TicketId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+Ms = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+CounterNo = Annotated[int, msgspec.Meta(ge=1, le=99)]
+Number = Annotated[int, msgspec.Meta(ge=1000, le=9999)]
+Reason = Annotated[str, msgspec.Meta(max_length=120)]
+
+
+# ---------------------------------------------------------------- commands
+class Command(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
+    v: Literal[1]
+    id: MsgId
+    dev: Id
+    seq: Seq
+    ts: Ms
+
+
+class TicketRequest(Command, tag="ticket.request", kw_only=True):
+    service: Id
+    priority: Id | None = None
+    ticket_id: TicketId | None = None      # chosen by the kiosk so an offline copy keeps it
+    source: Literal["kiosk", "booking"] = "kiosk"
+
+
+class TicketOffline(Command, tag="ticket.offline", kw_only=True):
+    """A ticket a kiosk printed without the service: its number is from the kiosk's block."""
+    ticket_id: TicketId
+    service: Id
+    priority: Id | None = None
+    number: Number
+    issued_at: Ms
+
+
+class CounterNext(Command, tag="counter.next", kw_only=True):
+    pass
+
+
+class CounterRecall(Command, tag="counter.recall", kw_only=True):
+    pass
+
+
+class CounterNoShow(Command, tag="counter.no_show", kw_only=True):
+    pass
+
+
+class CounterDone(Command, tag="counter.done", kw_only=True):
+    pass
+
+
+class CounterTransfer(Command, tag="counter.transfer", kw_only=True):
+    to_service: Id | None = None
+    to_counter: CounterNo | None = None
+
+
+class CounterPause(Command, tag="counter.pause", kw_only=True):
+    reason: Reason = ""
+
+
+class CounterResume(Command, tag="counter.resume", kw_only=True):
+    pass
+
+
+class CounterCall(Command, tag="counter.call", kw_only=True):
+    """Call a given ticket back (a no-show that returned within the window)."""
+    number: Number
+
+
+class RatingSubmit(Command, tag="rating.submit", kw_only=True):
+    ticket_id: TicketId
+    level: Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
+class NoticeSet(Command, tag="notice.set", kw_only=True):
+    text_vi: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    text_en: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
+AnyCommand = Union[
+    TicketRequest, TicketOffline, CounterNext, CounterRecall, CounterNoShow, CounterDone,
+    CounterTransfer, CounterPause, CounterResume, CounterCall, RatingSubmit, NoticeSet,
+]
+COUNTER_COMMANDS = (CounterNext, CounterRecall, CounterNoShow, CounterDone, CounterTransfer,
+                    CounterPause, CounterResume, CounterCall)
+
+# which device roles may send which commands (the ACL enforces the topic, this the type)
+ROLE_COMMANDS: dict[str, tuple[type, ...]] = {
+    "kiosk": (TicketRequest, TicketOffline),
+    "robot": (TicketRequest, TicketOffline),
+    "web": (TicketRequest,),
+    "counter": COUNTER_COMMANDS + (RatingSubmit,),
+    "admin": (NoticeSet,),
+}
+
+
+# ---------------------------------------------------------------- events (facts)
+class Event(msgspec.Struct, tag_field="type", kw_only=True):
+    at: Ms                 # when it happened (service clock, Unix ms)
+    seq: int = 0           # position in the service's log, set when stored
+
+
+class TicketIssued(Event, tag="ticket.issued", kw_only=True):
+    ticket_id: str
+    number: int
+    service: str
+    priority: str | None = None
+    issued_at: Ms          # for offline tickets, the kiosk's time of printing
+    source: str = "kiosk"  # kiosk | offline | booking
+    dev: str = ""
+    people_ahead: int = 0
+    est_wait_s: int = 0
+
+
+class TicketRenumbered(Event, tag="ticket.renumbered", kw_only=True):
+    """An online request timed out at the kiosk, which printed its own number: paper wins."""
+    ticket_id: str
+    number: int
+    old_number: int
+
+
+class TicketRefused(Event, tag="ticket.refused", kw_only=True):
+    service: str
+    priority: str | None = None
+    reason: str
+    dev: str = ""
+
+
+class TicketCalled(Event, tag="ticket.called", kw_only=True):
+    ticket_id: str
+    number: int
+    service: str
+    counter: int
+    priority: str | None = None
+
+
+class TicketRecalled(Event, tag="ticket.recalled", kw_only=True):
+    ticket_id: str
+    number: int
+    service: str
+    counter: int
+    count: int
+
+
+class TicketNoShow(Event, tag="ticket.no_show", kw_only=True):
+    ticket_id: str
+    number: int
+    counter: int
+
+
+class TicketDone(Event, tag="ticket.done", kw_only=True):
+    ticket_id: str
+    number: int
+    counter: int
+
+
+class TicketTransferred(Event, tag="ticket.transferred", kw_only=True):
+    ticket_id: str
+    number: int
+    from_counter: int
+    to_service: str
+    to_counter: int | None = None
+
+
+class CounterPaused(Event, tag="counter.paused", kw_only=True):
+    counter: int
+    reason: str = ""
+
+
+class CounterResumed(Event, tag="counter.resumed", kw_only=True):
+    counter: int
+
+
+class RatingSubmitted(Event, tag="rating.submitted", kw_only=True):
+    ticket_id: str
+    counter: int
+    service: str
+    level: int
+
+
+AnyEvent = Union[
+    TicketIssued, TicketRenumbered, TicketRefused, TicketCalled, TicketRecalled, TicketNoShow,
+    TicketDone, TicketTransferred, CounterPaused, CounterResumed, RatingSubmitted,
+]
+
+
+# ---------------------------------------------------------------- acks
+class Ack(msgspec.Struct, kw_only=True, omit_defaults=True):
+    v: int = PROTOCOL_VERSION
+    id: str
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    message_vi: str | None = None
+    message_en: str | None = None
+
+
+_cmd_decoder = msgspec.json.Decoder(AnyCommand)
+_event_decoder = msgspec.json.Decoder(AnyEvent)
+_ack_decoder = msgspec.json.Decoder(Ack)
+encode = msgspec.json.Encoder().encode
+
+
+def decode_command(payload: bytes) -> Command:
+    """Raise msgspec.ValidationError / DecodeError on anything not a valid command."""
+    return _cmd_decoder.decode(payload)
+
+
+def decode_event(payload: bytes) -> Event:
+    return _event_decoder.decode(payload)
+
+
+def decode_ack(payload: bytes) -> Ack:
+    return _ack_decoder.decode(payload)
+
+
+def type_of(msg: msgspec.Struct) -> str:
+    return msg.__struct_config__.tag
