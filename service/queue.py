@@ -185,6 +185,7 @@ class QueueCore:
     # ------------------------------------------------------------ handlers (no state change)
     def issue(self, now: int, service: str, priority: str | None, ticket_id: str,
               source: str = "kiosk", dev: str = "") -> list[m.Event]:
+        """Raises Refused (closed, cut-off, cap); the caller logs a TicketRefused for it."""
         self.roll(now)
         if ticket_id in self.tickets:      # the same request again: same ticket
             return []
@@ -194,12 +195,9 @@ class QueueCore:
             raise R.unknown("service", service) from None
         if priority is not None and priority not in {p.id for p in self.cfg.priority_classes}:
             raise R.unknown("priority", priority)
-        try:
-            self.check_open(service, now)
-            if self.issued[service] >= s.daily_cap or self.next_n[service] > self._online_last(service):
-                raise R.daily_cap(s.name_vi, s.name_en)
-        except R.Refused as e:
-            return [m.TicketRefused(at=now, service=service, priority=priority, reason=e.code, dev=dev)]
+        self.check_open(service, now)
+        if self.issued[service] >= s.daily_cap or self.next_n[service] > self._online_last(service):
+            raise R.daily_cap(s.name_vi, s.name_en)
         ahead = self.people_ahead(service, priority is not None)
         return [m.TicketIssued(
             at=now, ticket_id=ticket_id, number=s.code * 1000 + self.next_n[service], service=service,

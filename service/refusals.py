@@ -30,8 +30,12 @@ def daily_cap(name_vi: str, name_en: str) -> Refused:
                    f"{name_en}: all of today's numbers are taken. Please come back on the next working day.")
 
 
+_WHAT_VI = {"service": "lĩnh vực", "counter": "quầy", "priority": "đối tượng ưu tiên", "number": "số"}
+
+
 def unknown(what: str, value) -> Refused:
-    return Refused(f"unknown_{what}", f"Không tìm thấy {what} {value}.", f"Unknown {what} {value!r}.")
+    return Refused(f"unknown_{what}", f"Không tìm thấy {_WHAT_VI.get(what, what)} {value}.",
+                   f"Unknown {what} {value!r}.")
 
 
 def counter_paused(n: int) -> Refused:

@@ -1,0 +1,174 @@
+"""`MqttLink`: the one way our processes talk to the broker.
+
+paho-mqtt 2.x with MQTT 5. It boots without a broker (connect_async), reconnects with
+jittered back-off (thousands of devices must not reconnect in lock-step), guards every
+callback (an exception escaping a paho callback kills its network thread for good),
+re-subscribes on every connect, and hands incoming messages to the caller, who should
+only queue them: the work happens on the caller's main loop, not on paho's thread.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+
+from service.config import Mqtt
+
+log = logging.getLogger("qms.mqtt")
+
+OnMessage = Callable[[str, bytes, object], None]   # topic, payload, properties
+
+
+def _guard(fn):
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except Exception:   # noqa: BLE001 - see module docstring
+            log.exception("error in MQTT callback %s (ignored, link stays up)", fn.__name__)
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def read_password(cfg: Mqtt, base: Path | None = None) -> str | None:
+    if cfg.password is not None:
+        return cfg.password
+    if cfg.password_file:
+        p = Path(cfg.password_file)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        return p.read_text(encoding="utf-8").strip()
+    return None
+
+
+class MqttLink:
+    def __init__(self, cfg: Mqtt, client_id: str, *, subscriptions: Iterable[tuple[str, int]] = (),
+                 on_message: OnMessage | None = None, status_topic: str | None = None,
+                 status: dict | None = None, config_dir: Path | None = None,
+                 on_connect: Callable[[], None] | None = None,
+                 on_disconnect: Callable[[], None] | None = None,
+                 max_inflight: int = 100):
+        self.cfg = cfg
+        self.client_id = client_id
+        self.subscriptions = list(subscriptions)
+        self.on_message = on_message
+        self.status_topic = status_topic
+        self._status = dict(status or {})
+        self._user_on_connect = on_connect
+        self._user_on_disconnect = on_disconnect
+        self.connected = threading.Event()
+        self.stats = {"connects": 0, "disconnects": 0, "refused_publishes": 0}
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+        c.username_pw_set(cfg.username or client_id, read_password(cfg, config_dir))
+        if cfg.tls_ca:
+            c.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
+        # jitter: each device picks its own ceiling between 8 and 16 s
+        c.reconnect_delay_set(min_delay=1, max_delay=8 + int(random.random() * 8))
+        c.max_inflight_messages_set(max_inflight)
+        c.max_queued_messages_set(0)
+        if status_topic:
+            c.will_set(status_topic, json.dumps({"v": 1, "dev": client_id, "online": False}), qos=1,
+                       retain=True)
+        c.on_connect = _guard(self._on_connect)
+        c.on_disconnect = _guard(self._on_disconnect)
+        c.on_message = _guard(self._on_message)
+        c.on_publish = _guard(self._on_publish)
+        self.client = c
+        self.refused: Callable[[int, int], None] | None = None   # mid, reason code
+        self._stopping = False
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "MqttLink":
+        self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,
+                                  clean_start=True)
+        self.client.loop_start()
+        return self
+
+    def stop(self) -> None:
+        if self.status_topic and self.connected.is_set():
+            self._status["online"] = False
+            info = self.publish(self.status_topic, self._status_payload(), retain=True)
+            try:
+                if info is not None:
+                    info.wait_for_publish(1.0)
+            except (RuntimeError, ValueError):
+                pass
+        self._stopping = True
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    # ------------------------------------------------------------ publishing
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False,
+                response_topic: str | None = None, correlation: bytes | None = None):
+        props = None
+        if response_topic or correlation:
+            props = Properties(PacketTypes.PUBLISH)
+            if response_topic:
+                props.ResponseTopic = response_topic
+            if correlation:
+                props.CorrelationData = correlation
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            log.warning("publish to %s not queued: %s", topic, paho.error_string(info.rc))
+            return None
+        return info
+
+    def set_status(self, **fields) -> None:
+        """Update this device's retained status (merged with what was set before)."""
+        self._status.update(fields)
+        if self.status_topic and self.connected.is_set():
+            self.publish(self.status_topic, self._status_payload(), retain=True)
+
+    def _status_payload(self) -> bytes:
+        return json.dumps({"v": 1, "dev": self.client_id, "ts": int(time.time() * 1000),
+                           **self._status}, ensure_ascii=False).encode()
+
+    # ------------------------------------------------------------ paho callbacks
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.warning("broker %s:%s refused the connection: %s", self.cfg.host, self.cfg.port,
+                        reason_code)
+            return
+        self.stats["connects"] += 1
+        for topic, qos in self.subscriptions:
+            client.subscribe(topic, qos=qos)
+        self.connected.set()
+        if self.status_topic:
+            self._status["online"] = True
+            self.publish(self.status_topic, self._status_payload(), retain=True)
+        log.info("connected to %s:%s as %s", self.cfg.host, self.cfg.port, self.client_id)
+        if self._user_on_connect:
+            self._user_on_connect()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was and not self._stopping:
+            self.stats["disconnects"] += 1
+            log.warning("lost the broker (%s); reconnecting", reason_code)
+        if self._user_on_disconnect:
+            self._user_on_disconnect()
+
+    def _on_message(self, client, userdata, msg):
+        if self.on_message:
+            self.on_message(msg.topic, msg.payload, msg.properties)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        # under MQTT 5 a publish refused by the ACL still completes: the code says so
+        if reason_code.value >= 128:
+            self.stats["refused_publishes"] += 1
+            log.error("broker refused publish %s: %s", mid, reason_code)
+            if self.refused:
+                self.refused(mid, reason_code.value)
