@@ -58,7 +58,7 @@ class PrinterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     usb_vendor: Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)] = 0
     usb_product: Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)] = 0
     status_timeout_ms: Annotated[int, msgspec.Meta(ge=20, le=5000)] = 300
-    out_dir: str = "var/tickets"        # simulated backend: where ticket PNGs go
+    out_dir: str = "tickets"            # simulated backend: ticket PNGs, relative to paths.state_dir
     # -- printer model ----------------------------------------------------
     profile: str = "default"            # python-escpos printer profile name
     paper_width_px: Annotated[int, msgspec.Meta(ge=256, le=832, multiple_of=8)] = 576

@@ -11,6 +11,7 @@ Bitmaps use 1 = dot (ink) internally; `page()` gives a normal picture, ink black
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from typing import Callable
 
 import qrcode
@@ -27,6 +28,7 @@ DEFAULT_PITCH = 30
 class PrintedChar:
     """One character cell as it came out: which code, and where its shape came from."""
     code: int
+    char: str            # what the printer font drew ("" for a downloaded character)
     source: str          # "user" (downloaded), "resident" (printer font), "missing" (no glyph: '?')
     bitmap: Image.Image
 
@@ -257,14 +259,17 @@ class EscposRenderer:
     def _char(self, code: int) -> None:
         cell_w, cell_h = (9, 17) if self.font_b else (CELL_W, CELL_H)
         if self.user_selected and code in self.user_chars:
-            img, source = self.user_chars[code], "user"
+            img, source, char = self.user_chars[code], "user", ""
         else:
             char = chr(code) if code < 0x80 else self._table(self.slot).get(code)
             source = "resident"
             if char is None:
                 char, source = "?", "missing"
+            if unicodedata.combining(char):
+                # a lone tone mark (CP1258): printed in a cell of its own, as many printers do
+                char = "\u00a0" + char
             img = cell_glyph(char, self.mono if char.isascii() else self.sans, cell_w, cell_h)
-        self.chars.append(PrintedChar(code, source, img))
+        self.chars.append(PrintedChar(code, char, source, img))
         self._put(self._styled(img))
 
     def _styled(self, img: Image.Image) -> Image.Image:

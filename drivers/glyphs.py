@@ -67,7 +67,8 @@ def cell_glyph(char: str, font_path: str = "", cell_w: int = CELL_W, cell_h: int
     canvas = Image.new("L", (max(ink_w, room), big_h), 0)
     ImageDraw.Draw(canvas).text((-left + max(0, room - ink_w) // 2, baseline), char,
                                 font=f, fill=255, anchor="ls")
-    if canvas.width > room:                  # too wide for the cell: narrow it
+    if canvas.width > room:                  # too wide (Ư, Ơ, M): use the spacing dot, then narrow
+        room = big_w
         canvas = canvas.resize((room, big_h), Image.Resampling.BOX)
     cell = Image.new("L", (big_w, big_h), 0)
     cell.paste(canvas, (0, 0))
