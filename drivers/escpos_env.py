@@ -61,6 +61,8 @@ def code_page_table(encoding: str) -> dict[int, str]:
     data = CAPABILITIES["encodings"][encoding]
     if "data" in data:
         chars = "".join(data["data"])
+        if encoding.startswith("TCVN-3"):
+            chars = chars.replace("Ð", "Đ")    # the table has the Icelandic Ð where TCVN-3 has Đ
         return {0x80 + i: c for i, c in enumerate(chars) if c != " "}
     table = {}
     for b in range(0x80, 0x100):

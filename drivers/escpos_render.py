@@ -49,6 +49,7 @@ class EscposRenderer:
         self.pages: list[Image.Image] = []      # cut pages
         self.chars: list[PrintedChar] = []      # every character cell printed since creation
         self.images = 0                         # raster/column/QR images printed
+        self.image_log: list[Image.Image] = []  # raster images as received (1 = dot)
         self.unknown: list[bytes] = []
         self.answers: list[bytes] = []          # bytes the printer sends back (status)
         self.last_qr_data = ""
@@ -372,6 +373,7 @@ class EscposRenderer:
             self._place_image(ImageOps.invert(img).convert("1"))
 
     def _place_image(self, img: Image.Image, mag_w: int = 1, mag_h: int = 1) -> None:
+        self.image_log.append(img)
         if self.line:
             self._print_line()
         if mag_w > 1 or mag_h > 1:

@@ -60,7 +60,7 @@ def letter_lines() -> list[str]:
     lines = []
     for base in "aăâeêioôơuưy":
         forms = [nfc(base + tone) for tone in ("", "\u0300", "\u0301", "\u0309", "\u0303", "\u0323")]
-        lines.append(" ".join(forms) + "  " + " ".join(f.upper() for f in forms))
+        lines.append(" ".join(forms + [f.upper() for f in forms]))
     lines.append("đ Đ")
     return lines
 

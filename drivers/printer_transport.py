@@ -44,9 +44,13 @@ class Transport:
         esc, self.esc = self.esc, None
         if esc is not None:
             try:
-                esc.close()
-            except Exception:   # noqa: BLE001 - a link that is already gone cannot be closed better
-                pass
+                esc.close()      # flushes first, which fails on a link that is gone
+            except Exception:    # noqa: BLE001
+                try:
+                    esc._device.close()
+                except Exception:  # noqa: BLE001 - nothing more can be done for a dead link
+                    pass
+                esc._device = False   # or python-escpos tries (and fails) again on garbage collection
 
     def write(self, data: bytes) -> None:
         if self.esc is None:

@@ -59,7 +59,7 @@ class TicketEncoder:
             elif isinstance(item, Feed):
                 esc.ln(item.lines)
         vietnamese.end(esc)
-        esc.set(align="left", bold=False, normal_textsize=True)
+        esc.set(align="left", bold=False, custom_size=True, width=1, height=1)
         if self.cfg.cut == "none":
             esc.print_and_feed(5)
         else:

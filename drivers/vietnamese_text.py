@@ -19,7 +19,7 @@ from typing import Protocol
 from PIL import Image, ImageOps
 
 from drivers import escpos_env
-from drivers.glyphs import (CELL_H, CELL_W, SANS, SANS_BOLD, cell_glyph, find_font, glyph_columns,
+from drivers.glyphs import (CELL_H, CELL_W, SANS, SANS_BOLD, SANS_NARROW, cell_glyph, find_font, glyph_columns,
                             line_font_px, render_line, text_width, wrap)
 from drivers.printer_status import PrinterConfigError
 from drivers.ticket_layout import Style
@@ -119,7 +119,7 @@ class GlyphText:
     def __init__(self, paper_width_px: int, fallback: RasterText, font: str = ""):
         self.printer_font = PrinterFont(paper_width_px)
         self.fallback = fallback
-        self.font = find_font(font, SANS)
+        self.font = find_font(font, SANS_NARROW)
 
     def begin(self, esc, texts: list[str], other_ascii: str) -> None:
         used = set(other_ascii) | {c for t in texts for c in t if c.isascii()}
@@ -197,8 +197,6 @@ class CodePageText:
         for name in names:
             for byte, char in escpos_env.code_page_table(name).items():
                 self.char_map.setdefault(char, (slots[name], byte))
-        if "Ð" in self.char_map:       # python-escpos' TCVN-3 table writes Đ as the Icelandic Ð
-            self.char_map.setdefault("Đ", self.char_map["Ð"])
         self.slot = slots[names[0]]
 
     def begin(self, esc, texts: list[str], other_ascii: str) -> None:
