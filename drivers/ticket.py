@@ -28,6 +28,10 @@ class TicketPrint:
     offline: bool = False               # issued by the kiosk while the service was unreachable
 
     def __post_init__(self) -> None:
+        if not isinstance(self.issued_at, dt.datetime):
+            raise TypeError(f"TicketPrint.issued_at must be a datetime, not {self.issued_at!r}")
+        if isinstance(self.number, bool) or not isinstance(self.number, int) or self.number < 0:
+            raise ValueError(f"TicketPrint.number must be a whole number >= 0, not {self.number!r}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, str):

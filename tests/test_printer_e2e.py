@@ -12,7 +12,7 @@ from drivers.escpos_render import EscposRenderer, render
 from drivers.printer import TicketPrinter, make_printer, open_printer
 from drivers.printer_sim import SimulatedPrinter
 from drivers.printer_status import (CoverOpen, PaperOut, PrinterError, PrinterOffline, PrinterStatus)
-from drivers.printer_transport import FileTransport, NetworkTransport, SerialTransport
+from drivers.printer_transport import NetworkTransport
 from drivers.ticket import sample_ticket
 from drivers.ticket_encoder import TicketEncoder
 from service.cli import main as qms

@@ -1,5 +1,4 @@
 """The ticket encoder: golden bytes, sizes, and each way of printing Vietnamese."""
-import dataclasses
 import datetime as dt
 
 import msgspec
@@ -11,7 +10,7 @@ from drivers.glyphs import cell_glyph, glyph_columns
 from drivers.printer_status import PrinterConfigError
 from drivers.ticket import TicketPrint, sample_ticket, vietnamese_letters
 from drivers.ticket_encoder import TicketEncoder
-from drivers.ticket_layout import NORMAL, Style, Text, ticket_blocks
+from drivers.ticket_layout import NORMAL, Text, ticket_blocks
 
 INIT = b"\x1b@\x1b2"
 LINE_STYLE = b"\x1d!\x00\x1bE\x00\x1ba\x01\x1dB\x00"      # size 1x1, bold off, centered, no invert
@@ -139,3 +138,32 @@ def test_all_letters_have_distinct_downloaded_glyphs_with_visible_marks():
         bare = unicodedata.normalize("NFD", c)[0]
         if bare != c:
             assert bitmaps[c] != cell_glyph(bare).tobytes(), c
+
+
+@pytest.mark.parametrize("printer, cause, paper, state", [
+    (0x12, None, 0x12, "ready"),
+    (0x12, None, 0x1E, "paper_near_end"),
+    (0x12, None, 0x72, "paper_out"),
+    (0x1A, 0x32, 0x72, "paper_out"),
+    (0x1A, 0x16, 0x12, "cover_open"),
+    (0x1A, 0x52, 0x12, "offline"),
+    (0x1A, None, None, "offline"),
+    (None, None, None, "unknown"),
+    (0x12, None, None, "unknown"),
+])
+def test_status_bytes_decode(printer, cause, paper, state):
+    from drivers.printer_status import decode_status
+    assert decode_status(printer, cause, paper).value == state
+
+
+def test_garbage_is_not_a_status_byte():
+    from drivers.printer_status import is_status_byte
+    assert is_status_byte(0x12) and is_status_byte(0x72) and is_status_byte(0x1E)
+    assert not is_status_byte(0x11) and not is_status_byte(0x13) and not is_status_byte(0x00)
+
+
+def test_bad_ticket_fields_are_clear_errors():
+    with pytest.raises(TypeError, match="issued_at"):
+        sample_ticket(issued_at="08:15")
+    with pytest.raises(ValueError, match="number"):
+        sample_ticket(number=-3)

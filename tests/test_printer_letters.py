@@ -3,7 +3,6 @@
 The tickets are rendered from the real ESC/POS bytes by the printer emulator and saved
 under artifacts/test-printer/ to be looked at.
 """
-import dataclasses
 from pathlib import Path
 
 import pytest
