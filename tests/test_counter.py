@@ -8,7 +8,6 @@ import time
 
 import pytest
 from gpiozero import Device as GpioDevice
-from gpiozero.pins.mock import MockFactory
 
 from counter.keys import GpioKeys, key_pins
 from counter.lights import GpioLights
@@ -19,6 +18,7 @@ from mqtt.device import Device
 from mqtt.topics import Topics
 from service.config import load_config
 from tests.conftest import make_config
+from tests.test_counter_keys import mock_pins  # noqa: F401 - fixture
 
 
 def wait_for(pred, timeout=5.0, what="condition"):
@@ -90,13 +90,6 @@ class CounterRig:
         self.device.stop()
         self.keys.close()
         self.lights.close()
-
-
-@pytest.fixture
-def mock_pins():
-    GpioDevice.pin_factory = MockFactory()
-    yield GpioDevice.pin_factory
-    GpioDevice.pin_factory.reset()
 
 
 @pytest.fixture

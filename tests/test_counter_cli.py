@@ -52,31 +52,25 @@ def test_keyboard_caller_against_the_real_service(site_config, service, tmp_path
     try:
         out.wait("Phím: n gọi tiếp")
         out.wait("Quầy 2 | Chưa phục vụ ai | Đang mở | Kết nối: tốt")
-        p.stdin.write("n")
-        p.stdin.flush()
-        out.wait("Mời số 2001 đến quầy 2.")
-        out.wait("Quầy 2 | Đang phục vụ: 2001")
-        p.stdin.write("r")
-        p.stdin.flush()
-        out.wait("Đã gọi lại số 2001.")
-        p.stdin.write("t")
-        p.stdin.flush()
-        out.wait("Chuyển sang lĩnh vực Chứng thực (sao y, chứng thực chữ ký)? (1/12)")
-        p.stdin.write("t\n")                     # second target, confirmed with Enter
-        p.stdin.flush()
-        out.wait("Đã chuyển số 2001 sang lĩnh vực Đất đai.")
-        time.sleep(1.6)                           # past the repeat guard for "next"
-        p.stdin.write("n")
-        p.stdin.flush()
-        out.wait("Mời số 2002 đến quầy 2.")
-        p.stdin.write("d")
-        p.stdin.flush()
-        out.wait("Đã phục vụ xong số 2002.")
-        p.stdin.write("4")
-        p.stdin.flush()
-        out.wait("Cảm ơn quý khách đã đánh giá: Rất hài lòng.")
-        p.stdin.write("x?q")                     # unknown keys are ignored; q quits
-        p.stdin.flush()
+        steps = [
+            ("n", ["Mời số 2001 đến quầy 2.", "Quầy 2 | Đang phục vụ: 2001"]),
+            ("r", ["Đã gọi lại số 2001."]),
+            ("t", ["Chuyển sang lĩnh vực Chứng thực (sao y, chứng thực chữ ký)? (1/12)"]),
+            ("t\n", ["Đã chuyển số 2001 sang lĩnh vực Đất đai."]),   # second target, Enter confirms
+            (1.6, []),                                                  # past the repeat guard
+            ("n", ["Mời số 2002 đến quầy 2."]),
+            ("d", ["Đã phục vụ xong số 2002."]),
+            ("4", ["Cảm ơn quý khách đã đánh giá: Rất hài lòng."]),
+            ("x?q", []),                                # unknown keys are ignored; q quits
+        ]
+        for keys, expected in steps:
+            if isinstance(keys, float):
+                time.sleep(keys)
+                continue
+            p.stdin.write(keys)
+            p.stdin.flush()
+            for line in expected:
+                out.wait(line)
         assert p.wait(10) == 0
     finally:
         if p.poll() is None:
