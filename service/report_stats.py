@@ -303,7 +303,7 @@ def build_report(points: list[Point], since: str, until: str, target_wait_minute
         acc = groups.acc.get((section, key)) or _Acc()
         return acc.figures(section, key, vi, en, target_ms)
 
-    rows = [row("total", "", main.site.center, main.site.center)]
+    rows = [row("total", "", "Tổng cộng", "Total")]
     if multi:
         rows += [row("point", p.cfg.site.id, p.cfg.site.name, p.cfg.site.name) for p in points]
     rows += _service_rows(points, groups, row)
