@@ -27,6 +27,8 @@ RATING_COLORS = {2: [RED, GREEN], 3: [RED, "#f2b705", GREEN], 4: [RED, "#f2b705"
 def _no_data(ax, text: str) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, color=GREY, transform=ax.transAxes)
 
 

@@ -136,6 +136,7 @@ class DaySimulation:
         self.clerks = [_Clerk(c.number, self._counter_dev(c.number), list(c.services))
                        for c in cfg.counters]
         self.counts = {"arrivals": 0, "issued": 0, "refused": 0, "commands": 0}
+        self._planned = False
 
     # ------------------------------------------------------------ set-up
     def _at(self, day: dt.date, hhmm: str) -> int:
@@ -171,10 +172,13 @@ class DaySimulation:
         self.counts["commands"] += 1
         return self.link.acks.pop(msg["id"])
 
-    def run(self) -> "DaySimulation":
-        self._plan_arrivals()
-        self._plan_clerks()
-        while self.queue:
+    def run(self, until: int | None = None) -> "DaySimulation":
+        """Play the day (or up to `until`, Unix ms; call again to go on)."""
+        if not self._planned:
+            self._planned = True
+            self._plan_arrivals()
+            self._plan_clerks()
+        while self.queue and (until is None or self.queue[0][0] <= until):
             t, _, fn = heapq.heappop(self.queue)
             self.now = max(self.now, t)
             fn()
