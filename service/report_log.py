@@ -49,7 +49,8 @@ def read_rows(db: str | Path, since_day: str, until_day: str) -> tuple[list[Row]
         conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
         try:
             data = conn.execute(
-                "SELECT data FROM events WHERE day BETWEEN ? AND ? ORDER BY seq",
+                # (day, seq) is the index's own order: no sort, and the same as log order
+                "SELECT data FROM events WHERE day BETWEEN ? AND ? ORDER BY day, seq",
                 (since_day, until_day)).fetchall()
         finally:
             conn.close()
@@ -57,7 +58,10 @@ def read_rows(db: str | Path, since_day: str, until_day: str) -> tuple[list[Row]
         raise LogError(f"{path}: not a readable event log ({e})") from None
     if not data:
         return [], 0
-    blob = b"[" + b",".join(d if isinstance(d, bytes) else d.encode() for (d,) in data) + b"]"
+    try:
+        blob = b"[" + b",".join([d for (d,) in data]) + b"]"
+    except TypeError:                   # rows written as text by another tool
+        blob = b"[" + b",".join([d if isinstance(d, bytes) else str(d).encode() for (d,) in data]) + b"]"
     try:
         return _rows.decode(blob), 0
     except (msgspec.DecodeError, msgspec.ValidationError):

@@ -205,11 +205,26 @@ def _fold_point(groups: _Groups, point_key: str, multi: bool, cfg: SiteConfig, r
     def counter_key(n: int) -> str:
         return f"{point_key}:{n}" if multi else str(n)
 
+    by_quarter: dict[int, tuple[_Acc, _Acc]] = {}        # local hour is constant per quarter
+    by_service: dict[str, _Acc] = {}
+    by_counter: dict[int, _Acc] = {}
+
     def event_groups(service: str, counter: int | None, at: int) -> tuple[_Acc, ...]:
-        day, hour = local(at)
-        gs = (total, point, groups("service", service), groups("hour", f"{hour:02d}"),
-              groups("day", day))
-        return gs + (groups("counter", counter_key(counter)),) if counter else gs
+        """The groups an event at `at` for this service (and counter) adds to."""
+        q = at // 900_000
+        hd = by_quarter.get(q)
+        if hd is None:
+            day, hour = local(at)
+            hd = by_quarter[q] = (groups("hour", f"{hour:02d}"), groups("day", day))
+        sa = by_service.get(service)
+        if sa is None:
+            sa = by_service[service] = groups("service", service)
+        if not counter:
+            return (total, point, sa) + hd
+        ca = by_counter.get(counter)
+        if ca is None:
+            ca = by_counter[counter] = groups("counter", counter_key(counter))
+        return (total, point, sa, ca) + hd
 
     tickets: dict[str, _Ticket] = {}
     for r in rows:
