@@ -12,6 +12,7 @@ return the bytes of one WAV file:
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import queue
@@ -101,8 +102,11 @@ class EspeakVoice:
                 path = self._tmp / f"say-{n}.wav"
                 finished.clear()
                 engine.save_to_file(text, str(path))   # exactly one per runAndWait
-                engine.runAndWait()
-                if not finished.wait(self.timeout):
+                # the espeak driver prints "Audio saved to ..." on stdout; keep stdout clean
+                with contextlib.redirect_stdout(io.StringIO()):
+                    engine.runAndWait()
+                    ok = finished.wait(self.timeout)
+                if not ok:
                     continue                           # the caller times out and falls back
                 done.put(path.read_bytes())
                 path.unlink(missing_ok=True)
