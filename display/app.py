@@ -17,7 +17,7 @@ import queue
 import time
 from pathlib import Path
 
-from display.board import CALLS, HEADER, HERO, LINK, TICKER, BoardModel
+from display.board import HEADER, HERO, TICKER, BoardModel
 
 log = logging.getLogger("qms.display")
 

@@ -312,13 +312,18 @@ class BoardRenderer:
         if not services:
             return
         area = pygame.Rect(inner.left, inner.top + title_h, inner.width, inner.height - title_h)
-        row_h = area.height // len(services)
-        count_w = area.width // 7
+        # many services in a short panel: two columns keep the names readable
+        cols = 2 if area.height / len(services) < self.surface.get_height() * 0.045 else 1
+        per_col = -(-len(services) // cols)
+        row_h = area.height // per_col
+        col_w = area.width // cols
+        count_w = col_w // (7 if cols == 1 else 5)
         for i, s in enumerate(services):
-            row = pygame.Rect(area.left, area.top + i * row_h, area.width, row_h)
+            row = pygame.Rect(area.left + (i // per_col) * col_w, area.top + (i % per_col) * row_h,
+                              col_w - (12 if cols > 1 else 0), row_h)
             name = self.service_names.get(s.service, s.service)
-            name_box = pygame.Rect(row.left, row.top, row.width - count_w - 10, row.height)
-            self._blit(f.render_wrapped(name, name_box.width, int(row.height * 0.8), TEXT,
+            name_box = pygame.Rect(row.left, row.top, row.width - count_w - 8, row.height)
+            self._blit(f.render_wrapped(name, name_box.width, int(row.height * 0.85), TEXT,
                                          max_size=int(row.height * 0.45)), name_box)
             color = TEXT if s.open else PAUSED
             self._blit(f.render_fit(str(s.waiting), count_w, int(row.height * 0.75), color, bold=True),

@@ -247,3 +247,97 @@ def test_a_call_redraws_only_its_regions_and_blinks_for_its_time(offline_app):
         if tuple(layout.rects[HERO]) in set(map(tuple, app.step(0.5))):
             hero_frames += 1
     assert 3 <= hero_frames <= 6                 # ~4 toggles in 1 s, then steady
+
+
+# ------------------------------------------------------------------ through the real service
+def _until(app, cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.step(0.05)
+        if cond():
+            return True
+    return False
+
+
+def _app(site_config, **kw):
+    from display.app import DisplayApp
+    from service.config import load_config
+    return DisplayApp(load_config(site_config), size=(1280, 720), fullscreen=False, **kw).start()
+
+
+def test_board_follows_the_service_and_survives_restarts(service, broker, site_config, tmp_path, artifacts):
+    from mqtt.device import Device
+    from service.config import load_config
+    cfg = load_config(site_config)
+    kiosk = Device(cfg, "kiosk-1", "kiosk", outbox_path=tmp_path / "k.sqlite").start()
+    counter = Device(cfg, "counter-3", "counter", outbox_path=tmp_path / "c.sqlite").start()
+    try:
+        for _ in range(3):
+            _, ack = kiosk.request("ticket.request", 10, service="ho-tich")
+            assert ack and ack.ok
+        app = _app(site_config, voice=False)
+        try:
+            assert _until(app, lambda: app.model.connected and app.model.services["ho-tich"].waiting == 3)
+            _, ack = counter.request("counter.next", 10)
+            number = ack.result["ticket"]["number"]
+            assert _until(app, lambda: app.renderer.drawn_hero == number)
+            assert app.model.blinking(app.cfg.display.blink_seconds)
+            assert _until(app, lambda: app.model.counters[3].serving is not None
+                          and app.model.services["ho-tich"].waiting == 2)
+            # the broker goes away: the board keeps its picture and shows the discreet mark
+            broker.stop()
+            assert _until(app, lambda: not app.model.connected)
+            layout = make_layout(1280, 720)
+            assert colour_count(app.screen, layout.rects[LINK], (230, 70, 60)) > 20
+            assert app.renderer.drawn_hero == number
+            pygame.image.save(app.screen, artifacts / "display-link-down.png")
+            broker.start()     # no persistence: the service republishes its retained state
+            assert _until(app, lambda: app.model.connected, timeout=30)
+            assert colour_count(app.screen, layout.rects[LINK], (230, 70, 60)) == 0
+            assert counter.request("counter.next", 10)[1].ok
+            assert _until(app, lambda: app.renderer.drawn_hero == number + 1)
+        finally:
+            app.close()
+        # a display that restarts boots into the same picture from retained messages, silently
+        app = _app(site_config, voice=False)
+        try:
+            assert _until(app, lambda: app.renderer.drawn_hero == number + 1)
+            assert app.model.hero_since is None                     # restored, not a new call
+            assert app.model.counters[3].serving.number == number + 1
+            assert app.model.services["ho-tich"].waiting == 1
+            pygame.image.save(app.screen, artifacts / "display-restored.png")
+        finally:
+            app.close()
+    finally:
+        kiosk.stop()
+        counter.stop()
+
+
+def test_calls_are_announced_by_the_display(service, site_config, tmp_path):
+    """The display's CallAnnouncer speaks each call fact once (voice pack of tones, dummy audio)."""
+    from tests.test_voice import CLIP_NAMES, FREQ, tone, write_wav
+    from mqtt.device import Device
+    from service.config import load_config
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    for token, stem in CLIP_NAMES.items():
+        write_wav(pack / f"{stem}.wav", tone(FREQ[token], 20))
+    site_config.write_text(site_config.read_text() + f'\n[voice]\nsource = "pack"\npack = "{pack}"\n'
+                           'repeat = 1\ngap_ms = 0\n')
+    cfg = load_config(site_config)
+    kiosk = Device(cfg, "kiosk-1", "kiosk", outbox_path=tmp_path / "k.sqlite").start()
+    counter = Device(cfg, "counter-1", "counter", outbox_path=tmp_path / "c.sqlite").start()
+    app = _app(site_config)
+    try:
+        assert app.announcer is not None
+        assert _until(app, lambda: app.model.connected)
+        kiosk.request("ticket.request", 10, service="chung-thuc")
+        number = counter.request("counter.next", 10)[1].result["ticket"]["number"]
+        assert counter.request("counter.recall", 10)[1].ok
+        assert _until(app, lambda: len([a for a in app.announcer.history if a.spoken_at]) == 2, 20)
+        assert [(a.number, a.counter, a.recall) for a in app.announcer.history] == \
+            [(number, 1, False), (number, 1, True)]
+    finally:
+        app.close()
+        kiosk.stop()
+        counter.stop()
