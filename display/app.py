@@ -75,7 +75,8 @@ class DisplayApp:
                 cfg.mqtt, self.device_id,
                 subscriptions=[(self.topics.all_state, 1), (self.topics.event("ticket.called"), 1),
                                (self.topics.event("ticket.recalled"), 1)],
-                on_message=lambda topic, payload, props: self.inbox.put(("msg", topic, payload)),
+                on_message=lambda topic, payload, props: self.inbox.put(("msg", topic, payload,
+                                                                         time.monotonic())),
                 status_topic=self.topics.status(self.device_id), status={"role": "display"},
                 config_dir=Path(cfg.source).resolve().parent if cfg.source else None,
                 on_connect=lambda: self.inbox.put(("link", True)),
@@ -167,6 +168,7 @@ class DisplayApp:
                 items.append(self.inbox.get_nowait())
         except queue.Empty:
             pass
+        arrived = min((item[3] for item in items if len(item) > 3), default=None)
         for item in items:
             self.feed(item)
         for event in pygame.event.get():
@@ -183,14 +185,16 @@ class DisplayApp:
         pygame.display.update(rects)
         self.frames += 1
         if HERO in dirty and self.renderer.drawn_hero != before:
-            self.trace("frame", hero=self.renderer.drawn_hero)
+            self.trace("frame", hero=self.renderer.drawn_hero, arrived=arrived,
+                       draw_ms=round((time.monotonic() - t) * 1000, 2))
         return rects
 
     def feed(self, item: tuple) -> None:
         if item[0] == "link":
             self.model.set_connected(item[1])
+            self.trace("link", up=item[1])
             return
-        _, topic, payload = item
+        topic, payload = item[1], item[2]
         for a in self.model.handle(topic, payload):
             if self.announcer:
                 self.announcer.announce(a.number, a.counter, a.recall)
