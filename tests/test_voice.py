@@ -258,3 +258,18 @@ def _wav(samples: array) -> bytes:
         w.setframerate(RATE)
         w.writeframes(samples.tobytes())
     return buf.getvalue()
+
+
+def test_voice_cli_say_to_wav_and_check_pack(tmp_path, capsys):
+    from service.cli import main
+    out = tmp_path / "call.wav"
+    assert main(["voice", "say", "2024", "4", "--region", "south", "--wav", str(out)]) == 0
+    assert "Xin mời công dân có số thứ tự hai ngàn không trăm hai mươi bốn đến quầy số bốn" \
+        in capsys.readouterr().out
+    rate, _, samples = wav_info(out.read_bytes())
+    assert rms(samples) > 500
+    (tmp_path / "p").mkdir()
+    write_wav(tmp_path / "p" / "mot.wav", tone(440, 50))
+    assert main(["voice", "check-pack", str(tmp_path / "p")]) == 1
+    assert "xin_moi.wav" in capsys.readouterr().out
+    assert main(["voice", "check-pack", str(tmp_path / "nope")]) == 1
