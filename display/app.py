@@ -64,6 +64,7 @@ class DisplayApp:
         self._trace = open(trace, "a", buffering=1, encoding="utf-8") if trace else None
         self.announcer = self._make_announcer() if (cfg.voice.enabled if voice is None else voice) else None
         self.frames = 0
+        self._to_announce: list = []
         self._last_clock = ""
         self._last_blink: bool | None = None
         self._last_ticker = 0.0
@@ -177,6 +178,7 @@ class DisplayApp:
         t = self.model.clock()
         dirty = self.model.take_dirty() | self._time_dirty(t)
         if not dirty:
+            self._announce()
             return []
         if TICKER in dirty:
             self._last_ticker = t
@@ -187,6 +189,7 @@ class DisplayApp:
         if HERO in dirty and self.renderer.drawn_hero != before:
             self.trace("frame", hero=self.renderer.drawn_hero, arrived=arrived,
                        draw_ms=round((time.monotonic() - t) * 1000, 2))
+        self._announce()
         return rects
 
     def feed(self, item: tuple) -> None:
@@ -195,7 +198,12 @@ class DisplayApp:
             self.trace("link", up=item[1])
             return
         topic, payload = item[1], item[2]
-        for a in self.model.handle(topic, payload):
+        # announced after the frame is drawn: the synthesis thread would compete with drawing
+        self._to_announce += self.model.handle(topic, payload)
+
+    def _announce(self) -> None:
+        todo, self._to_announce = self._to_announce, []
+        for a in todo:
             if self.announcer:
                 self.announcer.announce(a.number, a.counter, a.recall)
 
