@@ -122,10 +122,13 @@ def service_ids(cfg) -> list[str]:
 
 
 # ---------------------------------------------------------------- whole provisioning
-def provision(cfg, out: Path, *, listener: Listener, broker_dir: Path = BROKER_DIR,
+def provision(cfg, out: Path, *, listener: Listener, broker_dir: Path | None = BROKER_DIR,
               sub_points=(), main_address: str | None = None, placement: str = "center",
               tls_hosts: list[str] | None = None, rotate: bool = False) -> list[str]:
-    """Write everything; returns a summary (lines for the operator)."""
+    """Write everything; returns a summary (lines for the operator).
+
+    broker_dir None: each broker config names its files where they are written (to try it
+    on this machine); else where the installer puts them on the broker host."""
     from service import provision_tls as tls
     grants = site_grants(cfg)
     pw_dir = out / "devices"
@@ -155,7 +158,7 @@ def provision(cfg, out: Path, *, listener: Listener, broker_dir: Path = BROKER_D
         for g in grants:
             tls.make_cert(tls_dir, tls_dir / "devices", g.user)
         summary.append(f"TLS: CA {tls_dir}/ca.crt (keep ca.key offline), listener on {listener.tls_port}")
-    write_broker(out, grants, passwords, listener, broker_dir)
+    write_broker(out, grants, passwords, listener, broker_dir or out / "mosquitto")
 
     for sub, bridge in zip(sub_points, bridges):
         sout = out / "sub-points" / sub.site.id
@@ -171,7 +174,7 @@ def provision(cfg, out: Path, *, listener: Listener, broker_dir: Path = BROKER_D
             for g in sgrants:
                 tls.make_cert(out / "tls", sout / "tls" / "devices", g.user)
             (sout / "tls").joinpath("ca.crt").write_bytes((out / "tls" / "ca.crt").read_bytes())
-        write_broker(sout, sgrants, spw, listener, broker_dir, bridge)
+        write_broker(sout, sgrants, spw, listener, broker_dir or sout / "mosquitto", bridge)
         summary.append(f"sub-point {sub.site.id}: {len(sgrants)} users, bridge to {main_address} "
                        f"-> {sout}")
     return summary
@@ -185,6 +188,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bind", default="", help="listen address (default: every interface)")
     p.add_argument("--broker-dir", type=Path, default=BROKER_DIR,
                    help=f"where the broker will find passwd/acl/tls (default {BROKER_DIR})")
+    p.add_argument("--in-place", action="store_true",
+                   help="configs name the files where they are written (try it on this machine)")
     p.add_argument("--max-queued", type=int, default=20000,
                    help="broker queue per client and bridge (never relied upon)")
     p.add_argument("--tls", action="store_true", help="also a TLS listener with client certificates")
@@ -209,7 +214,8 @@ def run(args) -> int:
             raise ProvisionError("--tls needs at least one --tls-host (the broker's name or IP)")
         listener = Listener(port=args.port, bind=args.bind,
                             tls_port=args.tls_port if args.tls else None, max_queued=args.max_queued)
-        lines = provision(cfg, args.outdir, listener=listener, broker_dir=args.broker_dir,
+        lines = provision(cfg, args.outdir, listener=listener,
+                          broker_dir=None if args.in_place else args.broker_dir,
                           sub_points=subs, main_address=args.main_address,
                           placement=args.service_at, tls_hosts=args.tls_host if args.tls else None,
                           rotate=args.rotate)

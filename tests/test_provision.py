@@ -94,7 +94,7 @@ def provisioned(tmp_path):
     tmp_path.joinpath("broker").mkdir()
     out, port = tmp_path / "out", free_port()
     rc = cli.main(["provision", str(TEST_CONFIG), str(out), "--port", str(port), "--bind", "127.0.0.1",
-                   "--broker-dir", str(out / "mosquitto")])
+                   "--in-place"])
     assert rc == 0
     broker = run_generated_broker(tmp_path, out, port)
     clients: list[Client] = []
@@ -232,7 +232,7 @@ def test_real_service_and_kiosk_with_generated_credentials(provisioned, tmp_path
 def test_tls_listener_needs_a_device_certificate(tmp_path):
     out, port, tls_port = tmp_path / "out", free_port(), free_port()
     assert cli.main(["provision", str(TEST_CONFIG), str(out), "--port", str(port), "--bind",
-                     "127.0.0.1", "--broker-dir", str(out / "mosquitto"), "--tls", "--tls-port",
+                     "127.0.0.1", "--in-place", "--tls", "--tls-port",
                      str(tls_port), "--tls-host", "127.0.0.1"]) == 0
     (tmp_path / "broker").mkdir()
     broker = run_generated_broker(tmp_path, out, port)
