@@ -167,8 +167,9 @@ def supplementary_groups(role: str) -> list[str]:
     return m.group(1).split() if m else []
 
 
-def unit_wanted(unit: str) -> Callable[[Host], bool]:
-    return lambda h: not h.path(UNIT_DIR / "multi-user.target.wants" / unit).exists()
+def is_enabled(h: Host, unit: str) -> bool:
+    # lexists: under --root the link points at /etc/..., which is outside the root
+    return os.path.lexists(h.path(UNIT_DIR / "multi-user.target.wants" / unit))
 
 
 def enable_step(unit: str) -> Step:
@@ -178,7 +179,7 @@ def enable_step(unit: str) -> Step:
             h.run(["systemctl", "enable", "--now", unit])
         else:
             h.run(["systemctl", f"--root={h.root}", "enable", unit])
-    return Step(f"enable {unit}", unit_wanted(unit), apply)
+    return Step(f"enable {unit}", lambda h: not is_enabled(h, unit), apply)
 
 
 def venv_steps(venv: Path, reuse: bool, system_pygame: bool) -> list[Step]:

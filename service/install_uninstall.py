@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from service.install import (BROKER_DROPIN, COMMON_DROPIN, ETC, MOSQUITTO_DIR, ROLES, STATE,
-                             UNIT_DIR, USER, VENV, Host, InstallError, Step, add_common, execute)
+                             UNIT_DIR, USER, VENV, Host, InstallError, Step, add_common, execute,
+                             is_enabled)
 
 
 def _exists(p: Path):
@@ -37,8 +38,7 @@ def disable_step(unit: str) -> Step:
             h.run(["systemctl", "disable", "--now", unit])
         else:
             h.run(["systemctl", f"--root={h.root}", "disable", unit])
-    return Step(f"disable {unit}",
-                lambda h: h.path(UNIT_DIR / "multi-user.target.wants" / unit).exists(), apply)
+    return Step(f"disable {unit}", lambda h: is_enabled(h, unit), apply)
 
 
 def plan(roles: list[str], purge: bool, all_roles: bool) -> list[Step]:
