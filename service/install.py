@@ -194,12 +194,13 @@ def venv_steps(venv: Path, reuse: bool, system_pygame: bool) -> list[Step]:
         if system_pygame:       # Debian's python3-pygame/python3-lgpio, see docs/deploy.md
             cmd.insert(3, "--system-site-packages")
         h.run(cmd)
+        # editable: the units and env templates stay readable in the checkout's systemd/
         pip = [str(target / "bin" / "pip"), "install", "--upgrade"]
         if system_pygame:
-            h.run(pip + ["--no-deps", str(SOURCE)])
+            h.run(pip + ["--no-deps", "-e", str(SOURCE)])
             h.run(pip + [d for d in project_dependencies() if not d.startswith("pygame")])
         else:
-            h.run(pip + [str(SOURCE)])
+            h.run(pip + ["-e", str(SOURCE)])
     return [Step(f"venv {venv} with qms-edge from {SOURCE}"
                  + (" (system pygame)" if system_pygame else ""),
                  lambda h: not h.path(venv / "bin" / "qms").exists(), create)]
@@ -313,6 +314,9 @@ def run(args) -> int:
         return 2
     cfg_path = args.config or host.path(ETC / "site.toml")
     try:
+        if not UNITS.is_dir():
+            raise InstallError(f"unit files not found in {UNITS}: run the installer from a "
+                               "checkout of the project (pip install -e), see docs/deploy.md")
         cfg = load_config(cfg_path)
         device, robot = pick_device(cfg, args.role, args.device)
         steps = plan(args.role, args.config, device, robot, args.venv or VENV, args.venv is not None,
