@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import secrets
+import signal
 import threading
 import time
 from pathlib import Path
@@ -292,6 +293,7 @@ def run(args) -> int:
         log.error("cannot listen on %s:%s: %s", args.bind or cfg.web.bind, args.port or cfg.web.port, e.strerror)
         return 2
     log.info("web for %s on %s", cfg.site.id, app.url)
+    signal.signal(signal.SIGTERM, lambda *_: app._stop.set())    # systemd stop: shut down cleanly
     try:
         while not app._stop.wait(1):
             pass

@@ -93,7 +93,7 @@ class Replica:
 
     # ------------------------------------------------------------ follower thread
     def start(self) -> "Replica":
-        self.poll()
+        self._safe_poll()
         self._thread = threading.Thread(target=self._run, name="web-replica", daemon=True)
         self._thread.start()
         return self
@@ -113,14 +113,19 @@ class Replica:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            try:
-                self.poll()
-            except sqlite3.Error as e:          # a locked or replaced file: try again
-                log.warning("reading the event log failed (%s); retrying", e)
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+            if not self._safe_poll():
                 time.sleep(1)
+
+    def _safe_poll(self) -> bool:
+        try:
+            self.poll()
+            return True
+        except sqlite3.Error as e:          # not created yet, locked or replaced: try again
+            log.warning("reading the event log %s failed (%s); retrying", self.db_path, e)
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            return False
 
     def wait_change(self, seen: int, timeout: float) -> int:
         """Block until `version` differs from `seen` (or timeout). Returns the version."""
