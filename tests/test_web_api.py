@@ -347,3 +347,21 @@ def test_pages_are_rate_limited_per_client(service, site_config, tmp_path, site_
         assert st == 429 and headers["Retry-After"] == "12"
     finally:
         app.stop()
+
+
+def test_new_token_prints_a_token_and_config_lines_that_work(tmp_path, broker, capsys):
+    from service.cli import main
+    assert main(["web", "--new-token", "kiosk-9", "--scope", "checkin"]) == 0
+    out = capsys.readouterr().out
+    token = out.split("\n\n")[1].strip()
+    lines = out[out.index("[[web.tokens]]"):]
+    cfg = load_config(make_config(tmp_path, broker.port, extra=lines))
+    app = WebApp(cfg, tmp_path / "none.sqlite", bookings_path=tmp_path / "w.sqlite", bind="127.0.0.1",
+                 port=0, mqtt=False)
+    try:
+        assert app.tokens.check(token).scope == "checkin"
+        assert app.tokens.check(token + "x") is None and token not in lines
+    finally:
+        app.server.server_close()
+        app.bookings.close()
+    assert main(["web", "--new-token", "Bad Name"]) == 2
