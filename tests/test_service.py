@@ -100,7 +100,10 @@ def test_broker_restart_mid_stream_loses_and_doubles_nothing(service, site_confi
     assert len(core.tickets) == 300, "a ticket was lost or doubled"
     assert service.stats["handled"] == sent["tickets"] + sent["next"]
     called = [e.ticket_id for e in service.store.events() if isinstance(e, m.TicketCalled)]
-    assert len(called) == len(set(called)) == sent["next"]
+    # a counter's re-sent "next" may overtake the kiosk's tickets (devices are not ordered
+    # among themselves) and find nobody; never may a ticket be called twice
+    assert len(called) == len(set(called))
+    assert sent["next"] - 10 <= len(called) <= sent["next"]
     numbers = sorted(t.number for t in core.tickets.values())
     assert len(numbers) == len(set(numbers))
 
