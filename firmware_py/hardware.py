@@ -75,7 +75,10 @@ class Wifi:
 
 
 def mqtt_factory(cfg):
-    from umqtt.simple import MQTTClient
+    try:
+        from umqtt.simple import MQTTClient         # frozen into the ESP32 firmware
+    except ImportError:
+        from firmware_py.vendor.umqtt_simple import MQTTClient
 
     def make():
         return MQTTClient(cfg.device, cfg.mqtt_host, cfg.mqtt_port, cfg.mqtt_user,

@@ -40,8 +40,7 @@ class MqttLink:
 
     # ------------------------------------------------------------ state changes
     def _down(self, why):
-        if self.online or self.client is not None:
-            self.log("link down: %s" % why)
+        self.log("link down: %s" % why)
         if self.client is not None:
             try:
                 self.client.sock.close()
