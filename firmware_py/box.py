@@ -33,7 +33,7 @@ class CounterBox:
         self.last_accepted = {}       # action -> ticks of the last accepted press
         self.rating = None            # (ticket_id, until ticks)
         self.rated = []               # recently rated ticket ids
-        self.chooser = None           # [index, opened_by_press, touched ticks]
+        self.chooser = None           # [index, opened_by_press, touched ticks, targets]
         self.blink_until = None
         self.alarm_until = None
         self.message = None           # (text, until ticks): a short word on the display
@@ -201,21 +201,25 @@ class CounterBox:
 
     def _choose(self):
         if self.chooser is not None:
-            self.chooser[0] = (self.chooser[0] + 1) % len(self.cfg.transfer)
+            self.chooser[0] = (self.chooser[0] + 1) % len(self.chooser[3])
             self.chooser[2] = self._now()
             return
-        if self.serving() is None:
+        serving = self.serving()
+        if serving is None:
             self._note("transfer: not serving anyone")
             return
-        if not self.cfg.transfer:
+        # not back to the service the ticket is already in: the service would refuse it
+        own = serving.get("service")
+        targets = [t for t in self.cfg.transfer if own is None or t[0].get("to_service") != own]
+        if not targets:
             self._alarm("Err", "transfer: no targets configured")
             return
-        self.chooser = [0, False, self._now()]
+        self.chooser = [0, False, self._now(), targets]
 
     def _confirm_transfer(self):
         ch, self.chooser = self.chooser, None
         if ch is not None:
-            self._call("transfer", "counter.transfer", self.cfg.transfer[ch[0]][0])
+            self._call("transfer", "counter.transfer", ch[3][ch[0]][0])
 
     def _done(self):
         serving = self.serving()
@@ -256,7 +260,7 @@ class CounterBox:
                 return self.message[0], True
             self.message = None
         if self.chooser is not None:
-            return self.cfg.transfer[self.chooser[0]][1], True
+            return self.chooser[3][self.chooser[0]][1], True
         serving = self.serving()
         if serving is None:
             return IDLE, True

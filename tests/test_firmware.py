@@ -391,6 +391,29 @@ def test_transfer_chooser_cycles_confirms_with_a_hold_and_cancels_on_other_keys(
     assert rig.shown() == "----"
 
 
+def test_the_chooser_leaves_out_the_service_the_ticket_is_in(rig):
+    rig.service.issue(1, service="ho-tich")
+    rig.press("next")
+    rig.run(100)
+    rig.press("transfer")
+    assert rig.shown() == "q-2"          # L-2 is ho-tich itself
+    rig.press("transfer")
+    assert rig.shown() == "q-2"
+
+
+def test_make_config_builds_what_the_box_accepts():
+    from firmware_py import make_config
+    from tests.conftest import TEST_CONFIG
+    site = load_config(TEST_CONFIG)
+    cfg = make_config.build(site, "counter-3", "pico", "TTHC", "pw", "192.168.1.10", 1883, "s3cret")
+    box_cfg = config.load(json.dumps(cfg))
+    assert box_cfg.counter == 3 and box_cfg.mqtt_user == "counter-3" and box_cfg.display_pins == {"clk": 14, "dio": 15}
+    shows = [t[1] for t in box_cfg.transfer]
+    assert shows[:3] == ["L-1", "L-2", "L-3"] and "q-3" not in shows and "q-6" in shows
+    with pytest.raises(SystemExit, match="not a counter device"):
+        make_config.build(site, "kiosk-1", "esp32", "", "", "h", 1883, None)
+
+
 def test_pause_and_resume_follow_the_service_state(rig):
     rig.press("pause")
     rig.run(100)
