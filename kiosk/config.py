@@ -1,4 +1,4 @@
-"""Config sections of the kiosk (and robot) and of the counter terminal."""
+"""Config section of the kiosk (and robot)."""
 import msgspec
 
 
@@ -6,6 +6,3 @@ class KioskConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     request_timeout_s: float = 1.0
     robot: bool = False
 
-
-class CounterTerminalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    rating_seconds: float = 30.0
