@@ -1,5 +1,5 @@
 """Simulated hardware and network for running the box's logic off the box: on a PC
-under CPython, and inside MicroPython in Node (tests_node/). MicroPython-safe.
+under CPython, and inside MicroPython in Node (node/). MicroPython-safe.
 
 - FakeClock: ticks that wrap like MicroPython's (period 2**30), moved by hand.
 - FakePin: a GPIO line; tests press keys by setting levels, drivers' writes are heard

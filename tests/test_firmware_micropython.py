@@ -1,8 +1,8 @@
 """The counter box firmware under real MicroPython 1.27 (WebAssembly build, run by Node).
 
-firmware_py/tests_node/run_micropython.mjs loads the firmware into the VM's filesystem and
+firmware_py/node/run_micropython.mjs loads the firmware into the VM's filesystem and
 runs a script there; these tests fail when MicroPython fails (exit status, traceback).
-Install once: `npm ci --prefix firmware_py/tests_node` (scripts/setup.sh does it).
+Install once: `npm ci --prefix firmware_py/node` (scripts/setup.sh does it).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = ROOT / "firmware_py" / "tests_node"
+NODE_DIR = ROOT / "firmware_py" / "node"
 RUNNER = NODE_DIR / "run_micropython.mjs"
 PACKAGE = NODE_DIR / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 
@@ -23,7 +23,7 @@ def run_mp(script: Path, timeout: float = 60) -> subprocess.CompletedProcess:
     if node is None:
         pytest.fail("node is not installed: run scripts/setup.sh (apt-get install nodejs npm)")
     if not PACKAGE.exists():
-        pytest.fail("MicroPython for Node is not installed: npm ci --prefix firmware_py/tests_node")
+        pytest.fail("MicroPython for Node is not installed: npm ci --prefix firmware_py/node")
     return subprocess.run([node, str(RUNNER), str(script)], capture_output=True, text=True,
                           timeout=timeout, cwd=NODE_DIR)
 
