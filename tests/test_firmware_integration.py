@@ -8,15 +8,11 @@ bytes on the wire are the box's, and the service that answers is production code
 """
 from __future__ import annotations
 
-import json
 import socket as pysocket
-import threading
 import time
 import types
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware_py import fakes
 from firmware_py.rig import Rig
@@ -24,6 +20,7 @@ from firmware_py.vendor import umqtt_simple
 from mqtt import messages as m
 from mqtt.device import Device
 from service.config import load_config
+from tests.mqtt_helpers import Recorder
 
 
 class MpSocket:
@@ -133,23 +130,13 @@ def wait_for(rig, cond, seconds=5.0):
     return cond()
 
 
-def watch(port, topic):
-    got = {}
-    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="watcher")
-    c.on_message = lambda cl, u, msg: got.__setitem__(msg.topic, msg.payload)
-    c.connect("127.0.0.1", port)
-    c.subscribe(topic, 1)
-    c.loop_start()
-    return c, got
-
-
 def test_box_calls_recalls_transfers_and_gets_rated_through_the_real_service(box, kiosk, service, broker):
-    watcher, status = watch(broker.port, "qms/v1/phuong-an-khanh/status/counter-3")
+    status_topic = "qms/v1/phuong-an-khanh/status/counter-3"
+    watcher = Recorder(broker.port, status_topic)
     try:
         n = issue(kiosk, 3)
         assert wait_for(box, lambda: box.box.link.online and box.box.status is not None)
-        assert wait_for(box, lambda: json.loads(status.get("qms/v1/phuong-an-khanh/status/counter-3", b"{}"))
-                        .get("online") is True)
+        assert wait_for(box, lambda: (watcher.latest(status_topic) or {}).get("online") is True)
 
         box.press("next")
         assert wait_for(box, lambda: box.shown() == str(n[0]))
@@ -187,8 +174,7 @@ def test_box_calls_recalls_transfers_and_gets_rated_through_the_real_service(box
         assert wait_for(box, lambda: box.shown() == "----")
         assert service.stats["invalid"] == 0
     finally:
-        watcher.loop_stop()
-        watcher.disconnect()
+        watcher.close()
 
 
 def test_box_through_a_broker_outage_refuses_calls_and_applies_queued_ones_once(box, kiosk, service, broker):
