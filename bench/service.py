@@ -65,6 +65,7 @@ class Load:
         self.lat: list[float] = []
         self.done = threading.Event()
         self.seq = 0
+        self.dev_seq: dict[str, int] = {}
         self.devices = []
         for n in range(pairs):
             self.devices += [("kiosk", f"bk{n}"), ("counter", f"bc{20 + n}")]
@@ -82,8 +83,9 @@ class Load:
 
     def send(self, role: str, dev: str) -> None:
         self.seq += 1
+        self.dev_seq[dev] = self.dev_seq.get(dev, 0) + 1
         mid = uuid.uuid4().hex
-        msg = {"v": 1, "id": mid, "dev": dev, "seq": self.seq, "ts": int(time.time() * 1000)}
+        msg = {"v": 1, "id": mid, "dev": dev, "seq": self.dev_seq[dev], "ts": int(time.time() * 1000)}
         service = SERVICES[self.seq % len(SERVICES)]     # spread over services: each has ~999 numbers a day
         msg.update({"type": "ticket.request", "service": service} if role == "kiosk" else {"type": "counter.next"})
         self.by_id[mid] = (role, dev)

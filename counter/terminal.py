@@ -151,7 +151,7 @@ class CounterTerminal:
         for msg_id, p in list(self.pending.items()):
             if p.call and now - p.sent_at > self.tc.call_timeout_s:
                 # withdraw: it must not call someone later; the service dedups if it did arrive
-                self.device.outbox.ack(msg_id)
+                self.device.outbox.void(msg_id)
                 del self.pending[msg_id]
                 self.alarm_until = now + ALARM_S
                 self.say(T.NO_ANSWER)

@@ -69,9 +69,9 @@ class CounterBox:
             self.on_message(topic, payload)
         for ev in self.keypad.poll():
             self.on_key(ev)
-        for e in self.channel.expired():
-            self.pending.pop(e.id, None)
-            self._alarm("Err", "no answer: %s withdrawn" % e.type)
+        for msg_id, type_ in self.channel.expired():
+            self.pending.pop(msg_id, None)
+            self._alarm("Err", "no answer: %s withdrawn" % type_)
         self.channel.pump()
         if self.rating is not None and not self._before(self.rating[1]):
             self.rating = None

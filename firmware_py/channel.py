@@ -37,13 +37,14 @@ class Channel:
             e.tries += 1
 
     def expired(self):
-        """Withdraw the calls left unanswered too long; return them."""
+        """Withdraw the calls left unanswered too long (each becomes a cmd.void that keeps
+        the sequence unbroken); return their (id, type)."""
         now = self.clock.ticks_ms()
         out = []
         for e in list(self.outbox.entries):
             if e.call and self.clock.ticks_diff(now, e.made_at) >= self.call_timeout_ms:
-                self.outbox.remove(e.id)
-                out.append(e)
+                out.append((e.id, e.type))
+                self.outbox.void(e.id)
         return out
 
     def on_ack(self, payload):

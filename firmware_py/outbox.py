@@ -89,6 +89,21 @@ class Outbox:
             self.save()
         return e
 
+    def void(self, msg_id):
+        """Withdraw a command: it becomes a `cmd.void` with the same id and seq, which the
+        service records without effect (a late original is then ignored) and which keeps
+        the box's sequence unbroken. Durable from now on."""
+        e = self.get(msg_id)
+        if e is None:
+            return None
+        m = e.msg
+        e.msg = {"v": m["v"], "id": m["id"], "dev": m["dev"], "seq": m["seq"], "ts": m["ts"],
+                 "type": "cmd.void"}
+        e.type, e.call, e.sent_at = "cmd.void", False, None
+        e.payload = protocol.encode(e.msg)
+        self.save()
+        return e
+
     def pending(self, type_):
         for e in self.entries:
             if e.type == type_:

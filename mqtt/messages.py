@@ -91,8 +91,15 @@ class NoticeSet(Command, tag="notice.set", kw_only=True):
     text_en: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
+class CommandVoid(Command, tag="cmd.void", kw_only=True):
+    """Stands in for a command the device withdrew before it was acknowledged (a call left
+    unanswered too long). Same id and seq as the withdrawn one: the service records the id
+    without any effect, so the original is ignored if it still arrives, and the device's
+    sequence stays unbroken."""
+
+
 AnyCommand = Union[
-    TicketRequest, TicketOffline, CounterNext, CounterRecall, CounterNoShow, CounterDone,
+    CommandVoid, TicketRequest, TicketOffline, CounterNext, CounterRecall, CounterNoShow, CounterDone,
     CounterTransfer, CounterPause, CounterResume, CounterCall, RatingSubmit, NoticeSet,
 ]
 COUNTER_COMMANDS = (CounterNext, CounterRecall, CounterNoShow, CounterDone, CounterTransfer,

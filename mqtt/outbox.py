@@ -80,6 +80,20 @@ class Outbox:
             self._seq = seq
             return msg
 
+    def void(self, msg_id: str) -> bool:
+        """Withdraw a command that must not take effect any more (a call left unanswered):
+        it becomes a `cmd.void` with the same id and seq, which the service records
+        without effect; the original is then ignored if it still arrives."""
+        with self.lock:
+            row = self.conn.execute("SELECT payload FROM outbox WHERE id = ?", (msg_id,)).fetchone()
+            if row is None:
+                return False
+            old = msgspec.json.decode(row[0])
+            void = {k: old[k] for k in ("v", "id", "dev", "seq", "ts")}
+            void["type"] = "cmd.void"
+            self.conn.execute("UPDATE outbox SET payload = ? WHERE id = ?", (msgspec.json.encode(void), msg_id))
+            return True
+
     def pending(self, limit: int = 1000, after_seq: int = 0) -> list[tuple[int, str, str, bytes]]:
         with self.lock:
             return self.conn.execute(

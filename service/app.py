@@ -32,6 +32,7 @@ log = logging.getLogger("qms.service")
 
 _enc = msgspec.json.Encoder()
 _REFUSAL_LOGGED = {"closed_day", "not_open", "past_cutoff", "daily_cap"}
+GAP_HOLD_MS = 15_000         # how long a command past a gap in a device's seq waits for it
 
 
 def _now_ms() -> int:
@@ -49,7 +50,9 @@ class CentralService:
         self.store = EventStore(db_path or cfg.state_dir() / "service.sqlite")
         self.core = QueueCore(cfg)
         self.inbox: queue.Queue = queue.Queue()
-        self.stats = {"handled": 0, "duplicates": 0, "invalid": 0, "refused": 0, "batches": 0}
+        self.stats = {"handled": 0, "duplicates": 0, "invalid": 0, "refused": 0, "batches": 0, "held": 0}
+        self._last_seq: dict[str, int] = self.store.last_seqs()
+        self._gap_since: dict[str, int] = {}
         self.tick_seconds = tick_seconds
         self._published: dict[str, bytes] = {}
         self._republish_all = threading.Event()
@@ -126,13 +129,14 @@ class CentralService:
     def process(self, batch: list) -> None:
         """Handle a batch of raw messages: one commit, then publish."""
         out: list[tuple[str, bytes, str | None, bytes | None]] = []
-        for topic, payload, props in batch:
-            self._handle(topic, payload, props, out)
-        self.store.commit()
-        self.stats["batches"] += 1
-        for topic, payload, _, corr in out:
-            self.link.publish(topic, payload, qos=1, correlation=corr)
-        self.publish_state()
+        with self.core.estimator.batch():
+            for topic, payload, props in batch:
+                self._handle(topic, payload, props, out)
+            self.store.commit()
+            self.stats["batches"] += 1
+            for topic, payload, _, corr in out:
+                self.link.publish(topic, payload, qos=1, correlation=corr)
+            self.publish_state()
 
     # ------------------------------------------------------------ one command
     def _handle(self, topic: str, payload: bytes, props, out: list) -> None:
@@ -155,6 +159,8 @@ class CentralService:
             out.append((ack_topic, stored, None, corr))
             return
         now = self.clock()
+        if not self._in_order(cmd, now):
+            return                  # no ack: the device re-sends the gap and this, in order
         try:
             result, events = self._dispatch(cmd, role, now)
             ack = m.Ack(id=cmd.id, ok=True, result=result)
@@ -168,10 +174,30 @@ class CentralService:
             ack = m.Ack(id=cmd.id, ok=False, error=e.code, message_vi=e.vi, message_en=e.en)
         ack_bytes = _enc.encode(ack)
         self.store.mark_handled(cmd.id, dev, cmd.seq, now, ack_bytes)
+        self._last_seq[dev] = max(cmd.seq, self._last_seq.get(dev, 0)) if cmd.seq > 0 else 0
         self.stats["handled"] += 1
         for e in events:
             out.append((self.topics.event(e.__struct_config__.tag), _enc.encode(e), None, None))
         out.append((ack_topic, ack_bytes, None, corr))
+
+    def _in_order(self, cmd: m.Command, now: int) -> bool:
+        """Apply a device's commands in its own order. A command past a gap in `seq` (an
+        earlier one lost on the way, e.g. dropped by a bridge queue) is held back unacked;
+        the device re-sends its unacked tail in order, so the gap fills first. A gap that
+        stays open longer than GAP_HOLD_MS (a device that lost a command for good) is
+        accepted, so no device can stall. A lower seq with a new id means the device's
+        outbox was reset: it starts a new sequence."""
+        last = self._last_seq.get(cmd.dev)
+        if last is None or cmd.seq <= last + 1:
+            self._gap_since.pop(cmd.dev, None)
+            return True
+        since = self._gap_since.setdefault(cmd.dev, now)
+        if now - since < GAP_HOLD_MS:
+            self.stats["held"] += 1
+            return False
+        log.warning("device %s: commands %d..%d never arrived; going on", cmd.dev, last + 1, cmd.seq - 1)
+        self._gap_since.pop(cmd.dev, None)
+        return True
 
     def _invalid(self, topic: str, why: str, payload: bytes = b"", dev: str | None = None) -> None:
         self.stats["invalid"] += 1
@@ -191,6 +217,8 @@ class CentralService:
         return d.counter
 
     def _dispatch(self, cmd: m.Command, role: str, now: int) -> tuple[dict | None, list[m.Event]]:
+        if isinstance(cmd, m.CommandVoid):
+            return {"void": True}, []
         allowed = m.ROLE_COMMANDS.get(role, ())
         known = self.cfg.device(cmd.dev)
         if not isinstance(cmd, allowed) or (known is not None and known.role != role):

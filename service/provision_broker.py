@@ -42,6 +42,8 @@ def listener_conf(broker_dir: Path, listener: Listener, bridge: Bridge | None = 
         f"acl_file {d / 'acl'}",
         # raised for bridges and slow devices, but never relied upon: outboxes are the guarantee
         f"max_queued_messages {listener.max_queued}",
+        # small messages must not wait for Nagle + delayed ACK (~40 ms per hop)
+        "set_tcp_nodelay true",
         "",
         f"listener {listener.port}" + (f" {listener.bind}" if listener.bind else ""),
         # a device cannot take over another's session (and kick it off) with its client id;

@@ -129,7 +129,7 @@ class DaySimulation:
         self.svc.link = self.link = LoopbackLink()    # the MQTT link is never started
         # a simulation's log is disposable: skip the per-commit fsync that makes it durable
         self.svc.store.conn.execute("PRAGMA synchronous=OFF")
-        self.seq = itertools.count(1)
+        self.seq: dict[str, itertools.count] = {}   # per device, as real devices number them
         self.queue: list[tuple[int, int, Callable[[], None]]] = []
         self.order = itertools.count()
         self.citizens: dict[str, _Citizen] = {}
@@ -166,7 +166,7 @@ class DaySimulation:
         heapq.heappush(self.queue, (t, next(self.order), fn))
 
     def send(self, role: str, dev: str, type_: str, **fields) -> m.Ack:
-        msg = {"v": 1, "id": new_id(), "dev": dev, "seq": next(self.seq), "ts": self.now,
+        msg = {"v": 1, "id": new_id(), "dev": dev, "seq": next(self.seq.setdefault(dev, itertools.count(1))), "ts": self.now,
                "type": type_, **fields}
         self.svc.process([(self.topics.command(role, dev), msgspec.json.encode(msg), None)])
         self.counts["commands"] += 1

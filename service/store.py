@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS handled (
     at INTEGER NOT NULL,
     ack BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS handled_dev_seq ON handled(dev, seq);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
@@ -89,6 +90,12 @@ class EventStore:
             self._last_seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
 
     # ------------------------------------------------------------ reading
+    def last_seqs(self) -> dict[str, int]:
+        """The newest seq handled per device (of the latest sequence, after a reset)."""
+        rows = self.conn.execute(
+            "SELECT dev, seq FROM handled WHERE rowid IN (SELECT max(rowid) FROM handled GROUP BY dev)")
+        return {dev: seq for dev, seq in rows}
+
     def handled_ack(self, msg_id: str) -> bytes | None:
         row = self.conn.execute("SELECT ack FROM handled WHERE id = ?", (msg_id,)).fetchone()
         return row[0] if row else None

@@ -292,11 +292,11 @@ def test_unanswered_call_is_withdrawn_not_applied_later(broker, tmp_path, mock_p
         assert rig.device.outbox.count() == 1
         wait_for(lambda: "Máy chủ không trả lời: thao tác chưa thực hiện. Xin bấm lại." in rig.lines,
                  what="no-answer line")
-        assert rig.device.outbox.count() == 0
+        assert rig.device.outbox.count() == 1          # now a cmd.void: same id, no effect
         assert rig.lights.modes["link"] == "blink"
         svc = CentralService(cfg, tmp_path / "svc.sqlite").start()
         assert svc.link.wait_connected(10)
-        time.sleep(1.0)
+        wait_for(lambda: rig.device.outbox.count() == 0, what="the void acknowledged")
         assert [type(e).__name__ for e in svc.store.events(day=svc.core.day)].count("TicketCalled") == 0
         assert rig.board() == ("--", False)
     finally:

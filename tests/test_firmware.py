@@ -502,10 +502,15 @@ def test_an_unanswered_call_is_withdrawn_and_not_resent(rig):
     rig.service.paused = True
     rig.press("next")
     rig.run(5200)
-    assert rig.box.channel.outbox.entries == [] and any("no answer" in line for line in rig.lines)
+    # withdrawn: it became a cmd.void with the same id, so the box's sequence stays unbroken
+    assert [e.type for e in rig.box.channel.outbox.entries] == ["cmd.void"]
+    assert any("no answer" in line for line in rig.lines)
     count = len(rig.sent("counter.next"))
     rig.run(5000)
     assert len(rig.sent("counter.next")) == count
+    rig.service.paused = False
+    rig.run(4000)
+    assert rig.box.channel.outbox.entries == []
 
 
 def test_a_reboot_resends_the_queued_done_with_its_id_and_keeps_seq(rig, tmp_path):
