@@ -151,14 +151,16 @@ class KioskApp:
     # ------------------------------------------------------------ one frame
     def step(self) -> None:
         self._drain_inbox()
+        touched = False     # one touch per frame: later ones aimed at a screen that is gone
         for ev in self.pg.event.get():
             if ev.type == self.pg.QUIT:
                 self.running = False
-            elif ev.type == self.pg.MOUSEBUTTONDOWN and ev.button == 1:
-                self.touch(ev.pos)
-            elif ev.type == self.pg.FINGERDOWN:
+            elif ev.type == self.pg.MOUSEBUTTONDOWN and ev.button == 1 and not getattr(ev, "touch", False):
+                if not touched:             # (SDL also makes mouse events from touches: skip those)
+                    touched = self.touch(ev.pos)
+            elif ev.type == self.pg.FINGERDOWN and not touched:
                 w, h = self.surface.get_size()
-                self.touch((int(ev.x * w), int(ev.y * h)))
+                touched = self.touch((int(ev.x * w), int(ev.y * h)))
             elif ev.type == self.pg.KEYDOWN and ev.key == self.pg.K_ESCAPE and os.environ.get("QMS_KIOSK_ESC"):
                 self.running = False
         self._timeouts()
@@ -183,12 +185,14 @@ class KioskApp:
         self.pg.image.save(self.surface, str(path))
 
     # ------------------------------------------------------------ input
-    def touch(self, pos: tuple[int, int]) -> None:
+    def touch(self, pos: tuple[int, int]) -> bool:
+        """Act on a touch at `pos`. True when it hit a target."""
         self.last_touch = self.monotonic()
         for rect, action in self.hits:
             if rect.collidepoint(pos):
                 self.act(action)
-                return
+                return True
+        return False
 
     def act(self, action: tuple) -> None:
         v = self.view
