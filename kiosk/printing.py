@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import threading
 import unicodedata
 from pathlib import Path
@@ -131,6 +132,9 @@ class EscposPrinter:
     """python-escpos over a serial device (a real port or a pty in tests)."""
 
     def __init__(self, devfile: str, baudrate: int = 115200, profile: str = "TM-T88V"):
+        cache = os.environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR")
+        if cache:       # escpos writes its parsed capabilities there, and fails if it is missing
+            Path(cache).mkdir(parents=True, exist_ok=True)
         from escpos.printer import Serial
         self.devfile = devfile
         self.p = Serial(devfile=devfile, baudrate=baudrate, timeout=0.2, profile=profile)
