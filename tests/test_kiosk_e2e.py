@@ -4,17 +4,13 @@ service gone, synced later without loss, duplicates or reordering."""
 from __future__ import annotations
 
 import json
-import os
-import pty
-import threading
 import time
-import tty
 
 import pytest
 
 from kiosk.app import KioskApp
 from kiosk.printing import EscposPrinter, SimulatedPrinter
-from kiosk.testing import tap
+from kiosk.testing import PtyReader, tap
 from kiosk.voice import SilentSpeaker
 from mqtt.client import MqttLink
 from service.app import CentralService
@@ -22,51 +18,9 @@ from service.config import load_config
 from tests.conftest import Broker, make_config
 
 
-class PtyPrinter:
-    """The far end of a pty: collects what python-escpos sends, like a printer would."""
-
-    def __init__(self):
-        self.master, self.slave = pty.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
-        self.data = bytearray()
-        self.lock = threading.Lock()
-        self._stop = False
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        import select
-        while not self._stop:
-            r, _, _ = select.select([self.master], [], [], 0.1)
-            if r:
-                try:
-                    chunk = os.read(self.master, 65536)
-                except OSError:
-                    return
-                with self.lock:
-                    self.data += chunk
-
-    def wait_for(self, needle: bytes, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if needle in self.data:
-                    return True
-            time.sleep(0.01)
-        return False
-
-    def close(self):
-        self._stop = True
-        self.thread.join(1)
-        os.close(self.master)
-        os.close(self.slave)
-
-
 @pytest.fixture
 def pty_printer():
-    p = PtyPrinter()
+    p = PtyReader()
     yield p
     p.close()
 
