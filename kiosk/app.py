@@ -21,7 +21,7 @@ from typing import Callable
 from kiosk import gpio, screens
 from kiosk.catalog import Catalog, load_catalog
 from kiosk.issuer import Refusal, TicketIssuer
-from kiosk.printing import PrintedTicket, PrinterError, TicketPrinter, can_print, ERRORS_BY_STATUS, make_printer
+from kiosk.printing import ERRORS_BY_STATUS, KioskPrinter, PrintedTicket, PrinterError, can_print, make_printer
 from kiosk.robot import Dispenser, Greeter, Stock, stock_state
 from kiosk.voice import Speaker, make_speaker
 from service.config import SiteConfig
@@ -45,7 +45,7 @@ def db_path(cfg: SiteConfig, device_id: str) -> Path:
 class KioskApp:
     def __init__(self, cfg: SiteConfig, device_id: str, *, robot: bool | None = None,
                  size: tuple[int, int] | None = None, fullscreen: bool = False,
-                 printer: TicketPrinter | None = None, speaker: Speaker | None = None,
+                 printer: KioskPrinter | None = None, speaker: Speaker | None = None,
                  catalog: Catalog | None = None, clock: Callable[[], int] = _now_ms,
                  monotonic: Callable[[], float] = time.monotonic, db: str | Path | None = None):
         import pygame
@@ -74,7 +74,7 @@ class KioskApp:
                              status={"kind": "robot" if self.robot else "kiosk"},
                              on_connect=self._no_nagle)
         self.issuer = TicketIssuer(cfg, self.device, clock=clock)
-        self.printer = printer or make_printer(cfg.printer.backend, cfg.state_dir() / f"{device_id}-tickets")
+        self.printer = printer or make_printer(cfg.printer, cfg.state_dir())
         self.speaker = speaker or make_speaker(cfg.voice.enabled)
         self.catalog = catalog or load_catalog(self.kc.catalog or None, {s.id for s in cfg.services})
         for problem in self.catalog.problems:
@@ -404,7 +404,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="no window (SDL dummy video driver)")
     p.add_argument("--size", help="window size WIDTHxHEIGHT (default from [kiosk])")
     p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
-    p.add_argument("--printer", help="printer backend: simulated | serial:/dev/ttyUSB0 (default [printer] backend)")
+    p.add_argument("--printer", choices=["config", "memory"], default="config",
+                   help="config: the printer of [printer] (default); memory: no printer, tickets kept in memory")
     p.add_argument("--items", type=int, help="refill: items now in the dispenser (default: its capacity)")
     p.add_argument("--catalog", help="check-catalog: the file to check (default [kiosk] catalog)")
     p.add_argument("--frames", type=int, help=argparse.SUPPRESS)   # tests/bench: stop after N frames
@@ -434,13 +435,11 @@ def run(args) -> int:
     except ValueError:
         print(f"error: --size must look like 1280x800, not {args.size!r}", file=sys.stderr)
         return 2
-    printer = None
-    if args.printer:
-        try:
-            printer = make_printer(args.printer, cfg.state_dir() / f"{args.device}-tickets")
-        except Exception as e:  # noqa: BLE001 - bad path, busy port, unknown backend
-            print(f"error: printer {args.printer!r}: {e}", file=sys.stderr)
-            return 2
+    try:
+        printer = make_printer(cfg.printer, cfg.state_dir(), memory=args.printer == "memory")
+    except Exception as e:  # noqa: BLE001 - a bad printer config must be said, not crash
+        print(f"error: printer: {e}", file=sys.stderr)
+        return 2
     try:
         app = KioskApp(cfg, args.device, robot=True if args.robot else None, size=size, printer=printer,
                        fullscreen=cfg.kiosk.fullscreen and not args.windowed and not args.headless)

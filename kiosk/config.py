@@ -1,4 +1,4 @@
-"""Config sections of the kiosk (and robot) and of the counter terminal."""
+"""Config section of the kiosk (and robot)."""
 from typing import Annotated, Literal
 
 import msgspec
@@ -40,6 +40,3 @@ class KioskConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dispenser_pulse_s: Annotated[float, msgspec.Meta(gt=0.0, le=10.0)] = 0.5
     dispenser_capacity: Annotated[int, msgspec.Meta(ge=0, le=10000)] = 100
 
-
-class CounterTerminalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    rating_seconds: float = 30.0

@@ -143,7 +143,7 @@ class TicketIssuer:
         prio = next((p.name_vi for p in self.cfg.priority_classes if p.id == t.get("priority")), "")
         url = self.cfg.site.public_url.rstrip("/")
         return PrintedTicket(
-            ticket_id=t["ticket_id"], number=int(t["number"]), center=self.cfg.site.center,
+            ticket_id=t["ticket_id"], number=int(t["number"]), service=s.id, center=self.cfg.site.center,
             site_name=self.cfg.site.name, service_vi=s.name_vi, service_en=s.name_en,
             issued_at=int(t["issued_at"]), tz=self.cfg.tz, people_ahead=int(t.get("people_ahead", 0)),
             est_wait_s=int(t.get("est_wait_s", 0)), priority_vi=prio,

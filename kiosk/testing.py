@@ -5,13 +5,6 @@ and handled by `KioskApp.step()`, exactly like a finger on the panel.
 """
 from __future__ import annotations
 
-import os
-import pty
-import select
-import threading
-import time
-import tty
-
 import pygame
 
 
@@ -40,62 +33,3 @@ def post_touch(app, pos: tuple[int, int], finger: bool = False) -> None:
         ev = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1)
     pygame.event.post(ev)
 
-
-class PtyReader:
-    """The far end of a pty: takes what python-escpos sends, like a printer would, and
-    notes when each burst of bytes began (for touch-to-first-byte timing)."""
-
-    def __init__(self):
-        self.master, self.slave = pty.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self.slave)          # raw both ways: no echo, no newline translation
-        self.path = os.ttyname(self.slave)
-        self.data = bytearray()
-        self.first_byte_at: list[float] = []      # perf_counter of the first byte after each mark()
-        self._armed = False
-        self.lock = threading.Lock()
-        self._stop = False
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def mark(self, quiet_s: float = 0.02) -> None:
-        """The next byte starts a new ticket (once the last one's bytes have all arrived)."""
-        seen = -1
-        while True:
-            with self.lock:
-                if len(self.data) == seen:
-                    self._armed = True
-                    return
-                seen = len(self.data)
-            time.sleep(quiet_s)
-
-    def _read(self) -> None:
-        while not self._stop:
-            r, _, _ = select.select([self.master], [], [], 0.05)
-            if not r:
-                continue
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            now = time.perf_counter()
-            with self.lock:
-                if self._armed:
-                    self.first_byte_at.append(now)
-                    self._armed = False
-                self.data += chunk
-
-    def wait_for(self, needle: bytes, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if needle in self.data:
-                    return True
-            time.sleep(0.005)
-        return False
-
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(1)
-        os.close(self.master)
-        os.close(self.slave)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from pathlib import Path
@@ -81,6 +82,7 @@ class MqttLink:
         c.on_disconnect = _guard(self._on_disconnect)
         c.on_message = _guard(self._on_message)
         c.on_publish = _guard(self._on_publish)
+        c.on_socket_open = _guard(self._on_socket_open)
         self.client = c
         self.refused: Callable[[int, int], None] | None = None   # mid, reason code
         self._stopping = False
@@ -151,6 +153,11 @@ class MqttLink:
         log.info("connected to %s:%s as %s", self.cfg.host, self.cfg.port, self.client_id)
         if self._user_on_connect:
             self._user_on_connect()
+
+    def _on_socket_open(self, client, userdata, sock):
+        # small messages must not wait for Nagle + delayed ACK (~40 ms per hop)
+        if hasattr(sock, "setsockopt"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         was = self.connected.is_set()

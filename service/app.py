@@ -232,7 +232,10 @@ class CentralService:
         else:   # pragma: no cover - ROLE_COMMANDS and this chain list the same types
             raise R.not_allowed(role, m.type_of(cmd))
         self._apply(events)
-        touched = next((e for e in reversed(events) if hasattr(e, "ticket_id")), None)
+        if isinstance(cmd, (m.CounterNext, m.CounterCall)):   # the answer is who was called
+            touched = next((e for e in events if isinstance(e, m.TicketCalled)), None)
+        else:
+            touched = next((e for e in reversed(events) if hasattr(e, "ticket_id")), None)
         ticket = core.ticket_view(core.tickets[touched.ticket_id], now) if touched else None
         return {"counter": n, "ticket": ticket, "state": core.counter_view(n)}, events
 

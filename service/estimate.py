@@ -1,23 +1,45 @@
-"""Estimated wait for a new ticket.
+"""Estimated wait for a ticket: a fast look-ahead run of the queue's own assignment policy.
 
-Method (documented in docs/queue.md): the service time of each service is a moving
-average of observed service times (done - called), starting from the configured
-`avg_service_minutes`. Each counter that serves a service gives it a share of its time,
-1 / (number of services it serves). The wait for a ticket with `k` people ahead is
-(k + 0.5) x average service time / (sum of the shares of the open counters), where
-"open" means active today and not paused; before any counter opened, all the counters
-configured for the service count.
+Method (docs/queue-estimate.md): starting from the queue as it is now, play the counters
+forward in time with expected service times and the same choice rule as
+`QueueCore._pick` (targeted tickets, then the counter's services in its order of
+preference, priority first with the interleave guard), and read off when each waiting
+position would be called. The run knows:
 
-The estimator's state is changed only from events (via `observe_*`), so a replay of
-the log rebuilds it exactly.
+- each counter's state: serving (free after the expected remaining service time of the
+  ticket it serves), idle (free now), paused (back after a typical pause), not yet opened
+  (free at opening time; a counter still unopened long after opening is not staffed today);
+- expected service time per service: a moving average of observed service times
+  (done - called), starting from the configured `avg_service_minutes`;
+- future arrivals at the rates seen in the last half hour: other services' tickets that a
+  shared counter prefers, and priority tickets, overtake a waiting ticket.
+
+Each service's line gets a zero-length marker at its end (one normal, one priority), so a
+single run answers "how long for a new ticket" for every service at once; the run is
+memoized until the queue changes. State changes only in `observe_*` (driven by events),
+so a replay of the log rebuilds the estimator exactly.
 """
 from __future__ import annotations
 
+import datetime as dt
+import heapq
+import math
 from typing import TYPE_CHECKING
+
+from service.config import minutes_of
 
 if TYPE_CHECKING:
     from service.config import SiteConfig
     from service.queue import QueueCore, Ticket
+
+PAUSE_GUESS_S = 30 * 60        # a paused counter is expected back after this long...
+PAUSE_OVERDUE_S = 5 * 60       # ...or in this long once the guess has passed
+UNSTAFFED_AFTER_S = 30 * 60    # a counter not opened this long after opening is not staffed
+RATE_WINDOW_S = 30 * 60        # arrival rates are measured over this window...
+ARRIVAL_FADE_S = 30 * 60       # ...and projected ahead fading with this time constant
+IDLE_REACTION_S = 15.0         # an idle counter notices a new ticket after about this long
+MIN_REMAINING = 0.25           # a service running longer than average still needs this share
+MAX_STEPS = 20_000
 
 
 class WaitEstimator:
@@ -29,27 +51,232 @@ class WaitEstimator:
 
     def reset_day(self) -> None:
         self.avg_s = dict(self.prior_s)
+        self.observed = 0
+        self.pause_started: dict[int, int] = {}     # counter -> paused_at, as last seen
+        self.pause_total_s, self.pauses = 0.0, 0
+        self._memo_key: tuple | None = None
+        self._memo: dict | None = None
 
+    # ------------------------------------------------------------ learning (events only)
     def observe_call(self, core: "QueueCore", t: "Ticket", at: int) -> None:
-        pass
+        """Learn how long today's pauses last: a paused counter's pause ends when it calls
+        again. (Calls are the events the estimator sees; a resume is followed by a call.)"""
+        for n, c in core.counters.items():
+            if c.paused and c.paused_at is not None:
+                self.pause_started[n] = c.paused_at
+        started = self.pause_started.pop(t.counter, None)
+        if started is not None and not core.counters[t.counter].paused:
+            self.pause_total_s += max(0, at - started) / 1000
+            self.pauses += 1
+
+    def pause_guess_s(self) -> float:
+        """Expected length of a pause: today's mean, the prior counting as one pause."""
+        return (PAUSE_GUESS_S + self.pause_total_s) / (1 + self.pauses)
 
     def observe_service(self, core: "QueueCore", t: "Ticket", duration_ms: int) -> None:
         d = min(max(duration_ms / 1000.0, 10.0), 4 * 3600.0)   # ignore absurd outliers
         a = self.alpha
         self.avg_s[t.service] = (1 - a) * self.avg_s[t.service] + a * d
+        self.observed += 1
 
-    def capacity(self, core: "QueueCore", service: str) -> float:
-        shares = [(c, 1.0 / len(c.services)) for c in core.counters.values() if service in c.services]
-        open_ = sum(sh for c, sh in shares if c.active and not c.paused)
-        if open_ > 0:
-            return open_
-        if any(c.active for c, _ in shares):
-            return 0.0        # counters exist but are all paused: no estimate beyond the prior
-        return sum(sh for _, sh in shares)
-
+    # ------------------------------------------------------------ estimates
     def estimate(self, core: "QueueCore", service: str, people_ahead: int, priority: bool,
                  now: int) -> int:
-        cap = self.capacity(core, service)
-        if cap <= 0:
-            cap = 0.5
-        return int(round((people_ahead + 0.5) * self.avg_s[service] / cap))
+        calls = self._lookahead(core, now)
+        prio, normal = calls.get(service, ({}, {}))
+        line = core.lines[service]
+        if priority:
+            pos = min(people_ahead, len(line.priority))
+            at = prio.get(pos)
+        else:
+            pos = min(max(people_ahead - len(line.priority), 0), len(line.normal))
+            at = normal.get(pos)
+        if at is None:         # no counter will get to it: the plain formula as a last resort
+            return self._fallback(core, service, people_ahead)
+        return int(round(max(0.0, at)))
+
+    def _fallback(self, core: "QueueCore", service: str, people_ahead: int) -> int:
+        shares = sum(1.0 / len(c.services) for c in core.counters.values() if service in c.services)
+        return int(round((people_ahead + 0.5) * self.avg_s[service] / max(shares, 0.5)))
+
+    def _state_key(self, core: "QueueCore", now: int) -> tuple:
+        return (now, id(core), core.day, len(core.tickets), self.observed, self.pauses,
+                tuple((c.current, c.paused, c.active, c.priority_streak) for c in core.counters.values()),
+                tuple((len(x.priority), len(x.normal)) for x in core.lines.values()),
+                tuple(len(x) for x in core.targeted.values()))
+
+    def _lookahead(self, core: "QueueCore", now: int) -> dict:
+        key = self._state_key(core, now)
+        if key != self._memo_key:
+            self._memo = _Lookahead(self, core, now).run()
+            self._memo_key = key
+        return self._memo
+
+
+class _Lookahead:
+    """One forward run. Times are seconds from now."""
+
+    def __init__(self, est: WaitEstimator, core: "QueueCore", now: int):
+        self.est, self.core, self.now = est, core, now
+        cfg = core.cfg
+        self.avg = est.avg_s
+        self.mode_interleave = cfg.queue.priority_mode == "interleave"
+        self.burst = cfg.queue.priority_burst
+        # lines: service -> [priority count, normal count]; markers sit at the ends
+        self.prio = {s: len(x.priority) for s, x in core.lines.items()}
+        self.normal = {s: len(x.normal) for s, x in core.lines.items()}
+        self.taken_prio = dict.fromkeys(core.lines, 0)     # how many were called so far
+        self.taken_normal = dict.fromkeys(core.lines, 0)
+        self.calls: dict[str, tuple[dict[int, float], dict[int, float]]] = {
+            s: ({}, {}) for s in core.lines}
+        self.targeted = {n: [t.service for _, t in x.priority + x.normal]
+                         for n, x in core.targeted.items()}
+        self.open_at, self.stop_at = self._hours()
+        self.rates, self.prio_share = self._arrival_rates()
+        self.arrived = dict.fromkeys(core.lines, 0.0)       # fractional future arrivals so far
+        self.streak = {n: c.priority_streak for n, c in core.counters.items()}
+
+    def _hours(self) -> tuple[float, float]:
+        cfg, core = self.core.cfg, self.core
+        local = dt.datetime.fromtimestamp(self.now / 1000, cfg.tz)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        now_s = self.now / 1000
+        open_at = midnight + minutes_of(cfg.hours.open) * 60 - now_s
+        stop_at = midnight + (minutes_of(cfg.hours.close) - cfg.hours.cutoff_minutes) * 60 - now_s
+        return open_at, stop_at
+
+    def _arrival_rates(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Tickets per second per service over the last window, and their priority share."""
+        counts = dict.fromkeys(self.core.lines, 0)
+        prios = dict.fromkeys(self.core.lines, 0)
+        since = self.now - RATE_WINDOW_S * 1000
+        tickets = self.core.tickets
+        if not tickets:
+            return dict.fromkeys(counts, 0.0), dict.fromkeys(counts, 0.0)
+        for t in reversed(tickets.values()):
+            if t.issued_at < since:
+                break
+            if t.source != "offline" and t.service in counts:
+                counts[t.service] += 1
+                prios[t.service] += t.priority is not None
+        day_first = next(iter(tickets.values())).issued_at
+        window = min(max((self.now - max(since, day_first)) / 1000, 600.0), RATE_WINDOW_S)
+        return ({s: n / window for s, n in counts.items()},
+                {s: prios[s] / n if n else 0.0 for s, n in counts.items()})
+
+    def _free_at(self) -> list[tuple[float, int]]:
+        """When each staffed counter can next call someone."""
+        core = self.core
+        any_active = any(c.active for c in core.counters.values())
+        out = []
+        for n, c in core.counters.items():
+            if c.paused:
+                away = (self.now - (c.paused_at or self.now)) / 1000
+                guess = self.est.pause_guess_s()
+                back = guess - away if away < guess else PAUSE_OVERDUE_S
+                out.append((max(back, 0.0), n))
+            elif c.active:
+                free = IDLE_REACTION_S
+                if c.current is not None:
+                    t = core.tickets[c.current]
+                    mean = self.avg.get(t.service, 480.0)
+                    elapsed = (self.now - (t.called_at or self.now)) / 1000
+                    free = max(mean - elapsed, MIN_REMAINING * mean)
+                out.append((free, n))
+            elif not any_active or self.open_at > -UNSTAFFED_AFTER_S:
+                out.append((max(self.open_at, 0.0), n))
+        return out
+
+    def _expected_arrivals(self, rate: float, t: float) -> float:
+        """Arrivals expected in the next t seconds. The recent rate is trusted less the
+        further ahead we look (peaks pass), so it fades: rate x fade x (1 - e^(-t/fade))."""
+        t = min(t, self.stop_at)
+        return rate * ARRIVAL_FADE_S * -math.expm1(-t / ARRIVAL_FADE_S) if t > 0 else 0.0
+
+    def _add_arrivals(self, until: float) -> None:
+        for s, rate in self.rates.items():
+            if rate <= 0:
+                continue
+            total = self._expected_arrivals(rate, until)
+            new = int(total) - int(self.arrived[s])
+            if new > 0:
+                share = self.prio_share[s]
+                p = int(total * share) - int(self.arrived[s] * share)
+                self.prio[s] += p
+                self.normal[s] += new - p
+            self.arrived[s] = total
+
+    def _next_arrival(self, services: list[str], after: float) -> float | None:
+        """When the next projected ticket for one of these services arrives, if ever."""
+        best = None
+        for s in services:
+            rate = self.rates.get(s, 0.0)
+            if rate <= 0:
+                continue
+            k = int(self._expected_arrivals(rate, max(after, 0.0))) + 1
+            x = 1 - k / (rate * ARRIVAL_FADE_S)
+            if x <= 0:
+                continue
+            t = -ARRIVAL_FADE_S * math.log(x)
+            if t < self.stop_at and t > after and (best is None or t < best):
+                best = t
+        return best
+
+    def _head(self, n: int, services: list[str], priority: bool) -> tuple[str, str] | None:
+        """The first line with a ticket of this kind for counter n: ('target', service) or
+        ('line', service)."""
+        tl = self.targeted.get(n)
+        if tl and not priority:          # targeted tickets: served first, order kept
+            return "target", tl[0]
+        lines = self.prio if priority else self.normal
+        taken = self.taken_prio if priority else self.taken_normal
+        for s in services:
+            if taken[s] < lines[s]:
+                return "line", s
+        return None
+
+    def run(self) -> dict:
+        core = self.core
+        heap = self._free_at()
+        heapq.heapify(heap)
+        services = {n: c.services for n, c in core.counters.items()}
+        staffed = {s for _, n in heap for s in services[n]}
+        # each line gets a marker at its end: the position of a ticket issued now
+        marker_prio = dict(self.prio)
+        marker_normal = dict(self.normal)
+        for s in self.prio:
+            self.prio[s] += 1
+            self.normal[s] += 1
+        pending = 2 * len(staffed & set(self.prio))
+        steps = 0
+        while heap and pending and steps < MAX_STEPS:
+            steps += 1
+            t, n = heapq.heappop(heap)
+            self._add_arrivals(t)
+            p, q = self._head(n, services[n], True), self._head(n, services[n], False)
+            if p is None and q is None:
+                nxt = self._next_arrival(services[n], t)
+                if nxt is not None:
+                    heapq.heappush(heap, (nxt, n))
+                continue
+            use_prio = p is not None and (q is None or not self.mode_interleave
+                                          or self.streak[n] < self.burst)
+            kind, s = p if use_prio else q
+            if kind == "target":
+                self.targeted[n].pop(0)
+                self.streak[n] = 0
+                heapq.heappush(heap, (t + self.avg.get(s, 480.0), n))
+                continue
+            taken = self.taken_prio if use_prio else self.taken_normal
+            marker = (marker_prio if use_prio else marker_normal)[s]
+            pos = taken[s]
+            taken[s] += 1
+            if pos <= marker:
+                self.calls[s][0 if use_prio else 1][pos] = t
+            if pos == marker:                     # the marker costs no counter time
+                pending -= 1
+                heapq.heappush(heap, (t, n))
+                continue
+            self.streak[n] = self.streak[n] + 1 if use_prio else 0
+            heapq.heappush(heap, (t + self.avg[s], n))
+        return self.calls

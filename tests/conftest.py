@@ -2,72 +2,28 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from mqtt.broker import BrokerMissing, LocalBroker, free_port  # noqa: F401 (re-exported)
+
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(Path(__file__).parent.parent / "var" / "escpos-cache"))
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Broker(LocalBroker):
+    """A real Mosquitto for a test; a missing broker fails the test with the fix to apply."""
 
-
-class Broker:
-    """A real Mosquitto we can stop and restart on the same port."""
-
-    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = ""):
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"max_queued_messages 100000\nlog_dest file {self.log}\n{extra_conf}\n")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Broker":
-        if not Path(MOSQUITTO).exists():
-            pytest.fail("mosquitto is not installed: run scripts/setup.sh (apt-get install mosquitto)")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"mosquitto exited: {self.log.read_text() if self.log.exists() else ''}")
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+    def start(self, timeout: float = 10.0) -> "Broker":
+        try:
+            return super().start(timeout)
+        except BrokerMissing as e:
+            pytest.fail(str(e))
 
 
 @pytest.fixture

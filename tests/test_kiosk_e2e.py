@@ -9,20 +9,14 @@ import time
 import pytest
 
 from kiosk.app import KioskApp
-from kiosk.printing import EscposPrinter, SimulatedPrinter
-from kiosk.testing import PtyReader, tap
+from kiosk.printing import MemoryPrinter, make_printer
+from kiosk.testing import tap
 from kiosk.voice import SilentSpeaker
 from mqtt.client import MqttLink
+from drivers.printer_status import PrinterStatus
 from service.app import CentralService
 from service.config import load_config
 from tests.conftest import Broker, make_config
-
-
-@pytest.fixture
-def pty_printer():
-    p = PtyReader()
-    yield p
-    p.close()
 
 
 def wait(pred, timeout=10.0, step=None):
@@ -51,26 +45,38 @@ def kiosk(cfg, tmp_path, clock, printer, name="kiosk-1"):
     return app.start()
 
 
-def test_touch_to_printed_ticket_online(site_config, service, site_clock, tmp_path, pty_printer):
+def test_touch_to_printed_ticket_online(site_config, service, site_clock, tmp_path, artifacts):
+    """The real printer driver, its simulated ESC/POS printer behind a pty (PNG tickets)."""
     cfg = load_config(site_config)
     listener, events = listen(cfg, f"qms/v1/{cfg.site.id}/event/ticket.issued")
-    app = kiosk(cfg, tmp_path, site_clock, EscposPrinter(pty_printer.path))
+    printer = make_printer(cfg.printer, tmp_path)
+    sim = printer.driver.simulator
+    app = kiosk(cfg, tmp_path, site_clock, printer)
     try:
         assert wait(lambda: app.device.online and "ho-tich" in app.issuer.service_views, step=app.step)
+        assert app.printer_status == "ready"
         tap(app, ("menu",))
         tap(app, ("service", "ho-tich"), finger=True)
         assert app.view.screen == "confirm" and app.view.ticket.number == 2001
         assert app.issuer.stats == {"online": 1, "offline": 0, "timeouts": 0, "refused": 0}
-        assert pty_printer.wait_for(b"2001"), bytes(pty_printer.data)
-        assert pty_printer.wait_for(b"\x1dVA") or pty_printer.wait_for(b"\x1dV")      # cut
-        assert b"\x1d(k" in pty_printer.data                                        # native QR
-        assert b"SO THU TU" in pty_printer.data and b"Ho tich" in pty_printer.data
+        assert sim.wait_tickets(1, timeout=10)                    # it came out of the printer
+        sim.tickets[0].save(artifacts / "kiosk-e2e-ticket-2001.png")
+        assert sim.received > 1000
         assert wait(lambda: events)
         assert events[0]["ticket_id"] == app.view.ticket.ticket_id and events[0]["number"] == 2001
         assert wait(lambda: not app.view.printing, step=app.step)
         # the live state reaches the menu: one waiting for ho-tich
         assert wait(lambda: app.issuer.service_views["ho-tich"]["waiting"] == 1, step=app.step)
         assert service.core.tickets[app.view.ticket.ticket_id].number == 2001
+        # the roll ends: the next citizen is told, in plain words, and no number is wasted
+        sim.set_state(PrinterStatus.PAPER_OUT)
+        app.reset()
+        tap(app, ("menu",))
+        tap(app, ("service", "ho-tich"))
+        assert app.view.screen == "message"
+        assert app.view.message[0] == "Máy in hết giấy, vui lòng liên hệ cán bộ hướng dẫn."
+        assert len(service.core.tickets) == 1
+        assert wait(lambda: app.printer_status == "paper_out", step=app.step, timeout=5)
     finally:
         app.stop()
         listener.stop()
@@ -79,7 +85,7 @@ def test_touch_to_printed_ticket_online(site_config, service, site_clock, tmp_pa
 def test_broker_down_for_the_whole_visit_then_synced(tmp_path, site_clock):
     broker = Broker(tmp_path)                        # configured, never started (yet)
     cfg = load_config(make_config(tmp_path, broker.port))
-    printer = SimulatedPrinter()
+    printer = MemoryPrinter()
     app = kiosk(cfg, tmp_path, site_clock, printer)
     plan = ["chung-thuc", "chung-thuc", "ho-tich", "chung-thuc", "nhan-ket-qua"]
     try:
@@ -130,7 +136,7 @@ def test_broker_down_for_the_whole_visit_then_synced(tmp_path, site_clock):
 
 def test_service_silent_request_times_out_and_paper_wins(tmp_path, broker, site_clock):
     cfg = load_config(make_config(tmp_path, broker.port, extra="[kiosk]\nrequest_timeout_s = 0.3\n"))
-    printer = SimulatedPrinter()
+    printer = MemoryPrinter()
     app = kiosk(cfg, tmp_path, site_clock, printer)
     try:
         assert wait(lambda: app.device.online, step=app.step)
@@ -169,7 +175,7 @@ def test_service_silent_request_times_out_and_paper_wins(tmp_path, broker, site_
 
 def test_refusals_from_the_service_are_shown(site_config, service, site_clock, tmp_path):
     cfg = load_config(site_config)
-    app = kiosk(cfg, tmp_path, site_clock, SimulatedPrinter())
+    app = kiosk(cfg, tmp_path, site_clock, MemoryPrinter())
     try:
         assert wait(lambda: app.device.online, step=app.step)
         service.core.issued["xay-dung"] = cfg.service("xay-dung").daily_cap     # cap reached

@@ -11,7 +11,7 @@ import pytest
 
 from kiosk import screens, ui
 from kiosk.app import KioskApp
-from kiosk.printing import SimulatedPrinter
+from kiosk.printing import MemoryPrinter
 from kiosk.testing import tap, target
 from kiosk.voice import SilentSpeaker
 from service.config import load_config
@@ -40,7 +40,7 @@ def make_app(tmp_path):
         if extra_cfg:
             path = make_config(tmp_path, free_port(), extra=extra_cfg)
         cfg = load_config(path)
-        app = KioskApp(cfg, "kiosk-1", size=size, printer=printer or SimulatedPrinter(),
+        app = KioskApp(cfg, "kiosk-1", size=size, printer=printer or MemoryPrinter(),
                        speaker=kw.pop("speaker", SilentSpeaker()), db=tmp_path / f"k{len(apps)}.sqlite", **kw)
         apps.append(app.start())
         views(app)
@@ -89,7 +89,7 @@ def walk_all_screens(app, shots, prefix):
     app.kc.screen_ticket = True
     tap(app, ("menu",)); tap(app, ("service", "ho-tich")); shot("screen-ticket")
     app.kc.screen_ticket = False
-    app.printer.state = "ok"
+    app.printer.state = "ready"
     tap(app, ("idle",))
 
 

@@ -10,7 +10,7 @@ from gpiozero import Device as GpioDevice
 from gpiozero.pins.mock import MockFactory
 
 from kiosk.app import KioskApp, run
-from kiosk.printing import SimulatedPrinter
+from kiosk.printing import MemoryPrinter
 from kiosk.robot import Greeter
 from kiosk.testing import tap
 from kiosk.voice import EspeakSpeaker, SilentSpeaker
@@ -55,7 +55,7 @@ def wait(pred, timeout=5.0, step=None):
 def robot(tmp_path, broker, mock_pins, site_clock):
     path = make_config(tmp_path, broker.port, extra=ROBOT)
     cfg = load_config(path)
-    app = KioskApp(cfg, "robot-1", size=(1024, 600), printer=SimulatedPrinter(), speaker=SilentSpeaker(),
+    app = KioskApp(cfg, "robot-1", size=(1024, 600), printer=MemoryPrinter(), speaker=SilentSpeaker(),
                    clock=site_clock).start()
     app.config_path = path
     time.sleep(0.3)         # gpiozero's smoothing queue settles its first state (no event for it)
@@ -119,7 +119,7 @@ def test_dispenser_one_item_per_ticket_stock_and_refill(robot, mock_pins, broker
     listener.start()
     try:
         assert wait(lambda: app.device.online and status.get("stock") == 2, step=app.step)
-        assert status["online"] is True and status["printer"] == "ok" and status["kind"] == "robot"
+        assert status["online"] is True and status["printer"] == "ready" and status["kind"] == "robot"
         for i in range(3):
             app.reset()
             tap(app, ("menu",))

@@ -1,0 +1,156 @@
+"""Benchmark: durable ticket-issue + call operations through the real service and Mosquitto.
+
+The service runs as its own process (`qms service`), as in production, against a private
+Mosquitto. A load generator in this process plays V virtual devices (half kiosks, half
+counters), each with one operation outstanding at a time (closed loop): a kiosk sends
+`ticket.request`, a counter `counter.next`; the next operation leaves when the service's
+application-level ack for the previous one arrives — that ack is sent only after the
+command's effect is committed to the service's SQLite log (WAL, synchronous=FULL).
+Latency is send → ack. The baseline, measured in the same run, is one virtual device
+(V = 1): no concurrency, hence no group commit.
+
+    python bench/service.py --json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mqtt.broker import LocalBroker  # noqa: E402
+
+
+def site_config(tmp: Path, port: int, n_counters: int) -> Path:
+    text = (ROOT / "config" / "ward-example.toml").read_text(encoding="utf-8")
+    text = text.replace("port = 1883", f"port = {port}").replace('state_dir = "../var"', f'state_dir = "{tmp}"')
+    # open all day, every day, so the benchmark runs at any hour; room for many tickets
+    text = text.replace('open = "07:30"', 'open = "00:00"').replace('close = "17:00"', 'close = "23:59"')
+    text = text.replace("weekdays = [1, 2, 3, 4, 5, 6]", "weekdays = [1, 2, 3, 4, 5, 6, 7]")
+    text = text.replace("cutoff_minutes = 15", "cutoff_minutes = 0").replace("offline_block = 50", "offline_block = 0")
+    text = text.replace("daily_cap = 400", "daily_cap = 999")
+    extra = "".join(f'[[counters]]\nnumber = {n}\nservices = ["chung-thuc"]\n'
+                    f'[[devices]]\nid = "bc{n}"\nrole = "counter"\ncounter = {n}\n'
+                    for n in range(20, 20 + n_counters))
+    path = tmp / "bench.toml"
+    path.write_text(text + extra, encoding="utf-8")
+    return path
+
+
+class Load:
+    """V virtual devices on one MQTT connection, each with one operation in flight."""
+
+    def __init__(self, port: int, site: str, pairs: int, rounds: int):
+        self.site = site
+        self.remaining = {}
+        self.sent_at: dict[str, float] = {}
+        self.lat: list[float] = []
+        self.done = threading.Event()
+        self.seq = 0
+        self.devices = []
+        for n in range(pairs):
+            self.devices += [("kiosk", f"bk{n}"), ("counter", f"bc{20 + n}")]
+        self.remaining = {d: rounds for _, d in self.devices}
+        self.active = len(self.devices)
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}",
+                        protocol=paho.MQTTv5)
+        c.on_connect = lambda cl, *a: cl.subscribe(f"qms/v1/{site}/ack/+", qos=1)
+        c.on_message = self._on_ack
+        c.on_socket_open = lambda cl, ud, sock: sock.setsockopt(6, 1, 1)   # TCP_NODELAY
+        c.max_inflight_messages_set(1000)
+        c.connect("127.0.0.1", port)
+        self.client = c
+        self.by_id: dict[str, tuple[str, str]] = {}
+
+    def send(self, role: str, dev: str) -> None:
+        self.seq += 1
+        mid = uuid.uuid4().hex
+        msg = {"v": 1, "id": mid, "dev": dev, "seq": self.seq, "ts": int(time.time() * 1000)}
+        msg.update({"type": "ticket.request", "service": "chung-thuc"} if role == "kiosk" else {"type": "counter.next"})
+        self.by_id[mid] = (role, dev)
+        self.sent_at[mid] = time.perf_counter()
+        self.client.publish(f"qms/v1/{self.site}/cmd/{role}/{dev}", json.dumps(msg), qos=1)
+
+    def _on_ack(self, client, userdata, msg):
+        ack = json.loads(msg.payload)
+        t = self.sent_at.pop(ack["id"], None)
+        if t is None:
+            return
+        if not ack["ok"]:
+            raise SystemExit(f"operation refused: {ack}")
+        self.lat.append(time.perf_counter() - t)
+        role, dev = self.by_id.pop(ack["id"])
+        self.remaining[dev] -= 1
+        if self.remaining[dev] > 0:
+            self.send(role, dev)
+        else:
+            self.active -= 1
+            if self.active == 0:
+                self.done.set()
+
+    def run(self) -> float:
+        self.client.loop_start()
+        time.sleep(0.5)
+        start = time.perf_counter()
+        for role, dev in self.devices:
+            self.send(role, dev)
+        if not self.done.wait(300):
+            raise SystemExit("benchmark did not finish")
+        wall = time.perf_counter() - start
+        self.client.loop_stop()
+        return wall
+
+
+def measure(pairs: int, rounds: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        broker = LocalBroker(tmp / "broker").start()
+        cfg = site_config(tmp, broker.port, pairs)
+        env = dict(os.environ, QMS_LOG="WARNING")
+        svc = subprocess.Popen([sys.executable, "-m", "service.cli", "service", "--config", str(cfg)],
+                               cwd=ROOT, env=env)
+        try:
+            time.sleep(1.5)
+            load = Load(broker.port, "phuong-an-khanh", pairs, rounds)
+            # warm-up: a few operations so imports and caches are hot
+            wall = load.run()
+        finally:
+            svc.terminate()
+            svc.wait(10)
+            broker.stop()
+    lat = sorted(load.lat)
+    return {"ops": len(lat), "ops_per_s": len(lat) / wall, "p50_ms": statistics.median(lat) * 1000,
+            "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)] * 1000}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--pairs", type=int, default=8, help="kiosk+counter pairs working at once")
+    ap.add_argument("--rounds", type=int, default=400, help="operations per virtual device")
+    a = ap.parse_args()
+    base = measure(1, a.rounds)
+    res = measure(a.pairs, a.rounds)
+    out = {"ops_per_s": round(res["ops_per_s"]), "p50_ms": round(res["p50_ms"], 2),
+           "p99_ms": round(res["p99_ms"], 2), "ops": res["ops"], "virtual_devices": 2 * a.pairs,
+           "baseline_one_device_ops_per_s": round(base["ops_per_s"]),
+           "baseline_one_device_p99_ms": round(base["p99_ms"], 2),
+           "throughput_ratio_vs_baseline": round(res["ops_per_s"] / base["ops_per_s"], 2)}
+    print(json.dumps(out) if a.json else json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

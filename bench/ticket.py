@@ -1,0 +1,82 @@
+"""Ticket size and transmit time for each way of printing Vietnamese.
+
+    python bench/ticket.py [--json] [--width 576|384] [--runs N]
+
+Baseline (same run): the whole ticket sent as one image through python-escpos, the way
+many kiosks print Vietnamese. The ticket is the realistic sample (priority ticket, QR,
+English lines). Transmit time = bytes x 10 bits (8N1) / baud.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import ImageOps  # noqa: E402
+
+from drivers import escpos_env  # noqa: E402
+from drivers.config import PrinterConfig  # noqa: E402
+from drivers.escpos_render import render  # noqa: E402
+from drivers.ticket import sample_ticket  # noqa: E402
+from drivers.ticket_encoder import TicketEncoder  # noqa: E402
+
+
+def naive_image_job(width: int) -> bytes:
+    """The ticket as it looks (rendered from the raster job), sent as one image + cut."""
+    page = render(TicketEncoder(PrinterConfig(vietnamese="raster", paper_width_px=width))
+                  .encode(sample_ticket()), width).pages[0]
+    margin = 12
+    picture = page.crop((margin, margin, margin + width, page.height - margin))
+    ink = ImageOps.invert(picture).getbbox()           # trim the blank feed at the end
+    picture = picture.crop((0, 0, width, ink[3] + 8))
+    esc = escpos_env.dummy("default", width)
+    esc.hw("INIT")
+    esc.image(picture, center=False)
+    esc.cut(mode="PART")
+    return esc.output
+
+
+def timed(fn, runs: int):
+    times, out = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return out, statistics.median(times) * 1000
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--width", type=int, default=576, choices=[384, 576])
+    ap.add_argument("--runs", type=int, default=7)
+    args = ap.parse_args()
+    ticket = sample_ticket()
+    naive, naive_ms = timed(lambda: naive_image_job(args.width), args.runs)
+    result = {"paper_width_px": args.width, "runs": args.runs, "bytes_naive_image": len(naive),
+              "seconds_115200_naive_image": round(len(naive) * 10 / 115200, 3),
+              "seconds_9600_naive_image": round(len(naive) * 10 / 9600, 2)}
+    for mode, key in (("raster", "raster"), ("glyphs", "glyphs"), ("codepage", "codepage_tcvn3")):
+        enc = TicketEncoder(PrinterConfig(vietnamese=mode, paper_width_px=args.width))
+        data, ms = timed(lambda: enc.encode(ticket), args.runs)
+        result[f"bytes_{key}"] = len(data)
+        result[f"seconds_115200_{key}"] = round(len(data) * 10 / 115200, 3)
+        result[f"seconds_9600_{key}"] = round(len(data) * 10 / 9600, 2)
+        result[f"ratio_{key}_vs_naive"] = round(len(data) / len(naive), 3)
+        result[f"encode_ms_median_{key}"] = round(ms, 2)
+    result["targets_met"] = result["bytes_glyphs"] <= 2048 and result["bytes_raster"] <= 8192
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:32} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

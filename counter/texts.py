@@ -1,0 +1,83 @@
+"""What staff read on a counter terminal, in Vietnamese (English in docs/counter.md)."""
+from __future__ import annotations
+
+RATING_LEVELS = {4: "Rất hài lòng", 3: "Hài lòng", 2: "Bình thường", 1: "Không hài lòng"}
+
+ACTION_NAMES = {
+    "next": "Gọi số tiếp", "recall": "Gọi lại", "no_show": "Vắng mặt", "transfer": "Chuyển",
+    "pause": "Tạm nghỉ / Tiếp tục", "done": "Xong", "rate": "Đánh giá",
+}
+
+
+def called(number: int, counter: int) -> str:
+    return f"Mời số {number} đến quầy {counter}."
+
+
+def recalled(number: int) -> str:
+    return f"Đã gọi lại số {number}."
+
+
+def no_show(number: int) -> str:
+    return f"Số {number}: vắng mặt."
+
+
+def done(number: int) -> str:
+    return f"Đã phục vụ xong số {number}. Mời công dân đánh giá (4 Rất hài lòng · 3 Hài lòng · 2 Bình thường · 1 Không hài lòng)."
+
+
+def transferred(number: int, target: str) -> str:
+    return f"Đã chuyển số {number} sang {target}."
+
+
+def service_target(name_vi: str) -> str:
+    return f"lĩnh vực {name_vi}"
+
+
+def counter_target(n: int) -> str:
+    return f"quầy {n}"
+
+
+def choosing(target: str, index: int, total: int) -> str:
+    return (f"Chuyển sang {target}? ({index}/{total}) — bấm Chuyển để xem nơi khác, "
+            f"giữ Chuyển (phím Enter) để xác nhận, phím khác để hủy.")
+
+
+NO_ONE_WAITING = "Không còn ai đang chờ."
+TRANSFER_CANCELLED = "Đã hủy chuyển."
+PAUSED = "Quầy đang tạm nghỉ."
+RESUMED = "Quầy đã mở lại."
+NOT_SERVING = "Quầy chưa gọi số nào."
+OFFLINE_REFUSED = "Mất kết nối máy chủ: chưa gọi được. Xin chờ kết nối lại rồi bấm lại."
+NO_ANSWER = "Máy chủ không trả lời: thao tác chưa thực hiện. Xin bấm lại."
+WAITING_FOR_SERVICE = "Đang chờ máy chủ xác nhận thao tác trước."
+QUEUED_OFFLINE = "Mất kết nối: đã lưu, sẽ gửi khi có kết nối lại."
+LINK_LOST = "Mất kết nối máy chủ."
+LINK_BACK = "Đã kết nối lại máy chủ."
+NO_RATING_NOW = "Không có lượt phục vụ nào để đánh giá."
+ALREADY_RATED = "Số này đã được đánh giá."
+NO_TARGETS = "Không có nơi nào để chuyển."
+
+
+def thanks(level: int) -> str:
+    return f"Cảm ơn quý khách đã đánh giá: {RATING_LEVELS[level]}."
+
+
+def refused(message_vi: str | None) -> str:
+    return f"Không thực hiện được: {message_vi or 'máy chủ từ chối.'}"
+
+
+def state_line(counter: int, serving: int | None, paused: bool, online: bool, pending: int,
+               rating_open: bool) -> str:
+    parts = [f"Quầy {counter}",
+             f"Đang phục vụ: {serving}" if serving is not None else "Chưa phục vụ ai",
+             "Tạm nghỉ" if paused else "Đang mở",
+             "Kết nối: tốt" if online else "Kết nối: MẤT"]
+    if pending:
+        parts.append(f"Chờ gửi: {pending}")
+    if rating_open:
+        parts.append("Đang chờ đánh giá")
+    return " | ".join(parts)
+
+
+KEY_HELP = ("Phím: n gọi tiếp · r gọi lại · s vắng mặt · t chuyển · p tạm nghỉ/tiếp tục · "
+            "d xong · 1–4 đánh giá · q thoát")

@@ -1,0 +1,179 @@
+"""`qms demo`: the whole system on this machine, on simulated hardware.
+
+It starts a private Mosquitto on a free port, the central service, and every device role
+as its own process (as on a real site), with the example ward config. Citizens arrive on
+their own (a simulated stream of ticket requests) and two counters are operated from this
+terminal's keyboard. `--headless` runs without windows; `--duration` stops after N seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mqtt.broker import LocalBroker
+from mqtt.device import Device
+from mqtt.topics import Topics
+from service.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config" / "ward-example.toml"
+
+HELP = """Phím / keys:  1n 2n = gọi tiếp (next) at counter 1 / 2 · 1r = gọi lại (recall) · 1s = vắng mặt (no-show)
+              1d = hoàn thành (done) · 1p = tạm nghỉ (pause) · 1c = tiếp tục (resume) · q = thoát (quit)"""
+
+
+def demo_config(workdir: Path, port: int, base: Path) -> Path:
+    """The example config on the demo broker, open all day so the demo works at any hour."""
+    text = base.read_text(encoding="utf-8")
+    text = text.replace("port = 1883", f"port = {port}")
+    text = text.replace('state_dir = "../var"', f'state_dir = "{workdir / "state"}"')
+    text = text.replace('open = "07:30"', 'open = "00:00"').replace('close = "17:00"', 'close = "23:59"')
+    text = text.replace("weekdays = [1, 2, 3, 4, 5, 6]", "weekdays = [1, 2, 3, 4, 5, 6, 7]")
+    text = text.replace("cutoff_minutes = 15", "cutoff_minutes = 0")
+    path = workdir / "demo-site.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _role_available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+class Demo:
+    def __init__(self, args):
+        self.args = args
+        self.workdir = Path(args.workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.stop = threading.Event()
+
+    def spawn(self, name: str, *argv: str) -> None:
+        env = dict(os.environ)
+        if self.args.headless:
+            env.setdefault("SDL_VIDEODRIVER", "dummy")
+            env.setdefault("SDL_AUDIODRIVER", "dummy")
+        log = open(self.workdir / f"{name}.log", "w")
+        cmd = [sys.executable, "-m", "service.cli", *argv]
+        p = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.procs.append((name, p))
+        print(f"  started {name:8} (pid {p.pid}, log {self.workdir / (name + '.log')})")
+
+    def run(self) -> int:
+        a = self.args
+        print("QMS demo — Hệ thống xếp hàng, chạy thử trên máy này (phần cứng mô phỏng)")
+        shutil.rmtree(self.workdir / "state", ignore_errors=True)     # every demo starts a fresh day
+        broker = LocalBroker(self.workdir / "broker").start()
+        print(f"  started mosquitto (port {broker.port})")
+        cfg_path = demo_config(self.workdir, broker.port, Path(a.config) if a.config else EXAMPLE)
+        cfg = load_config(cfg_path)
+        c = str(cfg_path)
+        self.spawn("service", "service", "--config", c)
+        head = ["--headless"] if a.headless else []
+        if _role_available("display.app"):
+            self.spawn("display", "display", "--config", c, "--device", "display-1", *head)
+        if _role_available("kiosk.app"):
+            self.spawn("kiosk", "kiosk", "--config", c, "--device", "kiosk-1", *head)
+        topics = Topics(cfg.site.id)
+        self.names = {s.id: s.name_vi for s in cfg.services}
+        watcher = Device(cfg, "demo-watch", "display", subscriptions=[(topics.all_events, 1)],
+                         on_message=self._print_event, outbox_path=self.workdir / "watch.sqlite").start()
+        citizens = Device(cfg, "robot-1", "robot", outbox_path=self.workdir / "citizens.sqlite").start()
+        counters = {n: Device(cfg, f"counter-{n}", "counter",
+                              outbox_path=self.workdir / f"counter-{n}.sqlite").start() for n in (1, 2)}
+        print(HELP)
+        threading.Thread(target=self._citizens, args=(cfg, citizens), daemon=True).start()
+        deadline = time.monotonic() + a.duration if a.duration else None
+        auto_staff = a.auto or not sys.stdin.isatty()
+        next_auto = time.monotonic() + 4
+        try:
+            while not self.stop.is_set():
+                if deadline and time.monotonic() >= deadline:
+                    break
+                if auto_staff and time.monotonic() >= next_auto:
+                    next_auto = time.monotonic() + random.uniform(2, 5)
+                    counters[random.choice([1, 2])].send("counter.next")
+                if not auto_staff and select.select([sys.stdin], [], [], 0.2)[0]:
+                    if not self._key(sys.stdin.readline().strip().lower(), counters):
+                        break
+                else:
+                    time.sleep(0.2)
+                for name, p in self.procs:
+                    if p.poll() is not None:
+                        print(f"  ! {name} exited with {p.returncode}; see its log")
+                        self.procs.remove((name, p))
+                        break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for d in (watcher, citizens, *counters.values()):
+                d.stop()
+            for _, p in self.procs:
+                p.send_signal(signal.SIGTERM)
+            for _, p in self.procs:
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            broker.stop()
+        print("demo stopped. Logs and simulated tickets:", self.workdir)
+        return 0
+
+    def _key(self, line: str, counters) -> bool:
+        if line in ("q", "quit", "exit"):
+            return False
+        actions = {"n": "counter.next", "r": "counter.recall", "s": "counter.no_show",
+                   "d": "counter.done", "p": "counter.pause", "c": "counter.resume"}
+        if len(line) == 2 and line[0] in "12" and line[1] in actions:
+            counters[int(line[0])].send(actions[line[1]])
+        elif line:
+            print(HELP)
+        return True
+
+    def _citizens(self, cfg, dev: Device) -> None:
+        services = [s.id for s in cfg.services]
+        weights = [8 if s == "chung-thuc" else 1 for s in services]
+        prios = [p.id for p in cfg.priority_classes]
+        while not self.stop.wait(random.uniform(1.5, 4.0)):
+            prio = random.choice(prios) if prios and random.random() < 0.15 else None
+            dev.send("ticket.request", service=random.choices(services, weights)[0], priority=prio)
+
+    def _print_event(self, topic: str, payload: bytes, props) -> None:
+        try:
+            e = json.loads(payload)
+        except ValueError:
+            return
+        t = e.get("type")
+        if t == "ticket.issued":
+            print(f"  🎫 cấp số {e['number']} — {self.names.get(e['service'], e['service'])} (trước: {e['people_ahead']}, "
+                  f"chờ ~{round(e['est_wait_s'] / 60)} phút)")
+        elif t == "ticket.called":
+            print(f"  📢 Xin mời công dân có số thứ tự {e['number']} đến quầy số {e['counter']}")
+        elif t == "ticket.recalled":
+            print(f"  📢 (gọi lại) số {e['number']} → quầy {e['counter']}")
+        elif t in ("ticket.done", "ticket.no_show", "counter.paused", "counter.resumed"):
+            print(f"  · {t} {e.get('number', '')} quầy {e.get('counter')}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--headless", action="store_true", help="no windows: tickets and announcements go to files")
+    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until q)")
+    p.add_argument("--auto", action="store_true", help="counters press 'next' by themselves")
+    p.add_argument("--config", help="site config to demo (default: config/ward-example.toml)")
+    p.add_argument("--workdir", default=str(ROOT / "var" / "demo"), help="logs, state and printed tickets")
+
+
+def run(args) -> int:
+    import logging
+    logging.getLogger("qms").setLevel(logging.WARNING)   # the demo prints its own story
+    return Demo(args).run()

@@ -1,0 +1,74 @@
+"""Test helpers: a plain paho client that records what it receives."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+class Recorder:
+    """Subscribes to topics on a broker and keeps every message (topic, payload)."""
+
+    def __init__(self, port: int, *topics: str, client_id: str = "recorder"):
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+
+        def on_connect(client, userdata, flags, rc, props):
+            for t in topics:
+                client.subscribe(t, qos=1)
+            self.connected.set()
+
+        def on_message(client, userdata, msg):
+            with self.lock:
+                self.messages.append((msg.topic, msg.payload, msg.retain))
+
+        c.on_connect, c.on_message = on_connect, on_message
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        self.client = c
+        assert self.connected.wait(5)
+        time.sleep(0.2)     # let the SUBACKs arrive
+
+    def json(self, topic_prefix: str) -> list[dict]:
+        with self.lock:
+            return [json.loads(p) for t, p, _ in self.messages if t.startswith(topic_prefix) and p]
+
+    def latest(self, topic: str) -> dict | None:
+        with self.lock:
+            for t, p, _ in reversed(self.messages):
+                if t == topic:
+                    return json.loads(p) if p else None
+        return None
+
+    def wait_for(self, pred, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return True
+            time.sleep(0.02)
+        return pred()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def raw_client(port: int, client_id: str) -> paho.Client:
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c
+
+
+def wait_until(pred, timeout: float = 20.0, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()

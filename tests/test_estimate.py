@@ -1,0 +1,152 @@
+"""The wait estimator on the real queue core: what it knows, and that a replay rebuilds it."""
+from __future__ import annotations
+
+from service.config import parse_config
+from service.queue import QueueCore
+
+BASE = 1795485600000          # 2026-11-24 09:00 +07:00, a Tuesday
+MIN = 60_000
+
+CONFIG = """
+[site]
+id = "t"
+name = "Điểm thử"
+center = "Trung tâm thử"
+[hours]
+open = "08:00"
+close = "17:00"
+[[services]]
+id = "a"
+code = 1
+name_vi = "A"
+name_en = "A"
+avg_service_minutes = 10
+[[services]]
+id = "b"
+code = 2
+name_vi = "B"
+name_en = "B"
+avg_service_minutes = 5
+[[services]]
+id = "lonely"
+code = 3
+name_vi = "Không quầy"
+name_en = "No counter"
+[[counters]]
+number = 1
+services = ["a"]
+[[counters]]
+number = 2
+services = ["b", "a"]
+"""
+
+
+def _core():
+    return QueueCore(parse_config(CONFIG))
+
+
+def _do(core, events):
+    for e in events:
+        core.apply(e)
+    return events
+
+
+def _open(core, now, *counters):
+    for n in counters:               # "next" on an empty queue leaves no trace; resume does
+        _do(core, core.resume(now, n))
+
+
+def _issue(core, now, service, n, priority=None):
+    return _do(core, core.issue(now, service, priority, f"ticket-{service}-{n:04d}"))[0]
+
+
+def test_wait_is_people_ahead_times_service_time_over_counters():
+    core = _core()
+    _open(core, BASE, 1)                           # counter 1 opens, nobody waiting
+    for i in range(6):
+        _issue(core, BASE, "a", i)
+    # only counter 1 is open: 6 ahead x 10 min, the first after a counter's reaction time
+    est = core.estimator.estimate(core, "a", 6, False, BASE)
+    assert 59 * MIN / 1000 <= est <= 61 * MIN / 1000
+    _do(core, core.next(BASE, 2))                  # counter 2 opens and takes one of "a"
+    est2 = core.estimator.estimate(core, "a", 5, False, BASE)
+    assert est2 < est * 0.7                        # two counters now
+
+
+def test_a_shared_counter_serves_its_first_service_first():
+    core = _core()
+    _open(core, BASE, 1, 2)
+    for i in range(4):
+        _issue(core, BASE, "b", i)                 # counter 2 has 20 min of "b" to serve
+    est_a = core.estimator.estimate(core, "a", 0, False, BASE)
+    est_b = core.estimator.estimate(core, "b", 4, False, BASE)
+    assert est_a < 60                               # counter 1 is free for "a"
+    assert 19 * 60 <= est_b <= 21 * 60
+
+
+def test_before_opening_the_wait_counts_from_opening_time():
+    core = _core()
+    early = BASE - 75 * MIN                         # 07:45, doors open at 08:00
+    t = _issue(core, early, "a", 1)
+    assert 15 * 60 - 5 <= t.est_wait_s <= 15 * 60 + 60
+
+
+def test_a_paused_counter_delays_the_wait_and_the_pause_length_is_learned():
+    core = _core()
+    _open(core, BASE, 1, 2)
+    _do(core, core.pause(BASE, 1, "Nghỉ trưa"))
+    _do(core, core.pause(BASE, 2, "Nghỉ trưa"))
+    est = core.estimator.estimate(core, "a", 0, False, BASE)
+    assert 25 * 60 <= est <= 35 * 60                # back after a typical pause
+    _do(core, core.resume(BASE + 10 * MIN, 2))
+    _issue(core, BASE + 10 * MIN, "b", 1)
+    _do(core, core.next(BASE + 10 * MIN, 2))        # a call while 1 is away: its pause is seen
+    _do(core, core.resume(BASE + 50 * MIN, 1))
+    _issue(core, BASE + 50 * MIN, "a", 1)
+    _do(core, core.next(BASE + 50 * MIN, 1))        # 1's first call after it teaches the length
+    assert core.estimator.pause_guess_s() > 35 * 60
+
+
+def test_learned_service_time_replaces_the_configured_one():
+    core = _core()
+    _open(core, BASE, 1)
+    now = BASE
+    for i in range(12):                             # "a" really takes 20 minutes
+        _issue(core, now, "a", i)
+        _do(core, core.next(now, 1))
+        now += 20 * MIN
+    assert core.estimator.avg_s["a"] > 17 * 60
+
+
+def test_service_without_counters_and_priority_do_not_crash():
+    core = _core()
+    t = _issue(core, BASE, "lonely", 1)
+    assert t.est_wait_s > 0
+    _do(core, core.next(BASE, 1))
+    for i in range(3):
+        _issue(core, BASE, "a", i)
+    p = _issue(core, BASE, "a", 9, priority=None)
+    assert p.est_wait_s > 0
+
+
+def test_replay_of_the_events_rebuilds_the_same_estimates():
+    core = _core()
+    log = []
+    now = BASE
+    log += _do(core, core.resume(now, 1))
+    for i in range(8):
+        log += core_issue(core, now, "a" if i % 3 else "b", i)
+        now += 3 * MIN
+        if i % 2:
+            log += _do(core, core.next(now, 1 + i % 2))
+    log += _do(core, core.pause(now, 2, "họp"))
+    again = _core()
+    for e in log:
+        again.apply(e)
+    for s in ("a", "b", "lonely"):
+        assert again.service_view(s, now)["est_wait_s"] == core.service_view(s, now)["est_wait_s"]
+    assert again.estimator.avg_s == core.estimator.avg_s
+
+
+def core_issue(core, now, service, n):
+    return _do(core, core.issue(now, service, None, f"ticket-{service}-{n:04d}"))
