@@ -3,8 +3,10 @@
     python bench/kiosk.py [--json] [--tickets 50]
 
 Everything real: Mosquitto on a free port, the central service (in this process), the
-kiosk app headless (SDL dummy), a touch posted as an SDL event, python-escpos writing
-to a pty whose far end timestamps the first byte of each ticket. Offline = the broker
+kiosk app headless (SDL dummy), a touch posted as an SDL event, the printer driver
+(drivers/printer.py) talking to its simulated ESC/POS printer over a pty; the first byte
+is the first write of the ticket's bytes to the serial link (after the driver's status
+query, which the driver makes before every job). Offline = the broker
 stopped and known to be (Device.online false). Baseline, same run: the printer alone
 (`print_ticket` called directly to first byte), so the ratio shows what the kiosk adds.
 Cold start = `qms kiosk --headless` process spawn to its "idle screen drawn" line.
@@ -31,6 +33,26 @@ os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(ROOT / "var" / "escp
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+class FirstByte:
+    """Timestamps the first write of each print job's ticket bytes to the printer link
+    (the status queries before it do not count)."""
+
+    def __init__(self, transport):
+        self.first_byte_at: list[float] = []
+        self._armed = False
+        write = transport.write
+
+        def timed_write(data):
+            if self._armed:
+                self.first_byte_at.append(time.perf_counter())
+                self._armed = False
+            return write(data)
+        transport.write = timed_write
+
+    def mark(self):
+        self._armed = True
 
 
 def touch_to_first_byte(app, reader, services: list[str], n: int) -> list[float]:
@@ -99,15 +121,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--tickets", type=int, default=50)
-    ap.add_argument("--broker-nodelay", action="store_true",
-                    help="Mosquitto with set_tcp_nodelay true (its default is false: Nagle on) and "
-                         "TCP_NODELAY on the service's socket too (what the kiosk sets on its own)")
     args = ap.parse_args()
     import logging
     logging.disable(logging.WARNING)
     from kiosk.app import KioskApp
-    from kiosk.printing import EscposPrinter
-    from kiosk.testing import PtyReader
+    from kiosk.printing import make_printer
     from kiosk.voice import SilentSpeaker
     from service.app import CentralService
     from service.config import load_config
@@ -116,16 +134,13 @@ def main() -> int:
     n = max(5, min(args.tickets, 45))          # stays within one kiosk's offline block
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        broker = Broker(tmp, extra_conf="set_tcp_nodelay true" if args.broker_nodelay else "").start()
+        broker = Broker(tmp).start()
         cfg_path = make_config(tmp, broker.port)
         cfg = load_config(cfg_path)
         svc = CentralService(cfg, tmp / "service.sqlite", tick_seconds=3600).start()
         svc.link.wait_connected(10)
-        if args.broker_nodelay:
-            import socket
-            svc.link.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader = PtyReader()
-        printer = EscposPrinter(reader.path)
+        printer = make_printer(cfg.printer, tmp)
+        reader = FirstByte(printer.driver.transport)
         app = KioskApp(cfg, "kiosk-1", size=(1024, 600), printer=printer, speaker=SilentSpeaker(),
                        db=tmp / "kiosk.sqlite").start()
         deadline = time.monotonic() + 10
@@ -147,12 +162,10 @@ def main() -> int:
         assert app.issuer.stats["timeouts"] == 0 and app.issuer.stats["offline"] == n, app.issuer.stats
         app.stop()
         svc.stop()
-        reader.close()
         starts, rss = cold_start(cfg_path)
 
     result = {
         "tickets": n,
-        "broker_tcp_nodelay": args.broker_nodelay,
         "touch_to_first_byte_ms_p50": round(statistics.median(online), 2),
         "touch_to_first_byte_ms_p99": round(pct(online, 99), 2),
         "offline_touch_to_first_byte_ms_p50": round(statistics.median(offline), 2),

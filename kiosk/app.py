@@ -71,8 +71,7 @@ class KioskApp:
         subs += [(f"{topics_base}/status/{d}", 1) for d in self.service_devices]
         self.device = Device(cfg, device_id, known.role, outbox_path=db or db_path(cfg, device_id),
                              subscriptions=subs, on_message=lambda t, p, props: self.inbox.put(("mqtt", t, p)),
-                             status={"kind": "robot" if self.robot else "kiosk"},
-                             on_connect=self._no_nagle)
+                             status={"kind": "robot" if self.robot else "kiosk"})
         self.issuer = TicketIssuer(cfg, self.device, clock=clock)
         self.printer = printer or make_printer(cfg.printer, cfg.state_dir())
         self.speaker = speaker or make_speaker(cfg.voice.enabled)
@@ -119,18 +118,6 @@ class KioskApp:
         self._last_poll = 0.0
         self._stock_seen: int | None = None
         self.heartbeat = Heartbeat()
-
-    def _no_nagle(self) -> None:
-        """Small MQTT packets wait ~40 ms for Nagle + delayed ACK otherwise (measured: a
-        ticket request took 88 ms on loopback, 10 ms with TCP_NODELAY here and in Mosquitto's
-        `set_tcp_nodelay true`)."""
-        import socket
-        sock = self.device.link.client.socket()
-        if sock is not None and hasattr(sock, "setsockopt"):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "KioskApp":
