@@ -8,11 +8,12 @@ skipped with a message, the rest are kept.
 from __future__ import annotations
 
 import tomllib
-import unicodedata
 from pathlib import Path
 from typing import Annotated
 
 import msgspec
+
+from service.config import _nfc
 
 DEFAULT = Path(__file__).with_name("catalog_default.toml")
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]
@@ -56,16 +57,6 @@ class Catalog:
 
     def for_service(self, service: str) -> list[Procedure]:
         return [p for p in self.procedures if p.service == service]
-
-
-def _nfc(obj):
-    if isinstance(obj, str):
-        return unicodedata.normalize("NFC", obj)
-    if isinstance(obj, dict):
-        return {k: _nfc(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_nfc(v) for v in obj]
-    return obj
 
 
 def parse_catalog(path: Path, service_ids: set[str]) -> Catalog:

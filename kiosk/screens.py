@@ -85,6 +85,13 @@ def grid(area: pygame.Rect, n: int, cols: int, gap: int) -> list[pygame.Rect]:
             for i in range(n)]
 
 
+def service_grid(surface: pygame.Surface, v: View, area: pygame.Rect) -> list[tuple]:
+    """(service, rect) for every service: two columns in landscape, one in portrait."""
+    services = v.cfg.services
+    cols = 1 if portrait(surface) or len(services) <= 3 else 2
+    return list(zip(services, grid(area, len(services), cols, int(1.5 * unit(surface)))))
+
+
 def service_status(v: View, service_id: str) -> str:
     """open | closed | cap, from the retained state (unknown counts as open: the kiosk
     can still issue offline, and the service has the last word)."""
@@ -154,9 +161,7 @@ def draw_menu(surface: pygame.Surface, v: View) -> list[Hit]:
                 int(5 * u), ui.ACCENT_TEXT, bold=True, max_lines=1)
         content = pygame.Rect(content.left, band.bottom + int(1.5 * u), content.width,
                               content.height - band.height - int(1.5 * u))
-    services = v.cfg.services
-    cols = 1 if portrait(surface) or len(services) <= 3 else 2
-    for s, r in zip(services, grid(content, len(services), cols, int(1.5 * u))):
+    for s, r in service_grid(surface, v, content):
         status = service_status(v, s.id)
         if status == "open":
             ui.button(surface, r, v.name(s), u, sub=waiting_line(v, s.id), size=5.2)
@@ -183,9 +188,7 @@ def draw_procedure_services(surface: pygame.Surface, v: View) -> list[Hit]:
     surface.fill(ui.BG)
     u = unit(surface)
     content, hits = header(surface, v, v.tr("choose_proc_service"))
-    services = v.cfg.services
-    cols = 1 if portrait(surface) or len(services) <= 3 else 2
-    for s, r in zip(services, grid(content, len(services), cols, int(1.5 * u))):
+    for s, r in service_grid(surface, v, content):
         n = len(v.catalog.for_service(s.id))
         ui.button(surface, r, v.name(s), u, sub=f"{n} {'procedures' if v.lang == 'en' else 'thủ tục'}",
                   size=5.2, icon="info")

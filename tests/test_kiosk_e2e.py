@@ -10,7 +10,7 @@ import pytest
 
 from kiosk.app import KioskApp
 from kiosk.printing import MemoryPrinter, make_printer
-from kiosk.testing import tap
+from kiosk.testing import tap, wait_until
 from kiosk.voice import SilentSpeaker
 from mqtt.client import MqttLink
 from drivers.printer_status import PrinterStatus
@@ -20,14 +20,7 @@ from tests.conftest import Broker, make_config
 
 
 def wait(pred, timeout=10.0, step=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if step:
-            step()
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_until(pred, timeout, step)
 
 
 def listen(cfg, topic):

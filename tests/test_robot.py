@@ -12,7 +12,7 @@ from gpiozero.pins.mock import MockFactory
 from kiosk.app import KioskApp, run
 from kiosk.printing import MemoryPrinter
 from kiosk.robot import Greeter
-from kiosk.testing import tap
+from kiosk.testing import tap, wait_until
 from kiosk.voice import EspeakSpeaker, SilentSpeaker
 from mqtt.client import MqttLink
 from service.config import load_config
@@ -41,14 +41,7 @@ def mock_pins():
 
 
 def wait(pred, timeout=5.0, step=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if step:
-            step()
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_until(pred, timeout, step)
 
 
 @pytest.fixture
