@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from mqtt.broker import LocalBroker  # noqa: E402
 
+SERVICES = ["chung-thuc", "ho-tich", "dat-dai", "xay-dung", "ho-kinh-doanh", "van-hoa-xa-hoi", "bhxh-bhyt",
+            "nhan-ket-qua"]
+
 
 def site_config(tmp: Path, port: int, n_counters: int) -> Path:
     text = (ROOT / "config" / "ward-example.toml").read_text(encoding="utf-8")
@@ -41,8 +45,9 @@ def site_config(tmp: Path, port: int, n_counters: int) -> Path:
     text = text.replace('open = "07:30"', 'open = "00:00"').replace('close = "17:00"', 'close = "23:59"')
     text = text.replace("weekdays = [1, 2, 3, 4, 5, 6]", "weekdays = [1, 2, 3, 4, 5, 6, 7]")
     text = text.replace("cutoff_minutes = 15", "cutoff_minutes = 0").replace("offline_block = 50", "offline_block = 0")
-    text = text.replace("daily_cap = 400", "daily_cap = 999")
-    extra = "".join(f'[[counters]]\nnumber = {n}\nservices = ["chung-thuc"]\n'
+    text = re.sub(r"daily_cap = \d+", "daily_cap = 999", text)
+    services = '["chung-thuc", "ho-tich", "dat-dai", "xay-dung", "ho-kinh-doanh", "van-hoa-xa-hoi", "bhxh-bhyt", "nhan-ket-qua"]'
+    extra = "".join(f'[[counters]]\nnumber = {n}\nservices = {services}\n'
                     f'[[devices]]\nid = "bc{n}"\nrole = "counter"\ncounter = {n}\n'
                     for n in range(20, 20 + n_counters))
     path = tmp / "bench.toml"
@@ -79,7 +84,8 @@ class Load:
         self.seq += 1
         mid = uuid.uuid4().hex
         msg = {"v": 1, "id": mid, "dev": dev, "seq": self.seq, "ts": int(time.time() * 1000)}
-        msg.update({"type": "ticket.request", "service": "chung-thuc"} if role == "kiosk" else {"type": "counter.next"})
+        service = SERVICES[self.seq % len(SERVICES)]     # spread over services: each has ~999 numbers a day
+        msg.update({"type": "ticket.request", "service": service} if role == "kiosk" else {"type": "counter.next"})
         self.by_id[mid] = (role, dev)
         self.sent_at[mid] = time.perf_counter()
         self.client.publish(f"qms/v1/{self.site}/cmd/{role}/{dev}", json.dumps(msg), qos=1)
@@ -90,7 +96,8 @@ class Load:
         if t is None:
             return
         if not ack["ok"]:
-            raise SystemExit(f"operation refused: {ack}")
+            print(f"operation refused: {ack}", file=sys.stderr)
+            os._exit(1)
         self.lat.append(time.perf_counter() - t)
         role, dev = self.by_id.pop(ack["id"])
         self.remaining[dev] -= 1

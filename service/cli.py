@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("service.config_cli", "check a site config file"),
     "printer": ("drivers.printer_cli", "ticket printer tools: preview, selftest, status"),
     "voice": ("display.voice_cli", "voice tools: say a call, build a voice pack"),
+    "web": ("service.web", "run the citizen ticket page, public board, booking API and staff alerts"),
     "report": ("service.report_cli", "statistics for a day or a date range"),
     "simulate": ("service.simulate", "play a simulated day through the real service"),
     "provision": ("service.provision", "generate Mosquitto credentials, ACL and TLS files"),

@@ -40,6 +40,7 @@ ARRIVAL_FADE_S = 30 * 60       # ...and projected ahead fading with this time co
 IDLE_REACTION_S = 15.0         # an idle counter notices a new ticket after about this long
 MIN_REMAINING = 0.25           # a service running longer than average still needs this share
 MAX_STEPS = 20_000
+MIN_RERUN_MS = 1_000           # under load, at most one look-ahead run per second of site time
 
 
 class WaitEstimator:
@@ -56,6 +57,8 @@ class WaitEstimator:
         self.pause_total_s, self.pauses = 0.0, 0
         self._memo_key: tuple | None = None
         self._memo: dict | None = None
+        self._memo_now = 0
+        self._memo_core = None
 
     # ------------------------------------------------------------ learning (events only)
     def observe_call(self, core: "QueueCore", t: "Ticket", at: int) -> None:
@@ -87,16 +90,28 @@ class WaitEstimator:
         line = core.lines[service]
         if priority:
             pos = min(people_ahead, len(line.priority))
-            at = prio.get(pos)
+            known = prio
         else:
             pos = min(max(people_ahead - len(line.priority), 0), len(line.normal))
-            at = normal.get(pos)
+            known = normal
+        at = known.get(pos)
+        if at is None and known:
+            # a position past the last run's end (tickets issued since, under load): extend
+            # the run's last call by the line's service rate
+            last = max(known)
+            if pos > last:
+                at = known[last] + (pos - last) * self.avg_s[service] / max(self._shares(core, service), 0.5)
         if at is None:         # no counter will get to it: the plain formula as a last resort
             return self._fallback(core, service, people_ahead)
+        at -= (now - self._memo_now) / 1000       # time passed since the run
         return int(round(max(0.0, at)))
 
+    @staticmethod
+    def _shares(core: "QueueCore", service: str) -> float:
+        return sum(1.0 / len(c.services) for c in core.counters.values() if service in c.services)
+
     def _fallback(self, core: "QueueCore", service: str, people_ahead: int) -> int:
-        shares = sum(1.0 / len(c.services) for c in core.counters.values() if service in c.services)
+        shares = self._shares(core, service)
         return int(round((people_ahead + 0.5) * self.avg_s[service] / max(shares, 0.5)))
 
     def _state_key(self, core: "QueueCore", now: int) -> tuple:
@@ -108,7 +123,10 @@ class WaitEstimator:
     def _lookahead(self, core: "QueueCore", now: int) -> dict:
         key = self._state_key(core, now)
         if key != self._memo_key:
-            self._memo = _Lookahead(self, core, now).run()
+            fresh = self._memo_core is core and 0 <= now - self._memo_now < MIN_RERUN_MS
+            if self._memo is None or not fresh:
+                self._memo = _Lookahead(self, core, now).run()
+                self._memo_now, self._memo_core = now, core
             self._memo_key = key
         return self._memo
 

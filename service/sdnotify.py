@@ -1,28 +1,112 @@
-"""Minimal sd_notify (placeholder until the deploy branch lands its full version)."""
+"""sd_notify without dependencies: tell systemd we are ready, alive, or stopping.
+
+Units run with `Type=notify` and `WatchdogSec=`: systemd starts the next unit only after
+READY=1, and restarts a process whose main loop stops sending WATCHDOG=1. The heartbeat
+must come from the main loop itself (not a helper thread), so a hung loop is restarted
+while a busy one that still iterates is not.
+
+Protocol (sd_notify(3)): newline-separated KEY=VALUE lines in one datagram to the unix
+socket named by $NOTIFY_SOCKET ("@name" = abstract namespace). Outside systemd (tests,
+a developer's shell) NOTIFY_SOCKET is unset and every call is a cheap no-op.
+"""
+from __future__ import annotations
+
+import logging
 import os
 import socket
 import time
 
+log = logging.getLogger("qms.sdnotify")
+
+
+def _address(raw: str) -> str | bytes:
+    # "@foo" is Linux's abstract namespace: a leading NUL byte on the wire
+    return "\0" + raw[1:] if raw.startswith("@") else raw
+
+
+def notify(message: str, environ: dict | None = None) -> bool:
+    """Send one notification; False if not under systemd or the send failed.
+
+    Never raises: a missing or broken notify socket must not take a kiosk down.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get("NOTIFY_SOCKET")
+    if not raw:
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.sendto(message.encode("utf-8"), _address(raw))
+        return True
+    except OSError as e:
+        log.warning("sd_notify to %s failed: %s", raw, e)
+        return False
+
+
+def watchdog_interval(environ: dict | None = None) -> float:
+    """Seconds between heartbeats: a third of WatchdogSec (0 = no watchdog).
+
+    WATCHDOG_PID, when set, names the process the watchdog is for; a child process that
+    inherited the variables must not beat for its parent.
+    """
+    env = os.environ if environ is None else environ
+    try:
+        usec = int(env.get("WATCHDOG_USEC", "0") or 0)
+    except ValueError:
+        return 0.0
+    pid = env.get("WATCHDOG_PID")
+    if usec <= 0 or (pid and pid != str(os.getpid())):
+        return 0.0
+    return usec / 3e6
+
 
 class Heartbeat:
-    def __init__(self) -> None:
-        self.addr = os.environ.get("NOTIFY_SOCKET")
-        usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
-        self.interval = usec / 3e6 if usec else 0
-        self._last = 0.0
+    """The main loop's link to systemd: `ready()` once, `beat()` every iteration.
 
-    def _send(self, msg: str) -> None:
-        if not self.addr:
-            return
-        addr = "\0" + self.addr[1:] if self.addr.startswith("@") else self.addr
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(msg.encode(), addr)
+    `beat()` is rate-limited to a third of WatchdogSec, so calling it from a 60 fps loop
+    costs one clock read per frame.
+    """
 
-    def ready(self, status: str = "") -> None:
-        self._send("READY=1\nSTATUS=" + status)
+    def __init__(self, environ: dict | None = None, clock=time.monotonic):
+        self.environ = dict(os.environ if environ is None else environ)
+        self.enabled = bool(self.environ.get("NOTIFY_SOCKET"))
+        self.interval = watchdog_interval(self.environ)
+        self.clock = clock
+        self._last = float("-inf")
+        self.sent = 0          # heartbeats actually sent (for tests and status pages)
 
-    def beat(self) -> None:
-        now = time.monotonic()
-        if self.interval and now - self._last >= self.interval:
-            self._last = now
-            self._send("WATCHDOG=1")
+    def _send(self, *lines: str) -> bool:
+        if not self.enabled:
+            return False
+        return notify("\n".join(lines), self.environ)
+
+    def ready(self, status: str = "") -> bool:
+        lines = ["READY=1"] + ([f"STATUS={_one_line(status)}"] if status else [])
+        ok = self._send(*lines)
+        self._last = self.clock()      # READY also resets systemd's watchdog timer
+        return ok
+
+    def status(self, text: str) -> bool:
+        """Free-form text shown by `systemctl status`."""
+        return self._send(f"STATUS={_one_line(text)}")
+
+    def beat(self) -> bool:
+        """Call once per main-loop iteration. True if a heartbeat went out now."""
+        if not self.interval:
+            return False
+        now = self.clock()
+        if now - self._last < self.interval:
+            return False
+        self._last = now
+        if self._send("WATCHDOG=1"):
+            self.sent += 1
+            return True
+        return False
+
+    def stopping(self, status: str = "") -> bool:
+        lines = ["STOPPING=1"] + ([f"STATUS={_one_line(status)}"] if status else [])
+        return self._send(*lines)
+
+
+def _one_line(text: str) -> str:
+    # a newline would start a new KEY=VALUE line and could forge e.g. READY=1
+    return " ".join(str(text).split())

@@ -56,11 +56,12 @@ def test_numbers_are_per_service_and_restart_each_day():
 
 def test_people_ahead_and_estimate_grow():
     q = Q()
-    first, second = q.issue(at(8)), q.issue(at(8))
-    assert (first.people_ahead, second.people_ahead) == (0, 1)
-    assert second.est_wait_s > first.est_wait_s > 0
+    tickets = [q.issue(at(8)) for _ in range(12)]
+    assert [t.people_ahead for t in tickets] == list(range(12))
+    waits = [t.est_wait_s for t in tickets]
+    assert waits == sorted(waits) and waits[-1] > waits[0]   # 4 counters serve it: the 12th waits
     prio = q.issue(at(8), priority="nguoi-cao-tuoi")
-    assert prio.people_ahead == 0
+    assert prio.people_ahead == 0 and prio.est_wait_s < waits[-1]
 
 
 @pytest.mark.parametrize("when,code", [

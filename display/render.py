@@ -1,0 +1,358 @@
+"""`BoardRenderer`: draws a BoardModel on a pygame surface, one region at a time.
+
+Only the regions named dirty are drawn; the caller passes the returned rectangles to
+`pygame.display.update`, so an idle board costs nothing but the clock once a minute.
+Text is NFC and drawn with a TTF that has every Vietnamese letter (Noto Sans or DejaVu
+Sans); long service names shrink to fit their box.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygame
+
+from display.board import (CALLS, COUNTERS, HEADER, HERO, LINK, SERVICES, TICKER, BoardModel,
+                           CounterView, nfc)
+
+# DejaVu Sans first: it has every Vietnamese letter and also → and ●, which Noto Sans
+# (fonts-noto-core) lacks; Noto Sans can be configured with [display] font.
+FONT_CANDIDATES = {
+    False: ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf"],
+    True: ["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+           "/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf"],
+}
+
+BG = (10, 28, 56)
+PANEL = (18, 45, 86)
+TEXT = (240, 244, 250)
+DIM = (150, 165, 190)
+ACCENT = (255, 190, 30)
+HERO_BG = (255, 190, 30)
+HERO_TEXT = (10, 28, 56)
+PAUSED = (120, 128, 140)
+ALERT = (230, 70, 60)
+
+WEEKDAYS = ["Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật"]
+
+
+def find_font(bold: bool, configured: str = "") -> str:
+    for path in ([configured] if configured else []) + FONT_CANDIDATES[bold]:
+        if path and Path(path).exists():
+            return path
+    raise FileNotFoundError("no TTF font with Vietnamese letters found: install fonts-noto-core "
+                            "or fonts-dejavu-core, or set [display] font")
+
+
+class Fonts:
+    def __init__(self, regular: str = "", bold: str = ""):
+        self.paths = {False: find_font(False, regular), True: find_font(True, bold)}
+
+    @functools.lru_cache(maxsize=256)
+    def get(self, size: int, bold: bool = False) -> pygame.font.Font:
+        return pygame.font.Font(self.paths[bold], max(6, size))
+
+    @functools.lru_cache(maxsize=1024)
+    def fit_size(self, text: str, width: int, height: int, bold: bool = False) -> int:
+        """The largest size (by line height) at which `text` fits in width x height."""
+        lo, hi = 6, max(6, int(height * 0.95))
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            w, h = self.get(mid, bold).size(text)
+            if w <= width and h <= height * 1.25:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def render_fit(self, text: str, width: int, height: int, color, bold: bool = False,
+                   max_size: int | None = None) -> pygame.Surface:
+        text = nfc(text)
+        size = self.fit_size(text, width, height, bold)
+        if max_size:
+            size = min(size, max_size)
+        return self.get(size, bold).render(text, True, color)
+
+    def render_wrapped(self, text: str, width: int, height: int, color, bold: bool = False,
+                       max_size: int | None = None) -> pygame.Surface:
+        """Fit on one line, or on two when that gives a larger size (long service names)."""
+        text = nfc(text)
+        words = text.split()
+        best = [text]
+        best_size = self.fit_size(text, width, height, bold)
+        two_lines, two_size = None, 0
+        for cut in range(1, len(words)):
+            lines = [" ".join(words[:cut]), " ".join(words[cut:])]
+            size = min(self.fit_size(line, width, height // 2, bold) for line in lines)
+            if size > two_size:        # the first best cut is the most balanced one
+                two_lines, two_size = lines, size
+        if two_lines and two_size > best_size * 1.15:
+            best, best_size = two_lines, two_size
+        font = self.get(min(best_size, max_size or best_size), bold)
+        rendered = [font.render(line, True, color) for line in best]
+        line_h = font.get_linesize()
+        out = pygame.Surface((max(r.get_width() for r in rendered), line_h * len(rendered)), pygame.SRCALPHA)
+        for i, r in enumerate(rendered):
+            out.blit(r, (0, i * line_h))
+        return out
+
+    def missing_glyphs(self, text: str, bold: bool = False) -> set[str]:
+        """Characters the font draws as its "missing glyph" box."""
+        font = self.get(24, bold)
+        notdef = pygame.image.tobytes(font.render("\ue000", True, (255, 255, 255)), "RGBA")
+        return {ch for ch in set(nfc(text)) if not ch.isspace()
+                and pygame.image.tobytes(font.render(ch, True, (255, 255, 255)), "RGBA") == notdef}
+
+
+@dataclass(frozen=True)
+class Layout:
+    rects: dict[str, pygame.Rect]
+    portrait: bool
+
+
+def make_layout(width: int, height: int) -> Layout:
+    """Regions as fractions of the screen; portrait stacks what landscape puts side by side."""
+    def r(x0, y0, x1, y1):
+        return pygame.Rect(round(x0 * width), round(y0 * height),
+                           round((x1 - x0) * width), round((y1 - y0) * height))
+    if height > width:
+        rects = {HEADER: r(0, 0, 1, .07), HERO: r(0, .07, 1, .27), CALLS: r(0, .27, 1, .43),
+                 COUNTERS: r(0, .43, 1, .70), SERVICES: r(0, .70, 1, .935), TICKER: r(0, .935, 1, 1)}
+        portrait = True
+    else:
+        rects = {HEADER: r(0, 0, 1, .11), HERO: r(0, .11, .6, .53), CALLS: r(0, .53, .6, .91),
+                 COUNTERS: r(.6, .11, 1, .57), SERVICES: r(.6, .57, 1, .91), TICKER: r(0, .91, 1, 1)}
+        portrait = False
+    h = rects[HEADER]   # the link mark sits between the names and the clock, bottom line
+    rects[LINK] = pygame.Rect(h.right - h.width * 27 // 100 - h.width // 7, h.bottom - h.height * 2 // 5,
+                              h.width // 7, h.height * 2 // 5 - 4)
+    return Layout(rects, portrait)
+
+
+class BoardRenderer:
+    def __init__(self, surface: pygame.Surface, model: BoardModel, *, center: str, site: str,
+                 service_names: dict[str, str], tz=None, fonts: Fonts | None = None,
+                 last_calls: int = 6, blink_seconds: float = 10.0, blink_period: float = 0.5,
+                 clock_seconds: bool = False, english: bool = True, ticker_speed: float = 120.0):
+        self.surface, self.model = surface, model
+        self.center, self.site = nfc(center), nfc(site)
+        self.service_names = {k: nfc(v) for k, v in service_names.items()}
+        self.tz = tz
+        self.fonts = fonts or Fonts()
+        self.layout = make_layout(*surface.get_size())
+        self.last_calls = last_calls
+        self.blink_seconds, self.blink_period = blink_seconds, blink_period
+        self.clock_seconds, self.english = clock_seconds, english
+        self.ticker_speed = ticker_speed
+        self._ticker_surface: pygame.Surface | None = None
+        self._ticker_text: str | None = None
+        self.drawn_hero: int | None = None           # number in the last drawn hero (tests, bench)
+
+    # ------------------------------------------------------------ time-driven state
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(self.tz)
+
+    def clock_text(self, now: dt.datetime) -> str:
+        return now.strftime("%H:%M:%S" if self.clock_seconds else "%H:%M")
+
+    def blink_phase(self, t: float) -> bool | None:
+        """None when not blinking; else whether the hero is in its highlighted half."""
+        m = self.model
+        if not m.blinking(self.blink_seconds):
+            return None
+        return int((t - m.hero_since) / self.blink_period) % 2 == 0
+
+    # ------------------------------------------------------------ drawing
+    def draw(self, regions: set[str], t: float | None = None) -> list[pygame.Rect]:
+        t = self.model.clock() if t is None else t
+        out = []
+        for name in (HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK):
+            if name in regions or (name == LINK and HEADER in regions):
+                rect = self.layout.rects[name]
+                self.surface.set_clip(rect)          # nothing spills into a neighbour
+                getattr(self, f"_draw_{name}")(rect, t)
+                out.append(rect)
+        self.surface.set_clip(None)
+        return out
+
+    def _panel(self, rect: pygame.Rect, color=BG) -> pygame.Rect:
+        self.surface.fill(color, rect)
+        return rect.inflate(-max(8, rect.width // 60), -max(6, rect.height // 30))
+
+    def _blit(self, surf: pygame.Surface, rect: pygame.Rect, align: str = "left", valign: str = "center") -> None:
+        x = {"left": rect.left, "center": rect.centerx - surf.get_width() // 2,
+             "right": rect.right - surf.get_width()}[align]
+        y = {"top": rect.top, "center": rect.centery - surf.get_height() // 2,
+             "bottom": rect.bottom - surf.get_height()}[valign]
+        self.surface.blit(surf, (x, y))
+
+    def _label(self, vi: str, en: str) -> str:
+        return f"{vi} / {en}" if self.english and en else vi
+
+    def _draw_header(self, rect: pygame.Rect, t: float) -> None:
+        inner = self._panel(rect, PANEL)
+        f = self.fonts
+        now = self.now()
+        right_w = inner.width // 4
+        link = self.layout.rects[LINK]
+        left = pygame.Rect(inner.left, inner.top, link.left - inner.left - 10, inner.height)
+        self._blit(f.render_wrapped(self.center, left.width, int(left.height * 0.6), TEXT, bold=True),
+                   pygame.Rect(left.left, left.top, left.width, int(left.height * 0.6)))
+        self._blit(f.render_fit(self.site, left.width, int(left.height * 0.3), DIM),
+                   pygame.Rect(left.left, left.top + int(left.height * 0.62), left.width, int(left.height * 0.38)))
+        right = pygame.Rect(inner.right - right_w, inner.top, right_w, inner.height)
+        self._blit(f.render_fit(self.clock_text(now), right.width, int(right.height * 0.5), ACCENT, bold=True),
+                   pygame.Rect(right.left, right.top, right.width, int(right.height * 0.55)), "right")
+        date = f"{WEEKDAYS[now.weekday()]}, {now:%d/%m/%Y}"
+        self._blit(f.render_fit(date, right.width, int(right.height * 0.25), DIM),
+                   pygame.Rect(right.left, right.top + int(right.height * 0.55), right.width,
+                               int(right.height * 0.3)), "right")
+
+    def _draw_link(self, rect: pygame.Rect, t: float) -> None:
+        # a small mark inside the header, left of the clock; cleared when the link is back
+        self.surface.fill(PANEL, rect)
+        if not self.model.connected:
+            text = self.fonts.render_fit("● mất kết nối", rect.width, rect.height, ALERT,
+                                         max_size=max(12, rect.height // 2))
+            self._blit(text, rect, "right", "bottom")
+
+    def _draw_hero(self, rect: pygame.Rect, t: float) -> None:
+        m = self.model
+        phase = self.blink_phase(t)
+        lit = phase is None or phase
+        inner = self._panel(rect, HERO_BG if lit else BG)
+        fg = HERO_TEXT if lit else ACCENT
+        f = self.fonts
+        label_h = inner.height // 7
+        self._blit(f.render_fit(self._label("ĐANG MỜI", "Now calling"), inner.width, label_h, fg),
+                   pygame.Rect(inner.left, inner.top, inner.width, label_h), "center")
+        body = pygame.Rect(inner.left, inner.top + label_h, inner.width, inner.height - 2 * label_h)
+        if m.hero is None:
+            self._blit(f.render_fit("—", body.width, body.height, fg, bold=True), body, "center")
+            self.drawn_hero = None
+            return
+        text = f"{m.hero.number} → Quầy {m.hero.counter}"
+        self._blit(f.render_fit(text, body.width, body.height, fg, bold=True), body, "center")
+        name = self.service_names.get(m.hero.service, "")
+        if name:
+            self._blit(f.render_wrapped(name, inner.width, label_h, fg),
+                       pygame.Rect(inner.left, inner.bottom - label_h, inner.width, label_h), "center")
+        self.drawn_hero = m.hero.number
+
+    def _draw_calls(self, rect: pygame.Rect, t: float) -> None:
+        inner = self._panel(rect)
+        f = self.fonts
+        calls = self.model.recent_calls(self.last_calls)
+        title_h = inner.height // 8
+        self._blit(f.render_fit(self._label("Số vừa gọi", "Recent calls"), inner.width, title_h, DIM),
+                   pygame.Rect(inner.left, inner.top, inner.width, title_h))
+        if not calls:
+            return
+        cols = 2 if self.last_calls > 3 else 1
+        rows = -(-self.last_calls // cols)
+        area = pygame.Rect(inner.left, inner.top + title_h, inner.width, inner.height - title_h)
+        cw, ch = area.width // cols, area.height // rows
+        size = f.fit_size("8888 → Quầy 88", cw - 20, int(ch * 0.8), True)
+        for i, c in enumerate(calls):
+            cell = pygame.Rect(area.left + (i // rows) * cw, area.top + (i % rows) * ch, cw - 20, ch)
+            self._blit(f.get(size, True).render(f"{c.number} → Quầy {c.counter}", True, TEXT), cell)
+
+    def _grid(self, n: int, area: pygame.Rect) -> tuple[int, int]:
+        best = (1, n)
+        best_score = 0.0
+        for cols in range(1, n + 1):
+            rows = -(-n // cols)
+            w, h = area.width / cols, area.height / rows
+            score = min(w / 2.2, h)            # cells about twice as wide as tall
+            if score > best_score:
+                best, best_score = (cols, rows), score
+        return best
+
+    def _draw_counters(self, rect: pygame.Rect, t: float) -> None:
+        inner = self._panel(rect)
+        f = self.fonts
+        title_h = inner.height // 10
+        self._blit(f.render_fit(self._label("Các quầy", "Counters"), inner.width, title_h, DIM),
+                   pygame.Rect(inner.left, inner.top, inner.width, title_h))
+        counters = sorted(self.model.counters.values(), key=lambda c: c.counter)
+        if not counters:
+            return
+        area = pygame.Rect(inner.left, inner.top + title_h, inner.width, inner.height - title_h)
+        cols, rows = self._grid(len(counters), area)
+        cw, ch = area.width // cols, area.height // rows
+        for i, c in enumerate(counters):
+            cell = pygame.Rect(area.left + (i % cols) * cw, area.top + (i // cols) * ch, cw, ch).inflate(-8, -8)
+            self._counter_cell(cell, c)
+
+    def _counter_cell(self, cell: pygame.Rect, c: CounterView) -> None:
+        f = self.fonts
+        paused = c.status == "paused"
+        pygame.draw.rect(self.surface, PANEL, cell, border_radius=max(4, cell.height // 10))
+        top = pygame.Rect(cell.left + 8, cell.top + 4, cell.width - 16, int(cell.height * 0.38))
+        bottom = pygame.Rect(cell.left + 8, top.bottom, cell.width - 16, cell.bottom - top.bottom - 4)
+        self._blit(f.render_fit(f"Quầy {c.counter}", top.width, top.height, DIM), top, "center")
+        if paused:
+            text, color = "Tạm nghỉ", PAUSED
+        elif c.serving is not None:
+            text, color = str(c.serving.number), ACCENT
+        else:
+            text, color = "—", DIM
+        self._blit(f.render_fit(text, bottom.width, bottom.height, color, bold=True), bottom, "center")
+
+    def _draw_services(self, rect: pygame.Rect, t: float) -> None:
+        inner = self._panel(rect)
+        f = self.fonts
+        title_h = inner.height // 9
+        self._blit(f.render_fit(self._label("Đang chờ", "Waiting"), inner.width, title_h, DIM),
+                   pygame.Rect(inner.left, inner.top, inner.width, title_h))
+        services = list(self.model.services.values())
+        if not services:
+            return
+        area = pygame.Rect(inner.left, inner.top + title_h, inner.width, inner.height - title_h)
+        # many services in a short panel: two columns keep the names readable
+        cols = 2 if area.height / len(services) < self.surface.get_height() * 0.045 else 1
+        per_col = -(-len(services) // cols)
+        row_h = area.height // per_col
+        col_w = area.width // cols
+        count_w = col_w // (7 if cols == 1 else 5)
+        for i, s in enumerate(services):
+            row = pygame.Rect(area.left + (i // per_col) * col_w, area.top + (i % per_col) * row_h,
+                              col_w - (12 if cols > 1 else 0), row_h)
+            name = self.service_names.get(s.service, s.service)
+            name_box = pygame.Rect(row.left, row.top, row.width - count_w - 8, row.height)
+            self._blit(f.render_wrapped(name, name_box.width, int(row.height * 0.85), TEXT,
+                                         max_size=int(row.height * 0.45)), name_box)
+            color = TEXT if s.open else PAUSED
+            self._blit(f.render_fit(str(s.waiting), count_w, int(row.height * 0.75), color, bold=True),
+                       pygame.Rect(row.right - count_w, row.top, count_w, row.height), "right")
+
+    def _draw_ticker(self, rect: pygame.Rect, t: float) -> None:
+        self.surface.fill(PANEL, rect)
+        text = self.model.ticker_text()
+        if not text:
+            return
+        if text != self._ticker_text:
+            self._ticker_text = text
+            self._ticker_surface = self.fonts.render_fit(text + "      ", 10 ** 6, int(rect.height * 0.6), TEXT)
+        s = self._ticker_surface
+        y = rect.centery - s.get_height() // 2
+        if not self.ticker_moves():
+            self.surface.blit(s, (rect.left + 10, y))
+            return
+        span = s.get_width()
+        offset = int(t * self.ticker_speed) % span
+        x = rect.left - offset
+        clip = self.surface.get_clip()
+        self.surface.set_clip(rect)
+        while x < rect.right:
+            self.surface.blit(s, (x, y))
+            x += span
+        self.surface.set_clip(clip)
+
+    def ticker_moves(self) -> bool:
+        """A text that fits stands still (no redraws); a longer one scrolls."""
+        s = self._ticker_surface
+        return bool(self._ticker_text) and s is not None and s.get_width() > self.layout.rects[TICKER].width - 20

@@ -1,0 +1,25 @@
+"""Puts a counter box together from its parts; the box (main.py) and the tests both
+build it here, with real or simulated parts."""
+from firmware_py import protocol
+from firmware_py.box import CounterBox
+from firmware_py.channel import Channel
+from firmware_py.keys import KeyPad
+from firmware_py.link import MqttLink
+from firmware_py.outbox import Outbox
+
+
+def build(cfg, *, key_sources, board, led, client_factory, clock, store, rng, network=None,
+          log=print):
+    topics = protocol.Topics(cfg.site, cfg.device)
+    outbox = Outbox(store, cfg.device, rng, clock)
+    if outbox.problem:
+        log(outbox.problem)
+    link = MqttLink(
+        client_factory, clock, rng,
+        subscriptions=[(topics.ack, 1), (topics.counter_state(cfg.counter), 1)],
+        will=(topics.status, protocol.status_payload(cfg.device, 0, False, cfg.counter)),
+        online_payload=lambda: protocol.status_payload(cfg.device, clock.unix_ms(), True, cfg.counter),
+        network=network, keepalive_s=cfg.keepalive_s, log=log)
+    channel = Channel(link, outbox, topics, clock, cfg.resend_ms, cfg.call_timeout_ms)
+    keypad = KeyPad(key_sources, clock, cfg.debounce_ms, cfg.long_press_ms)
+    return CounterBox(cfg, keypad, board, led, link, channel, clock, log)

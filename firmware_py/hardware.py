@@ -1,0 +1,141 @@
+"""The real parts of a box (ESP32 or Raspberry Pi Pico W), made from config.json.
+
+Only this module and main.py touch `machine`, `network` and `umqtt`, and only inside
+functions, so the rest of the firmware imports anywhere (CPython, MicroPython in Node).
+"""
+import time
+
+# Some ports count time.time() from 2000-01-01; the protocol wants Unix milliseconds.
+_EPOCH_OFFSET_S = 946684800 if time.gmtime(0)[0] == 2000 else 0
+
+
+class MachineClock:
+    """MicroPython's wrapping millisecond ticks, and the RTC as Unix ms (set by NTP)."""
+
+    def ticks_ms(self):
+        return time.ticks_ms()
+
+    def ticks_add(self, t, delta):
+        return time.ticks_add(t, delta)
+
+    def ticks_diff(self, a, b):
+        return time.ticks_diff(a, b)
+
+    def unix_ms(self):
+        return (int(time.time()) + _EPOCH_OFFSET_S) * 1000
+
+
+def rng():
+    """32 random bits; the ports seed `random` from the hardware RNG at boot."""
+    import random
+    return random.getrandbits(32)
+
+
+class Wifi:
+    """Station-mode Wi-Fi that never blocks: `up()` starts or re-starts joining and says
+    whether the box has an address; the link calls it before each connect attempt."""
+
+    RETRY_MS = 15000
+
+    def __init__(self, ssid, password, clock, ntp_host=None, log=print):
+        import network
+        self.wlan = network.WLAN(network.STA_IF)
+        self.wlan.active(True)
+        self.ssid, self.password, self.clock = ssid, password, clock
+        self.ntp_host = ntp_host
+        self.log = log
+        self.started = None
+        self.time_set = False
+
+    def up(self):
+        if self.wlan.isconnected():
+            if not self.time_set and self.ntp_host:
+                self._set_time()
+            return True
+        now = self.clock.ticks_ms()
+        if self.started is None or self.clock.ticks_diff(now, self.started) > self.RETRY_MS:
+            self.started = now
+            try:
+                self.wlan.disconnect()
+            except OSError:
+                pass
+            self.log("wifi: joining %s" % self.ssid)
+            self.wlan.connect(self.ssid, self.password)
+        return False
+
+    def _set_time(self):
+        try:
+            import ntptime
+            ntptime.host = self.ntp_host
+            ntptime.settime()
+            self.time_set = True
+        except Exception as e:      # noqa: BLE001 - time is a nicety: ts is informational
+            self.log("ntp failed: %r" % e)
+            self.time_set = True    # do not retry on every connect; the service stamps events
+
+
+def mqtt_factory(cfg):
+    try:
+        from umqtt.simple import MQTTClient         # frozen into the ESP32 firmware
+    except ImportError:
+        from firmware_py.vendor.umqtt_simple import MQTTClient
+
+    def make():
+        return MQTTClient(cfg.device, cfg.mqtt_host, cfg.mqtt_port, cfg.mqtt_user,
+                          cfg.mqtt_password, cfg.keepalive_s)
+    return make
+
+
+def pin_in(n):
+    from machine import Pin
+    return Pin(n, Pin.IN, Pin.PULL_UP)
+
+
+def pin_out(n, value=0, open_drain=False):
+    from machine import Pin
+    return Pin(n, Pin.OPEN_DRAIN if open_drain else Pin.OUT, value=value)
+
+
+def key_sources(cfg):
+    from firmware_py.keys import MatrixKeys, PinKeys
+    sources = []
+    if cfg.key_pins:
+        pins = {}
+        for name in cfg.key_pins:
+            pins[name] = pin_in(cfg.key_pins[name])
+        sources.append(PinKeys(pins, cfg.keys_active_low))
+    if cfg.matrix:
+        mx = cfg.matrix
+        sources.append(MatrixKeys([pin_out(n, 1, open_drain=True) for n in mx["rows"]],
+                                  [pin_in(n) for n in mx["cols"]], mx["layout"], mx["keys"]))
+    return sources
+
+
+class NoDisplay:
+    def show(self, cells):
+        pass
+
+
+def display(cfg):
+    from firmware_py import segments
+    p = cfg.display_pins
+    if cfg.display_kind == "tm1637":
+        drv = segments.TM1637(pin_out(p["clk"], 1), pin_out(p["dio"], 1, open_drain=True),
+                              time.sleep_us, cfg.brightness, cfg.digits)
+    elif cfg.display_kind == "max7219":
+        drv = segments.MAX7219(pin_out(p["din"]), pin_out(p["clk"]), pin_out(p["cs"], 1),
+                               time.sleep_us, cfg.brightness, cfg.digits)
+    else:
+        drv = NoDisplay()
+    return segments.Board(drv, cfg.digits)
+
+
+class NoPin:
+    def value(self, v=None):
+        return 0
+
+
+def led(cfg, clock):
+    from firmware_py.led import StatusLed
+    pin = pin_out(cfg.led_pin, 1 if cfg.led_active_low else 0) if cfg.led_pin is not None else NoPin()
+    return StatusLed(pin, clock, cfg.led_active_low)

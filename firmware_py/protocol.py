@@ -1,0 +1,109 @@
+"""Protocol v1 as the counter box speaks it (mirrors mqtt/topics.py and mqtt/messages.py).
+
+MicroPython-safe: no typing, no dataclasses, only `json`. The CPython tests check
+these messages against the service's own msgspec decoders, so the two cannot drift.
+"""
+import json
+
+VERSION = 1
+ROOT = "qms/v1"
+
+# staff actions -> command type (pause/resume share a key: the box picks by state)
+COMMANDS = {
+    "next": "counter.next",
+    "recall": "counter.recall",
+    "no_show": "counter.no_show",
+    "transfer": "counter.transfer",
+    "done": "counter.done",
+    "pause": "counter.pause",
+    "resume": "counter.resume",
+    "rate": "rating.submit",
+}
+# commands that call or move a citizen: refused offline, withdrawn when unanswered
+CALLS = ("counter.next", "counter.recall", "counter.no_show", "counter.transfer")
+
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+
+class Topics:
+    def __init__(self, site, device):
+        self.base = ROOT + "/" + site
+        self.device = device
+        self.command = self.base + "/cmd/counter/" + device
+        self.ack = self.base + "/ack/" + device
+        self.status = self.base + "/status/" + device
+
+    def counter_state(self, counter):
+        return self.base + "/state/counter/" + str(counter)
+
+
+def valid_id(text):
+    """The service's MsgId pattern: ^[A-Za-z0-9_-]{8,64}$."""
+    if not isinstance(text, str) or not 8 <= len(text) <= 64:
+        return False
+    for ch in text:
+        if ch not in _ID_CHARS:
+            return False
+    return True
+
+
+def message_id(device, epoch, seq):
+    """Unique across devices (device id), across flash wipes (random epoch chosen when the
+    box's state file is created) and within a run (seq). At most 40+1+8+1+14 = 64 chars."""
+    return "%s-%s-%x" % (device[:40], epoch, seq)
+
+
+def command(type_, device, epoch, seq, ts, fields=None):
+    msg = {"v": VERSION, "id": message_id(device, epoch, seq), "dev": device, "seq": seq,
+           "ts": ts, "type": type_}
+    if fields:
+        for k in fields:
+            msg[k] = fields[k]
+    return msg
+
+
+def encode(obj):
+    """UTF-8 bytes: umqtt.simple counts len(msg), which for text would be characters."""
+    return json.dumps(obj).encode()
+
+
+def decode(payload):
+    """JSON object from a payload, or None for anything else (never raises)."""
+    try:
+        if isinstance(payload, (bytes, bytearray)):
+            payload = payload.decode()
+        obj = json.loads(payload)
+    except (ValueError, UnicodeError, TypeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def parse_ack(payload):
+    """(id, ok, result, error) of an ack, or None when it is not one."""
+    obj = decode(payload)
+    if obj is None or not isinstance(obj.get("id"), str) or not isinstance(obj.get("ok"), bool):
+        return None
+    result = obj.get("result")
+    return obj["id"], obj["ok"], result if isinstance(result, dict) else {}, obj.get("error")
+
+
+def parse_counter_state(payload, counter):
+    """(status, serving) from retained state/counter/<n>; serving is a dict with at least
+    an int `number` and a str `ticket_id`, or None. None overall when malformed."""
+    obj = decode(payload)
+    if obj is None or obj.get("counter") != counter:
+        return None
+    status = obj.get("status")
+    if status not in ("open", "paused", "closed"):
+        return None
+    serving = obj.get("serving")
+    if serving is not None:
+        if (not isinstance(serving, dict) or not isinstance(serving.get("number"), int)
+                or not isinstance(serving.get("ticket_id"), str)):
+            return None
+    return status, serving
+
+
+def status_payload(device, ts, online, counter):
+    return encode({"v": VERSION, "dev": device, "ts": ts, "online": online, "role": "counter",
+                   "counter": counter, "fw": "qms-firmware-py"})

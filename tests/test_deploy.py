@@ -1,0 +1,184 @@
+"""systemd units and the installer, checked by systemd's own tools in a throw-away root."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from service import cli
+from service.install import ROLES, UNITS
+
+HOST_UNITS = Path("/usr/lib/systemd/system")
+EXEC = re.compile(r"^Exec\w+=[-@:+!]*(/\S+)", re.M)
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "ward-example.toml"
+
+
+def make_root(tmp: Path) -> Path:
+    """A root that `systemd-analyze --root` and `systemctl --root` accept: the host's unit
+    library and an /etc with just root and the mosquitto group."""
+    root = tmp / "root"
+    (root / "usr/lib/systemd").mkdir(parents=True)
+    shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
+    etc = root / "etc"
+    (etc / "systemd/system").mkdir(parents=True)
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (etc / "group").write_text("root:x:0:\nmosquitto:x:120:\n")
+    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\n")
+    (etc / "gshadow").write_text("root:*::\nmosquitto:!::\n")
+    return root
+
+
+def stub_executables(root: Path) -> None:
+    """verify checks that every Exec*= program exists: give it stubs inside the root."""
+    texts = [p.read_text() for p in (root / "etc/systemd/system").glob("*.service")]
+    texts.append((root / "usr/lib/systemd/system/mosquitto.service").read_text())
+    for path in {p for t in texts for p in EXEC.findall(t)}:
+        stub = root / path.lstrip("/")
+        if not stub.exists():
+            stub.parent.mkdir(parents=True, exist_ok=True)
+            stub.write_text("#!/bin/sh\n")
+            stub.chmod(0o755)
+
+
+def verify(root: Path, unit: str) -> str:
+    """systemd-analyze verify: '' when the unit and its drop-ins are clean."""
+    proc = subprocess.run(["systemd-analyze", "verify", f"--root={root}", unit],
+                          capture_output=True, text=True, timeout=60)
+    return (proc.stdout + proc.stderr).strip() or ("" if proc.returncode == 0 else f"rc {proc.returncode}")
+
+
+def copy_units(root: Path) -> None:
+    dest = root / "etc/systemd/system"
+    for p in UNITS.iterdir():
+        if p.name.endswith(".service"):
+            shutil.copy(p, dest / p.name)
+        elif p.name.endswith(".service.d"):
+            shutil.copytree(p, dest / p.name)
+
+
+@pytest.fixture
+def root(tmp_path):
+    if not (HOST_UNITS / "mosquitto.service").exists():
+        pytest.fail("mosquitto is not installed: run scripts/setup.sh (apt-get install mosquitto)")
+    return make_root(tmp_path)
+
+
+@pytest.mark.parametrize("unit", [f"qms-{r}.service" for r in ROLES] + ["mosquitto.service"])
+def test_unit_passes_systemd_analyze_verify(root, unit):
+    copy_units(root)
+    stub_executables(root)
+    assert verify(root, unit) == ""
+
+
+def test_verify_reports_a_bad_setting_in_the_shared_drop_in(root):
+    """The shared qms-.service.d drop-in is really read for every role (else this passes)."""
+    copy_units(root)
+    stub_executables(root)
+    dropin = root / "etc/systemd/system/qms-.service.d/10-qms-common.conf"
+    dropin.write_text(dropin.read_text().replace("ProtectSystem=strict", "ProtectSytem=strict"))
+    assert "Unknown key 'ProtectSytem'" in verify(root, "qms-counter.service")
+
+
+def test_units_run_qms_subcommands_with_notify_and_watchdog():
+    common = (UNITS / "qms-.service.d/10-qms-common.conf").read_text()
+    for key in ("Type=notify", "WatchdogSec=", "Restart=always", "RestartSec=", "User=qms",
+                "ProtectSystem=strict", "ReadWritePaths=/var/lib/qms", "NoNewPrivileges=yes",
+                "PrivateTmp=yes", "ProtectHome=yes", "After=network-online.target",
+                "mosquitto.service", "StandardOutput=journal"):
+        assert key in common, key
+    for role in ROLES:
+        text = (UNITS / f"qms-{role}.service").read_text()
+        sub = re.search(r"^ExecStart=\S+/qms (\S+)", text, re.M).group(1)
+        assert sub == role and sub in cli.SUBCOMMANDS
+        assert f"EnvironmentFile=/etc/qms/{role}.env" in text
+        assert (UNITS / "env" / f"{role}.env").exists()
+
+
+# ---------------------------------------------------------------- installer
+
+
+@pytest.fixture
+def secrets(tmp_path):
+    out = tmp_path / "secrets"
+    assert cli.main(["provision", str(EXAMPLE), str(out), "--tls", "--tls-host", "qms.local"]) == 0
+    return out
+
+
+def install(root: Path, *args: str) -> int:
+    import sys
+    return cli.main(["install", "--root", str(root), "--venv", str(Path(sys.executable).parent.parent),
+                     *args])
+
+
+def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
+    etc = root / "etc"
+    assert install(root, "--role", "kiosk", "--config", str(EXAMPLE), "--device", "robot-1",
+                   "--secrets", str(secrets)) == 0
+    first = capsys.readouterr().out
+    # user, groups, dirs, secrets
+    assert re.search(r"^qms:x:\d+:\d+::/var/lib/qms:/usr/sbin/nologin$", (etc / "passwd").read_text(), re.M)
+    for g in ("qms", "video", "render", "input", "dialout", "lp", "gpio", "audio"):
+        assert re.search(rf"^{g}:", (etc / "group").read_text(), re.M), g
+    assert (etc / "qms/site.toml").read_bytes() == EXAMPLE.read_bytes()
+    assert (etc / "qms/mqtt.password").read_bytes() == (secrets / "devices/robot-1.password").read_bytes()
+    assert (etc / "qms/mqtt.password").stat().st_mode & 0o777 == 0o640
+    assert (etc / "qms/tls/device.key").exists() and (etc / "qms/tls/ca.crt").exists()
+    env = (etc / "qms/kiosk.env").read_text()
+    assert "QMS_DEVICE=robot-1" in env and "QMS_ARGS=--robot" in env and "GPIOZERO_PIN_FACTORY=lgpio" in env
+    assert (root / "var/lib/qms").is_dir()
+    # the unit is installed, enabled by systemctl itself, and verifies
+    wants = etc / "systemd/system/multi-user.target.wants/qms-kiosk.service"
+    assert wants.is_symlink()
+    stub_executables(root)
+    assert verify(root, "qms-kiosk.service") == ""
+    assert "do  " in first
+
+    # again: nothing to do; an admin's edit of the env file survives
+    (etc / "qms/kiosk.env").write_text(env + "SDL_VIDEODRIVER=x11\n")
+    assert install(root, "--role", "kiosk", "--config", str(EXAMPLE), "--device", "robot-1",
+                   "--secrets", str(secrets)) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert "x11" in (etc / "qms/kiosk.env").read_text()
+
+    # uninstall keeps data and secrets; --purge removes them and the user
+    assert cli.main(["uninstall", "--root", str(root)]) == 0
+    assert not wants.exists() and not (etc / "systemd/system/qms-kiosk.service").exists()
+    assert (etc / "qms/site.toml").exists() and (root / "var/lib/qms").is_dir()
+    assert cli.main(["uninstall", "--root", str(root), "--role", "kiosk"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert cli.main(["uninstall", "--root", str(root), "--role", "kiosk", "--purge"]) == 0
+    assert not (etc / "qms").exists() and not (root / "var/lib/qms").exists()
+    assert "qms:" not in (etc / "passwd").read_text()
+
+
+def test_install_service_brings_the_broker_files(root, secrets):
+    assert install(root, "--role", "service", "--config", str(EXAMPLE), "--secrets", str(secrets)) == 0
+    etc = root / "etc"
+    assert (etc / "mosquitto/conf.d/qms.conf").read_bytes() == (secrets / "mosquitto/qms.conf").read_bytes()
+    acl = etc / "mosquitto/qms/acl"
+    assert acl.exists() and acl.stat().st_gid == 120 and acl.stat().st_mode & 0o777 == 0o640
+    assert (etc / "mosquitto/qms/tls/server.key").exists()
+    assert not (etc / "mosquitto/qms/tls/ca.key").exists()       # the CA key stays offline
+    assert (etc / "systemd/system/mosquitto.service.d/qms.conf").exists()
+    stub_executables(root)
+    assert verify(root, "qms-service.service") == "" and verify(root, "mosquitto.service") == ""
+
+
+def test_dry_run_changes_nothing(root, secrets, capsys):
+    before = sorted(p for p in root.rglob("*"))
+    assert install(root, "--role", "display", "--config", str(EXAMPLE), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "would  system user qms" in out and "would  enable qms-display.service" in out
+    assert sorted(p for p in root.rglob("*")) == before
+
+
+def test_install_refuses_unclear_input_with_a_message(root, capsys):
+    assert install(root, "--role", "counter", "--config", str(EXAMPLE)) == 1
+    assert "6 counter devices" in capsys.readouterr().err          # which one? say --device
+    assert install(root, "--role", "counter", "--config", str(EXAMPLE), "--device", "kiosk-1") == 1
+    assert "is not a counter" in capsys.readouterr().err
+    assert install(root, "--role", "display", "--config", str(root / "missing.toml")) == 1
+    assert "cannot read" in capsys.readouterr().err

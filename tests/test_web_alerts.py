@@ -1,0 +1,68 @@
+"""Staff alerts: retained on the real broker while true, cleared (empty retained) when resolved."""
+from __future__ import annotations
+
+import json
+import queue
+
+from mqtt.client import MqttLink
+from mqtt.topics import Topics
+from service.config import load_config
+from test_web_api import counter, devices, site_config, start_web, take, wait_for, web  # noqa: F401 - fixtures
+
+
+def retained_alerts(cfg) -> dict[str, dict]:
+    """What a hall display or counter terminal connecting now would see."""
+    got: queue.Queue = queue.Queue()
+    link = MqttLink(cfg.mqtt, "alert-reader", subscriptions=[(Topics(cfg.site.id).all_alerts, 1)],
+                    on_message=lambda t, p, props: got.put((t, p))).start()
+    try:
+        assert link.wait_connected(10)
+        out = {}
+        while True:
+            try:
+                t, p = got.get(timeout=0.5)
+            except queue.Empty:
+                return out
+            if p:
+                out[t] = json.loads(p)
+    finally:
+        link.stop()
+
+
+def test_long_wait_and_long_pause_raise_and_clear_alerts(web, devices, site_config, site_clock):
+    cfg = load_config(site_config)
+    topics = Topics(cfg.site.id)
+    take(devices, "ho-tich")
+    counter(devices, 5, "counter.pause")
+    site_clock.advance(10 * 60)
+    wait_for(lambda: web.alerts.check(site_clock()) == {})       # under both limits: nothing
+    assert retained_alerts(cfg) == {}
+
+    site_clock.advance(36 * 60)     # 46 min waiting (target 45), 46 min paused (allowed 20)
+    wait_for(lambda: len(web.alerts.check(site_clock())) == 2)
+    alerts = wait_for(lambda: (a := retained_alerts(cfg)) and len(a) == 2 and a)
+    wait = alerts[topics.alert("wait", "ho-tich")]
+    assert wait["active"] and wait["value_min"] == 46 and wait["target_min"] == 45
+    assert wait["message_vi"] == "Hộ tịch (khai sinh, kết hôn, khai tử): có người đã chờ 46 phút (mục tiêu 45 phút)."
+    pause = alerts[topics.alert("pause", "5")]
+    assert pause["message_vi"] == "Quầy 5 đã tạm nghỉ 46 phút (cho phép 20 phút)."
+
+    counter(devices, 5, "counter.resume")
+    counter(devices, 3)                           # the long-waiting ticket is called
+    wait_for(lambda: web.alerts.check(site_clock()) == {})
+    assert retained_alerts(cfg) == {}
+
+
+def test_alerts_left_by_a_previous_run_are_cleared(service, site_config, tmp_path, site_clock):
+    cfg = load_config(site_config)
+    stale = Topics(cfg.site.id).alert("pause", "9")
+    link = MqttLink(cfg.mqtt, "old-run").start()
+    assert link.wait_connected(10)
+    link.publish(stale, b'{"v":1,"active":true,"kind":"pause","key":"9"}', retain=True).wait_for_publish(5)
+    link.stop()
+    assert stale in retained_alerts(cfg)
+    app = start_web(site_config, tmp_path, site_clock)    # a new run learns it from the broker...
+    try:
+        wait_for(lambda: not retained_alerts(cfg), 10)      # ...and clears it: nothing is paused
+    finally:
+        app.stop()
