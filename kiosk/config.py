@@ -1,8 +1,42 @@
 """Config section of the kiosk (and robot)."""
+from typing import Annotated, Literal
+
 import msgspec
+
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=3600.0)]
+Pin = Annotated[int, msgspec.Meta(ge=0, le=40)]
 
 
 class KioskConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    request_timeout_s: float = 1.0
+    # -- talking to the service
+    # how long a ticket request may wait for the service before the kiosk prints
+    # a number from its own offline block (paper wins; see docs/kiosk.md)
+    request_timeout_s: Annotated[float, msgspec.Meta(ge=0.1, le=10.0)] = 1.0
+    # -- screen
+    width: Annotated[int, msgspec.Meta(ge=320, le=7680)] = 1280
+    height: Annotated[int, msgspec.Meta(ge=240, le=7680)] = 800
+    fullscreen: bool = True
+    language: Literal["vi", "en"] = "vi"          # language of the idle screen
+    idle_timeout_s: Annotated[float, msgspec.Meta(ge=5.0, le=600.0)] = 30.0
+    confirm_seconds: Annotated[float, msgspec.Meta(ge=2.0, le=120.0)] = 10.0
+    # when the printer cannot print, still issue and show the number and its QR on screen
+    screen_ticket: bool = False
+    # procedure catalog (TOML); empty = the bundled kiosk/catalog_default.toml
+    catalog: str = ""
+    # optional physical buttons: service id -> BCM pin (one touch = one ticket)
+    buttons: dict[str, Pin] = {}
+    # -- service robot profile (same program, `qms kiosk --robot`)
     robot: bool = False
+    presence: Literal["none", "motion", "distance"] = "none"
+    presence_pin: Pin = 4                       # MotionSensor pin, or DistanceSensor echo
+    presence_trigger_pin: Pin = 17              # DistanceSensor trigger
+    presence_distance_m: Annotated[float, msgspec.Meta(gt=0.0, le=4.0)] = 1.0
+    # a person must be gone this long before the next arrival counts as a new person
+    person_gap_s: Seconds = 8.0
+    # no greeting while the hall announces: hold it this long after a call
+    announce_hold_s: Seconds = 8.0
+    greeting_vi: str = "Xin chào, mời bạn chọn dịch vụ trên màn hình."
+    dispenser_pin: Pin | None = None            # relay of the water/candy dispenser
+    dispenser_pulse_s: Annotated[float, msgspec.Meta(gt=0.0, le=10.0)] = 0.5
+    dispenser_capacity: Annotated[int, msgspec.Meta(ge=0, le=10000)] = 100
 

@@ -1,0 +1,477 @@
+"""`qms kiosk`: the ticket kiosk and the service robot (same program, `--robot`).
+
+One main loop owns the screen, the view state and the issuer. Everything that happens
+elsewhere — MQTT messages on paho's thread, GPIO callbacks, the printer worker — only
+puts an item on `self.inbox`; the loop takes them between frames. Printing runs on its
+own thread so the confirmation screen is up while the ticket comes out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from kiosk import gpio, screens
+from kiosk.catalog import Catalog, load_catalog
+from kiosk.issuer import Refusal, TicketIssuer
+from kiosk.printing import ERRORS_BY_STATUS, KioskPrinter, PrintedTicket, PrinterError, can_print, make_printer
+from kiosk.robot import Dispenser, Greeter, Stock, stock_state
+from kiosk.voice import Speaker, make_speaker
+from service.config import SiteConfig
+
+log = logging.getLogger("qms.kiosk")
+
+DIM_AFTER_S = 120.0          # robot: dark screen when no one came by for this long
+STATUS_POLL_S = 2.0          # printer status and dispenser stock (refills by another process)
+TOUCH_EVENTS = ()            # filled after pygame is imported
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def db_path(cfg: SiteConfig, device_id: str) -> Path:
+    """The kiosk's one SQLite file: outbox, offline numbers, dispenser stock."""
+    return cfg.state_dir() / f"{device_id}.kiosk.sqlite"
+
+
+class KioskApp:
+    def __init__(self, cfg: SiteConfig, device_id: str, *, robot: bool | None = None,
+                 size: tuple[int, int] | None = None, fullscreen: bool = False,
+                 printer: KioskPrinter | None = None, speaker: Speaker | None = None,
+                 catalog: Catalog | None = None, clock: Callable[[], int] = _now_ms,
+                 monotonic: Callable[[], float] = time.monotonic, db: str | Path | None = None):
+        import pygame
+        from mqtt.device import Device
+        from service.sdnotify import Heartbeat
+        global TOUCH_EVENTS
+        TOUCH_EVENTS = (pygame.MOUSEBUTTONDOWN, pygame.FINGERDOWN)
+        self.pg = pygame
+        self.cfg, self.kc = cfg, cfg.kiosk
+        self.robot = self.kc.robot if robot is None else robot
+        self.clock, self.monotonic = clock, monotonic
+        known = cfg.device(device_id)
+        if known is None or known.role not in ("kiosk", "robot"):
+            raise ValueError(f"device {device_id!r} is not a kiosk or robot in {cfg.source or 'the config'} "
+                             f"[[devices]] (kiosks: {', '.join(cfg.kiosk_ids()) or 'none'})")
+        self.device_id = device_id
+        topics_base = f"qms/v1/{cfg.site.id}"
+        self.service_devices = [d.id for d in cfg.devices if d.role == "service"]
+        self.refill_topic = f"{topics_base}/admin/{device_id}/refill"
+        self.inbox: queue.Queue = queue.Queue()
+        subs = [(f"{topics_base}/state/service/+", 1), (f"{topics_base}/event/ticket.called", 1),
+                (f"{topics_base}/event/ticket.recalled", 1), (self.refill_topic, 1)]
+        subs += [(f"{topics_base}/status/{d}", 1) for d in self.service_devices]
+        self.device = Device(cfg, device_id, known.role, outbox_path=db or db_path(cfg, device_id),
+                             subscriptions=subs, on_message=lambda t, p, props: self.inbox.put(("mqtt", t, p)),
+                             status={"kind": "robot" if self.robot else "kiosk"})
+        self.issuer = TicketIssuer(cfg, self.device, clock=clock)
+        self.printer = printer or make_printer(cfg.printer, cfg.state_dir())
+        self.speaker = speaker or make_speaker(cfg.voice.enabled)
+        self.catalog = catalog or load_catalog(self.kc.catalog or None, {s.id for s in cfg.services})
+        for problem in self.catalog.problems:
+            log.error("procedure catalog: %s", problem)
+        self.view = screens.View(cfg, self.catalog, lang=self.kc.language,
+                                 service_views=self.issuer.service_views, now_ms=clock())
+        # screen
+        w, h = size or (self.kc.width, self.kc.height)
+        pygame.display.init()
+        pygame.font.init()
+        flags = pygame.FULLSCREEN if fullscreen else 0
+        self.surface = pygame.display.set_mode((w, h), flags)
+        pygame.display.set_caption(f"QMS kiosk {device_id}")
+        pygame.mouse.set_visible(not fullscreen)
+        self.hits: list[screens.Hit] = []
+        self.dirty = True
+        self.last_touch = monotonic()
+        self.last_render = 0.0
+        self.frames = 0
+        self.running = True
+        # printing worker
+        self._print_q: queue.Queue[PrintedTicket | None] = queue.Queue()
+        self._printer_thread = threading.Thread(target=self._print_worker, name="kiosk-printer", daemon=True)
+        self.printer_status = "unknown"
+        # hardware (all optional)
+        self.buttons = gpio.service_buttons(self.kc, lambda s: self.inbox.put(("button", s)))
+        self.greeter: Greeter | None = None
+        self.dispenser: Dispenser | None = None
+        self.sensor = None
+        self.relay = None
+        self.stock: Stock | None = None
+        self.last_presence = monotonic()
+        if self.robot:
+            self.greeter = Greeter(self.speaker, self.kc.greeting_vi, self.kc.person_gap_s,
+                                   self.kc.announce_hold_s, clock=monotonic)
+            self.sensor = gpio.presence_sensor(self.kc, lambda present: self.inbox.put(("presence", present)))
+            self.stock = Stock(self.device.outbox.conn, self.kc.dispenser_capacity, self.device.outbox.lock)
+            self.relay = gpio.dispenser_relay(self.kc)
+            if self.relay is not None:
+                self.dispenser = Dispenser(self.relay, self.stock, self.kc.dispenser_pulse_s,
+                                           on_change=self._publish_stock)
+        self._last_poll = 0.0
+        self._stock_seen: int | None = None
+        self.heartbeat = Heartbeat()
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "KioskApp":
+        self._printer_thread.start()
+        self.device.start()
+        self._poll_status(force=True)
+        return self
+
+    def stop(self) -> None:
+        self.running = False
+        self._print_q.put(None)
+        self._printer_thread.join(3)
+        gpio.close_all(self.buttons + [self.sensor, self.relay])
+        self.device.stop()
+        self.printer.close()
+        self.speaker.close()
+        self.pg.display.quit()
+
+    def run(self, frames: int | None = None, on_ready: Callable[[], None] | None = None) -> None:
+        tick = self.pg.time.Clock()
+        self.heartbeat.ready(f"kiosk {self.device_id}")
+        while self.running:
+            self.step()
+            if self.frames == 1 and on_ready:
+                on_ready()
+                on_ready = None
+            if frames is not None and self.frames >= frames:
+                break
+            tick.tick(30 if self.view.screen != "idle" else 10)
+
+    # ------------------------------------------------------------ one frame
+    def step(self) -> None:
+        self._drain_inbox()
+        touched = False     # one touch per frame: later ones aimed at a screen that is gone
+        for ev in self.pg.event.get():
+            if ev.type == self.pg.QUIT:
+                self.running = False
+            elif ev.type == self.pg.MOUSEBUTTONDOWN and ev.button == 1 and not getattr(ev, "touch", False):
+                if not touched:             # (SDL also makes mouse events from touches: skip those)
+                    touched = self.touch(ev.pos)
+            elif ev.type == self.pg.FINGERDOWN and not touched:
+                w, h = self.surface.get_size()
+                touched = self.touch((int(ev.x * w), int(ev.y * h)))
+            elif ev.type == self.pg.KEYDOWN and ev.key == self.pg.K_ESCAPE and os.environ.get("QMS_KIOSK_ESC"):
+                self.running = False
+        self._timeouts()
+        if self.greeter and self.greeter.poll():
+            log.info("greeted a visitor")
+        self._poll_status()
+        now = self.monotonic()
+        if self.dirty or now - self.last_render >= 1.0:
+            self.render()
+        self.heartbeat.beat()
+
+    def render(self) -> None:
+        self.view.now_ms = self.clock()
+        self.hits = screens.draw(self.surface, self.view)
+        self.pg.display.flip()
+        self.dirty = False
+        self.last_render = self.monotonic()
+        self.frames += 1
+
+    def save(self, path: str | Path) -> None:
+        self.render()
+        self.pg.image.save(self.surface, str(path))
+
+    # ------------------------------------------------------------ input
+    def touch(self, pos: tuple[int, int]) -> bool:
+        """Act on a touch at `pos`. True when it hit a target."""
+        self.last_touch = self.monotonic()
+        for rect, action in self.hits:
+            if rect.collidepoint(pos):
+                self.act(action)
+                return True
+        return False
+
+    def act(self, action: tuple) -> None:
+        v = self.view
+        kind = action[0]
+        self.dirty = True
+        if kind == "menu":
+            v.screen = "menu"
+        elif kind == "lang":
+            v.lang = "en" if v.lang == "vi" else "vi"
+        elif kind == "priority_menu":
+            v.screen = "priority_menu"
+        elif kind == "priority":
+            v.priority, v.screen = action[1], "menu"
+        elif kind == "procedures":
+            v.screen = "procedures"
+        elif kind == "proc_service":
+            v.service, v.page, v.screen = action[1], 0, "procedure_list"
+        elif kind == "proc":
+            v.procedure, v.screen = action[1], "procedure"
+        elif kind == "page":
+            v.page = action[1]
+        elif kind == "read":
+            proc = self.catalog.for_service(v.service)[action[1]]
+            self.speaker.say(proc.text(v.lang), v.lang)
+        elif kind == "back":
+            v.screen = {"procedure_list": "procedures", "procedure": "procedure_list"}.get(v.screen, "idle")
+            if v.screen == "idle":
+                self.reset()
+        elif kind == "service":
+            self.take_ticket(action[1], v.priority)
+        elif kind in ("idle", "wake"):
+            self.reset()
+
+    def reset(self) -> None:
+        v = self.view
+        v.screen, v.priority, v.service, v.procedure, v.page = "idle", None, None, None, 0
+        v.lang, v.ticket, v.printing = self.kc.language, None, False
+        self.dirty = True
+
+    # ------------------------------------------------------------ tickets
+    def take_ticket(self, service: str, priority: str | None = None) -> PrintedTicket | Refusal:
+        v = self.view
+        status = self.printer.status()
+        paper = can_print(status)
+        if not paper and not self.kc.screen_ticket:
+            self._show_message(ERRORS_BY_STATUS[status]())      # no number lost to a jammed printer
+            return Refusal(status, *v.message)
+        result = self.issuer.issue(service, priority)
+        self.pg.event.clear(TOUCH_EVENTS)                      # taps made while waiting: no 2nd ticket
+        self.last_touch = self.monotonic()
+        if isinstance(result, Refusal):
+            v.message, v.screen = (result.message_vi, result.message_en), "message"
+            return result
+        v.ticket = result
+        if paper:
+            v.printing, v.screen = True, "confirm"
+            self._print_q.put(result)
+        else:
+            err = ERRORS_BY_STATUS[status]()
+            v.message, v.screen = (err.message_vi, err.message_en), "screen_ticket"
+        if self.dispenser:
+            self.dispenser.dispense()
+        self.dirty = True
+        return result
+
+    def _show_message(self, err: PrinterError) -> None:
+        self.view.message, self.view.screen = (err.message_vi, err.message_en), "message"
+        self.dirty = True
+
+    def _print_worker(self) -> None:
+        while True:
+            ticket = self._print_q.get()
+            if ticket is None:
+                return
+            try:
+                self.printer.print_ticket(ticket)
+                self.inbox.put(("printed", ticket, None))
+            except PrinterError as e:
+                self.inbox.put(("printed", ticket, e))
+            except Exception as e:  # noqa: BLE001 - an unknown fault is still a printer fault
+                log.exception("printer failed")
+                self.inbox.put(("printed", ticket, PrinterError(str(e))))
+
+    def _printed(self, ticket: PrintedTicket, err: PrinterError | None) -> None:
+        v = self.view
+        if err is not None:
+            log.error("ticket %s not printed: %s", ticket.number, err)
+        if v.ticket is ticket and v.screen == "confirm":
+            if err is None:
+                v.printing = False
+            else:   # the citizen has a number but no paper: show it with its QR code
+                v.message, v.screen = (err.message_vi, err.message_en), "screen_ticket"
+            self.dirty = True
+        self._poll_status(force=True)
+
+    # ------------------------------------------------------------ messages from other threads
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._handle(item)
+            except Exception:  # noqa: BLE001 - one bad message must not stop the kiosk
+                log.exception("could not handle %r", item[:2])
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "mqtt":
+            self._on_mqtt(item[1], item[2])
+        elif kind == "printed":
+            self._printed(item[1], item[2])
+        elif kind == "button":
+            self.last_touch = self.monotonic()
+            self.reset()
+            self.take_ticket(item[1])
+        elif kind == "presence":
+            present = item[1]
+            self.last_presence = self.monotonic()
+            if self.greeter:
+                self.greeter.presence(present)
+            if present:
+                self.view.greeting = True
+                if self.view.screen == "dim":
+                    self.reset()
+            else:
+                self.view.greeting = False
+            self.dirty = True
+
+    def _on_mqtt(self, topic: str, payload: bytes) -> None:
+        try:
+            data = json.loads(payload) if payload else {}
+        except (ValueError, UnicodeDecodeError):
+            log.warning("ignoring a message that is not JSON on %s", topic)
+            return
+        if not isinstance(data, dict):
+            log.warning("ignoring a message that is not a JSON object on %s", topic)
+            return
+        parts = topic.split("/")
+        if parts[3:5] == ["state", "service"]:
+            self.issuer.on_service_view(data)
+            self.dirty = True
+        elif parts[3] == "event":
+            if self.greeter:
+                self.greeter.announcement()
+        elif parts[3] == "status":
+            self.issuer.on_service_status(parts[4], data)
+        elif topic == self.refill_topic and self.stock is not None:
+            items = data.get("items")
+            if items is not None and not isinstance(items, int):
+                log.warning("refill: `items` must be a whole number, got %r", items)
+                return
+            n = self.stock.refill(items)
+            log.info("dispenser refilled over MQTT: %d items", n)
+            self._poll_status(force=True)
+
+    # ------------------------------------------------------------ timers and status
+    def _timeouts(self) -> None:
+        v = self.view
+        idle_for = self.monotonic() - self.last_touch
+        limit = self.kc.confirm_seconds if v.screen == "confirm" and not v.printing else self.kc.idle_timeout_s
+        if v.screen not in ("idle", "dim") and idle_for >= limit:
+            self.reset()
+        if (self.robot and self.sensor is not None and v.screen == "idle" and not v.greeting
+                and self.monotonic() - self.last_presence >= DIM_AFTER_S):
+            v.screen, self.dirty = "dim", True
+
+    def _publish_stock(self, items: int) -> None:
+        self._stock_seen = items
+        self.device.link.set_status(stock=items, stock_state=stock_state(items))
+
+    def _poll_status(self, force: bool = False) -> None:
+        now = self.monotonic()
+        if not force and now - self._last_poll < STATUS_POLL_S:
+            return
+        self._last_poll = now
+        status = self.printer.status()
+        if status != self.printer_status:
+            self.printer_status = status
+            self.device.link.set_status(printer=status)
+        if self.stock is not None:
+            items = self.stock.items()
+            if items != self._stock_seen:
+                self._publish_stock(items)
+
+
+# ------------------------------------------------------------ CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", default="run", choices=["run", "refill", "check-catalog"],
+                   help="run the kiosk (default); refill: set the robot's dispenser stock; "
+                        "check-catalog: validate the procedure catalog")
+    p.add_argument("--config", "-c", required=True, help="site config (TOML)")
+    p.add_argument("--device", default="kiosk-1", help="this kiosk's device id in the config")
+    p.add_argument("--robot", action="store_true", help="service robot profile (also [kiosk] robot = true)")
+    p.add_argument("--headless", action="store_true", help="no window (SDL dummy video driver)")
+    p.add_argument("--size", help="window size WIDTHxHEIGHT (default from [kiosk])")
+    p.add_argument("--windowed", action="store_true", help="a window instead of full screen")
+    p.add_argument("--printer", choices=["config", "memory"], default="config",
+                   help="config: the printer of [printer] (default); memory: no printer, tickets kept in memory")
+    p.add_argument("--items", type=int, help="refill: items now in the dispenser (default: its capacity)")
+    p.add_argument("--catalog", help="check-catalog: the file to check (default [kiosk] catalog)")
+    p.add_argument("--frames", type=int, help=argparse.SUPPRESS)   # tests/bench: stop after N frames
+
+
+def _parse_size(s: str) -> tuple[int, int]:
+    w, _, h = s.lower().partition("x")
+    return int(w), int(h)
+
+
+def run(args) -> int:
+    from service.config import ConfigError, load_config
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.action == "check-catalog":
+        return _check_catalog(cfg, args.catalog or cfg.kiosk.catalog or None)
+    if args.action == "refill":
+        return _refill(cfg, args.device, args.items)
+    if args.headless:
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    try:
+        size = _parse_size(args.size) if args.size else None
+    except ValueError:
+        print(f"error: --size must look like 1280x800, not {args.size!r}", file=sys.stderr)
+        return 2
+    try:
+        printer = make_printer(cfg.printer, cfg.state_dir(), memory=args.printer == "memory")
+    except Exception as e:  # noqa: BLE001 - a bad printer config must be said, not crash
+        print(f"error: printer: {e}", file=sys.stderr)
+        return 2
+    try:
+        app = KioskApp(cfg, args.device, robot=True if args.robot else None, size=size, printer=printer,
+                       fullscreen=cfg.kiosk.fullscreen and not args.windowed and not args.headless)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    app.start()
+    try:
+        app.run(frames=args.frames, on_ready=lambda: print("kiosk ready: idle screen drawn", flush=True))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.stop()
+    return 0
+
+
+def _check_catalog(cfg: SiteConfig, path: str | None) -> int:
+    from kiosk.catalog import DEFAULT, parse_catalog
+    target = Path(path) if path else DEFAULT
+    try:
+        cat = parse_catalog(target, {s.id for s in cfg.services})
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for problem in cat.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"{target}: {len(cat.procedures)} procedures")
+    for s in cfg.services:
+        print(f"  {s.code} {s.name_vi}: {len(cat.for_service(s.id))}")
+    return 1 if cat.problems else 0
+
+
+def _refill(cfg: SiteConfig, device_id: str, items: int | None) -> int:
+    from mqtt.outbox import connect
+    if items is not None and items < 0:
+        print("error: --items must be 0 or more", file=sys.stderr)
+        return 2
+    path = db_path(cfg, device_id)
+    if not path.exists():
+        print(f"error: {path} does not exist: has kiosk {device_id!r} run on this machine?", file=sys.stderr)
+        return 1
+    conn = connect(path)
+    try:
+        n = Stock(conn, cfg.kiosk.dispenser_capacity).refill(items)
+    finally:
+        conn.close()
+    print(f"{device_id}: dispenser stock set to {n} items (the kiosk publishes it within {STATUS_POLL_S:.0f} s)")
+    return 0

@@ -1,0 +1,150 @@
+"""Getting a number: from the service when it answers, from the kiosk's own block when not.
+
+`TicketIssuer.issue()` never reports a network fault to the citizen. It asks the
+service (MQTT 5 request/response through the durable outbox) only when an answer can
+be expected soon; otherwise — broker gone, the service's last will seen, or a request
+just timed out — it prints at once from the offline block and sends `ticket.offline`
+through the same outbox. A timed-out request keeps its ticket id on the offline copy:
+the service issues the request when it comes back, then renumbers it to the printed
+number (paper wins).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Callable
+
+from mqtt.device import Device
+from mqtt.outbox import new_id
+from service import refusals as R
+from service.config import SiteConfig
+from kiosk.offline import BlockExhausted, OfflineNumbers
+from kiosk.printing import PrintedTicket
+
+log = logging.getLogger("qms.kiosk.issuer")
+
+
+@dataclasses.dataclass(slots=True)
+class Refusal:
+    code: str
+    message_vi: str
+    message_en: str
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+NO_OFFLINE_NUMBER = Refusal(
+    "offline_block_used",
+    "Hiện chưa thể cấp số tự động, vui lòng liên hệ cán bộ hướng dẫn.",
+    "A number cannot be issued automatically right now. Please ask a staff member for help.")
+
+
+class TicketIssuer:
+    def __init__(self, cfg: SiteConfig, device: Device, clock: Callable[[], int] = _now_ms,
+                 timeout_s: float | None = None):
+        self.cfg = cfg
+        self.device = device
+        self.clock = clock
+        self.timeout_s = cfg.kiosk.request_timeout_s if timeout_s is None else timeout_s
+        self.numbers = OfflineNumbers(cfg, device.id, device.outbox.conn)
+        self.service_views: dict[str, dict] = {}      # retained state/service/<id>
+        self._view_at: dict[str, int] = {}
+        self.service_online: dict[str, bool] = {}     # retained status of service devices
+        self._suspect = threading.Event()             # a request timed out, no ack since
+        self.stats = {"online": 0, "offline": 0, "timeouts": 0, "refused": 0}
+        prev = device.channel.on_ack
+
+        def on_ack(msg, ack):
+            self._suspect.clear()                     # the service answers again
+            if prev:
+                prev(msg, ack)
+        device.channel.on_ack = on_ack
+
+    # ------------------------------------------------------------ what we know of the service
+    def on_service_view(self, view: dict) -> None:
+        if isinstance(view, dict) and isinstance(view.get("service"), str):
+            self.service_views[view["service"]] = view
+            self._view_at[view["service"]] = self.clock()
+
+    def on_service_status(self, device: str, status: dict) -> None:
+        self.service_online[device] = bool(status.get("online", False))
+
+    def answer_expected(self) -> bool:
+        """False when waiting for the service would only delay the citizen."""
+        if not self.device.online or self._suspect.is_set():
+            return False
+        return not self.service_online or any(self.service_online.values())
+
+    # ------------------------------------------------------------ issuing
+    def issue(self, service: str, priority: str | None = None) -> PrintedTicket | Refusal:
+        now = self.clock()
+        refusal = self._local_refusal(service, now)
+        if refusal:
+            self.stats["refused"] += 1
+            return refusal
+        ticket_id = new_id()
+        if self.answer_expected():
+            _, ack = self.device.request("ticket.request", self.timeout_s, service=service,
+                                         priority=priority, ticket_id=ticket_id)
+            if ack is not None:
+                if not ack.ok:
+                    self.stats["refused"] += 1
+                    return Refusal(ack.error or "refused", ack.message_vi or "", ack.message_en or "")
+                self.stats["online"] += 1
+                return self._ticket(ack.result["ticket"], offline=False)
+            self.stats["timeouts"] += 1
+            self._suspect.set()
+            log.warning("service did not answer within %.1f s: printing offline", self.timeout_s)
+        return self._offline(service, priority, ticket_id, self.clock())
+
+    def _local_refusal(self, service: str, now: int) -> Refusal | None:
+        """What the kiosk can refuse by itself: hours from the config, cap from the last state."""
+        try:
+            self.numbers.core.check_open(service, now)
+        except R.Refused as e:
+            return Refusal(e.code, e.vi, e.en)
+        view = self.service_views.get(service)
+        if view and view.get("day") == self.numbers.day_of(now) and view.get("cap_left") == 0:
+            s = self.cfg.service(service)
+            e = R.daily_cap(s.name_vi, s.name_en)
+            return Refusal(e.code, e.vi, e.en)
+        return None
+
+    def _offline(self, service: str, priority: str | None, ticket_id: str, now: int) -> PrintedTicket | Refusal:
+        outbox = self.device.outbox
+        with outbox.lock:
+            try:
+                number = self.numbers.next_number(service, now)
+            except BlockExhausted:
+                log.error("offline block of %s used up for today", service)
+                return NO_OFFLINE_NUMBER
+            self.device.send("ticket.offline", extra=self.numbers.record(service, number, ticket_id, now),
+                             ticket_id=ticket_id, service=service, priority=priority, number=number,
+                             issued_at=now)
+        self.stats["offline"] += 1
+        view = self.service_views.get(service, {})
+        ahead = int(view.get("waiting", 0)) + self._offline_since(service, now)
+        return self._ticket({"ticket_id": ticket_id, "number": number, "service": service,
+                             "priority": priority, "issued_at": now, "people_ahead": ahead,
+                             "est_wait_s": int(view.get("est_wait_s", 0))}, offline=True)
+
+    def _offline_since(self, service: str, now: int) -> int:
+        """Offline tickets of this service, before this one, the last known state cannot include."""
+        since = self._view_at.get(service, 0)
+        return sum(1 for s, _, _, at in self.numbers.used(self.numbers.day_of(now))
+                   if s == service and since <= at < now)
+
+    def _ticket(self, t: dict, offline: bool) -> PrintedTicket:
+        s = self.cfg.service(t["service"])
+        prio = next((p.name_vi for p in self.cfg.priority_classes if p.id == t.get("priority")), "")
+        url = self.cfg.site.public_url.rstrip("/")
+        return PrintedTicket(
+            ticket_id=t["ticket_id"], number=int(t["number"]), service=s.id, center=self.cfg.site.center,
+            site_name=self.cfg.site.name, service_vi=s.name_vi, service_en=s.name_en,
+            issued_at=int(t["issued_at"]), tz=self.cfg.tz, people_ahead=int(t.get("people_ahead", 0)),
+            est_wait_s=int(t.get("est_wait_s", 0)), priority_vi=prio,
+            qr=f"{url}/t/{t['ticket_id']}" if url else t["ticket_id"], offline=offline)

@@ -1,0 +1,358 @@
+"""The kiosk's screens. Each `draw_*` paints one screen and returns its touch targets,
+so what is drawn and what can be touched come from the same layout.
+
+Flows from the idle screen, in touches: a number = 2 (anywhere, service); a priority
+number = 3 (Ưu tiên, class, service); a procedure = 3 (Tra cứu, service, procedure),
+and reading one aloud = 3 (its speaker button on the list).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+
+import pygame
+
+from kiosk import ui
+from kiosk.catalog import Catalog, Procedure
+from kiosk.printing import PrintedTicket
+from kiosk.texts import t
+from service.config import SiteConfig
+
+Hit = tuple[pygame.Rect, tuple]
+
+
+@dataclasses.dataclass
+class View:
+    """What the screens show; owned and updated by the app."""
+    cfg: SiteConfig
+    catalog: Catalog
+    lang: str = "vi"
+    screen: str = "idle"
+    priority: str | None = None
+    service: str | None = None           # procedures of this service
+    procedure: int | None = None         # index in catalog.for_service(service)
+    page: int = 0
+    ticket: PrintedTicket | None = None
+    printing: bool = False
+    message: tuple[str, str] = ("", "")  # (vi, en) of a refusal or fault
+    greeting: bool = False               # robot: someone is in front of the screen
+    service_views: dict = dataclasses.field(default_factory=dict)
+    now_ms: int = 0
+
+    def tr(self, key: str, **kw) -> str:
+        return t(key, self.lang, **kw)
+
+    def name(self, obj) -> str:
+        return obj.name_en if self.lang == "en" else obj.name_vi
+
+
+def unit(surface: pygame.Surface) -> float:
+    return min(surface.get_size()) / 100.0
+
+
+def portrait(surface: pygame.Surface) -> bool:
+    return surface.get_height() > surface.get_width()
+
+
+def header(surface: pygame.Surface, v: View, title: str, back: bool = True) -> tuple[pygame.Rect, list[Hit]]:
+    """Title bar with Back and the language toggle; returns the content area below it."""
+    w, h = surface.get_size()
+    u = unit(surface)
+    bar = pygame.Rect(0, 0, w, int(13 * u))
+    pygame.draw.rect(surface, ui.PANEL, bar)
+    hits: list[Hit] = []
+    pad = int(1.5 * u)
+    bw = int(min(w * 0.24, 30 * u))
+    title_rect = bar.inflate(-2 * (bw + 2 * pad), -pad)
+    if back:
+        r = pygame.Rect(pad, pad, bw, bar.height - 2 * pad)
+        ui.button(surface, r, v.tr("back"), u, size=4.6, icon="back")
+        hits.append((r, ("back",)))
+    r = pygame.Rect(w - bw - pad, pad, bw, bar.height - 2 * pad)
+    ui.button(surface, r, v.tr("lang_other"), u, size=4.6, fill=ui.ACCENT, color=ui.ACCENT_TEXT)
+    hits.append((r, ("lang",)))
+    ui.text(surface, title, title_rect, int(6 * u), bold=True, min_size=int(4 * u), max_lines=2)
+    content = pygame.Rect(pad, bar.bottom + pad, w - 2 * pad, h - bar.bottom - 2 * pad)
+    return content, hits
+
+
+def grid(area: pygame.Rect, n: int, cols: int, gap: int) -> list[pygame.Rect]:
+    rows = max(1, math.ceil(n / cols))
+    cw = (area.width - gap * (cols - 1)) // cols
+    ch = (area.height - gap * (rows - 1)) // rows
+    return [pygame.Rect(area.left + (i % cols) * (cw + gap), area.top + (i // cols) * (ch + gap), cw, ch)
+            for i in range(n)]
+
+
+def service_grid(surface: pygame.Surface, v: View, area: pygame.Rect) -> list[tuple]:
+    """(service, rect) for every service: two columns in landscape, one in portrait."""
+    services = v.cfg.services
+    cols = 1 if portrait(surface) or len(services) <= 3 else 2
+    return list(zip(services, grid(area, len(services), cols, int(1.5 * unit(surface)))))
+
+
+def service_status(v: View, service_id: str) -> str:
+    """open | closed | cap, from the retained state (unknown counts as open: the kiosk
+    can still issue offline, and the service has the last word)."""
+    view = v.service_views.get(service_id)
+    if not view:
+        return "open"
+    if view.get("cap_left") == 0:
+        return "cap"
+    return "open" if view.get("open", True) else "closed"
+
+
+def waiting_line(v: View, service_id: str) -> str:
+    view = v.service_views.get(service_id)
+    if not view:
+        return ""
+    n = int(view.get("waiting", 0))
+    if n == 0:
+        return v.tr("waiting_none")
+    return v.tr("waiting", n=n, m=max(1, round(int(view.get("est_wait_s", 0)) / 60)))
+
+
+# ---------------------------------------------------------------- screens
+def draw_idle(surface: pygame.Surface, v: View) -> list[Hit]:
+    w, h = surface.get_size()
+    u = unit(surface)
+    surface.fill(ui.BG)
+    pad = int(3 * u)
+    top = pygame.Rect(pad, pad, w - 2 * pad, int(16 * u))
+    ui.text(surface, v.cfg.site.center, top, int(5.5 * u), bold=True, max_lines=2, min_size=int(4 * u))
+    sub = pygame.Rect(pad, top.bottom, w - 2 * pad, int(7 * u))
+    ui.text(surface, v.cfg.site.name, sub, int(4.6 * u), ui.DIM_TEXT, max_lines=1, min_size=int(4 * u))
+    now = dt.datetime.fromtimestamp(v.now_ms / 1000, v.cfg.tz)
+    clock = pygame.Rect(pad, sub.bottom, w - 2 * pad, int(8 * u))
+    ui.text(surface, f"{now:%H:%M} · {now:%d/%m/%Y}", clock, int(5 * u), ui.DIM_TEXT)
+    btn_h = int(15 * u)
+    bottom = pygame.Rect(pad, h - pad - btn_h, w - 2 * pad, btn_h)
+    middle = pygame.Rect(pad, clock.bottom + pad, w - 2 * pad, bottom.top - clock.bottom - 2 * pad)
+    card = middle.inflate(-int(2 * u), 0)
+    pygame.draw.rect(surface, ui.ACCENT, card, border_radius=int(3 * u))
+    inner = card.inflate(-int(4 * u), -int(3 * u))
+    big = pygame.Rect(inner.left, inner.top, inner.width, int(inner.height * 0.6))
+    ui.text(surface, v.tr("take"), big, int(13 * u), ui.ACCENT_TEXT, bold=True, max_lines=2)
+    low = pygame.Rect(inner.left, big.bottom, inner.width, inner.height - big.height)
+    ui.text(surface, v.tr("hello") if v.greeting else v.tr("touch"), low, int(6 * u), ui.ACCENT_TEXT,
+            max_lines=2, min_size=int(4 * u))
+    hits: list[Hit] = []
+    actions = [("priority", ("priority_menu",), ui.BUTTON, "star"),
+               ("procedures", ("procedures",), ui.BUTTON, "info"),
+               ("lang_other", ("lang",), ui.PANEL, "")]
+    for (key, action, fill, icon), r in zip(actions, grid(bottom, 3, 3, pad)):
+        color = ui.TEXT if fill == ui.PANEL else ui.BUTTON_TEXT
+        ui.button(surface, r, v.tr(key), u, fill=fill, color=color, size=5, icon=icon)
+        hits.append((r, action))
+    hits.append((surface.get_rect(), ("menu",)))     # anywhere else: the service menu
+    return hits
+
+
+def draw_menu(surface: pygame.Surface, v: View) -> list[Hit]:
+    surface.fill(ui.BG)
+    u = unit(surface)
+    content, hits = header(surface, v, v.tr("choose_service"))
+    if v.priority:
+        pc = next(p for p in v.cfg.priority_classes if p.id == v.priority)
+        band = pygame.Rect(content.left, content.top, content.width, int(8 * u))
+        pygame.draw.rect(surface, ui.ACCENT, band, border_radius=int(1.5 * u))
+        ui.text(surface, v.tr("priority_for", name=v.name(pc)), band.inflate(-int(2 * u), 0),
+                int(5 * u), ui.ACCENT_TEXT, bold=True, max_lines=1)
+        content = pygame.Rect(content.left, band.bottom + int(1.5 * u), content.width,
+                              content.height - band.height - int(1.5 * u))
+    for s, r in service_grid(surface, v, content):
+        status = service_status(v, s.id)
+        if status == "open":
+            ui.button(surface, r, v.name(s), u, sub=waiting_line(v, s.id), size=5.2)
+        else:
+            ui.button(surface, r, v.name(s), u, sub=v.tr(status), fill=ui.DISABLED,
+                      color=ui.DISABLED_TEXT, size=5.2)
+        hits.append((r, ("service", s.id)))
+    return hits
+
+
+def draw_priority(surface: pygame.Surface, v: View) -> list[Hit]:
+    surface.fill(ui.BG)
+    u = unit(surface)
+    content, hits = header(surface, v, v.tr("choose_priority"))
+    classes = v.cfg.priority_classes
+    cols = 1 if portrait(surface) or len(classes) <= 3 else 2
+    for p, r in zip(classes, grid(content, len(classes), cols, int(2 * u))):
+        ui.button(surface, r, v.name(p), u, fill=ui.ACCENT, color=ui.ACCENT_TEXT, size=6, icon="star")
+        hits.append((r, ("priority", p.id)))
+    return hits
+
+
+def draw_procedure_services(surface: pygame.Surface, v: View) -> list[Hit]:
+    surface.fill(ui.BG)
+    u = unit(surface)
+    content, hits = header(surface, v, v.tr("choose_proc_service"))
+    for s, r in service_grid(surface, v, content):
+        n = len(v.catalog.for_service(s.id))
+        ui.button(surface, r, v.name(s), u, sub=f"{n} {'procedures' if v.lang == 'en' else 'thủ tục'}",
+                  size=5.2, icon="info")
+        hits.append((r, ("proc_service", s.id)))
+    return hits
+
+
+def procedures_per_page(surface: pygame.Surface) -> int:
+    return 6 if portrait(surface) else 4
+
+
+def draw_procedure_list(surface: pygame.Surface, v: View) -> list[Hit]:
+    surface.fill(ui.BG)
+    u = unit(surface)
+    s = v.cfg.service(v.service)
+    content, hits = header(surface, v, v.name(s))
+    procs = v.catalog.for_service(s.id)
+    if not procs:
+        ui.text(surface, v.tr("no_procedures"), content, int(6 * u))
+        return hits
+    per = procedures_per_page(surface)
+    pages = math.ceil(len(procs) / per)
+    page = min(v.page, pages - 1)
+    shown = list(enumerate(procs))[page * per:(page + 1) * per]
+    slots = per + (1 if pages > 1 else 0)
+    rows = grid(content, slots, 1, int(1.5 * u))
+    for (i, p), r in zip(shown, rows):
+        speak = pygame.Rect(r.right - int(r.height * 1.6), r.top, int(r.height * 1.6), r.height)
+        row = pygame.Rect(r.left, r.top, r.width - speak.width - int(1.5 * u), r.height)
+        ui.button(surface, row, v.name(p), u, size=5)
+        ui.button(surface, speak, "", u, fill=ui.ACCENT, color=ui.ACCENT_TEXT, icon="speaker")
+        hits.append((speak, ("read", i)))
+        hits.append((row, ("proc", i)))
+    if pages > 1:
+        r = rows[-1]
+        ui.button(surface, r, f"{v.tr('more')} ({page + 1}/{pages})", u, fill=ui.PANEL, color=ui.TEXT, size=4.6)
+        hits.append((r, ("page", (page + 1) % pages)))
+    return hits
+
+
+def draw_procedure(surface: pygame.Surface, v: View) -> list[Hit]:
+    surface.fill(ui.BG)
+    u = unit(surface)
+    p: Procedure = v.catalog.for_service(v.service)[v.procedure]
+    content, hits = header(surface, v, v.name(p))
+    btn_h = int(13 * u)
+    buttons = pygame.Rect(content.left, content.bottom - btn_h, content.width, btn_h)
+    body = pygame.Rect(content.left + int(u), content.top, content.width - int(2 * u),
+                       content.height - btn_h - int(2 * u))
+    en = v.lang == "en"
+    docs = "\n".join(f"• {d}" for d in ((p.documents_en or p.documents_vi) if en else p.documents_vi))
+    parts = [f"{v.tr('documents')}:\n{docs}", f"{v.tr('fee')}: {p.fee_en if en else p.fee_vi}",
+             f"{v.tr('time')}: {p.time_en if en else p.time_vi}"]
+    note = p.note_en if en else p.note_vi
+    if note:
+        parts.append(note)
+    parts.append(v.tr("fee_note"))
+    ui.text(surface, "\n".join(parts), body, int(5 * u), align="left", valign="top", min_size=int(3.4 * u))
+    r_read, r_take = grid(buttons, 2, 2, int(2 * u))
+    ui.button(surface, r_read, v.tr("read"), u, fill=ui.ACCENT, color=ui.ACCENT_TEXT, icon="speaker")
+    ui.button(surface, r_take, v.tr("take_here"), u)
+    hits += [(r_read, ("read", v.procedure)), (r_take, ("service", v.service))]
+    return hits
+
+
+def _number_block(surface: pygame.Surface, v: View, area: pygame.Rect, u: float) -> None:
+    tk = v.ticket
+    top = pygame.Rect(area.left, area.top, area.width, int(area.height * 0.16))
+    ui.text(surface, v.tr("your_number"), top, int(6 * u), bold=True)
+    num = pygame.Rect(area.left, top.bottom, area.width, int(area.height * 0.46))
+    ui.text(surface, str(tk.number), num, int(34 * u), ui.ACCENT, bold=True, max_lines=1)
+    svc = pygame.Rect(area.left, num.bottom, area.width, int(area.height * 0.2))
+    label = tk.service_en if v.lang == "en" else tk.service_vi
+    if tk.priority_vi:
+        label += f" · {v.tr('priority')}"
+    ui.text(surface, label, svc, int(5.5 * u), max_lines=2, min_size=int(4 * u))
+    ahead = pygame.Rect(area.left, svc.bottom, area.width, area.bottom - svc.bottom)
+    m = round(tk.est_wait_s / 60)
+    line = v.tr("ahead_wait", n=tk.people_ahead, m=m) if m > 0 and tk.people_ahead else \
+        v.tr("ahead", n=tk.people_ahead)
+    ui.text(surface, line, ahead, int(5 * u), ui.DIM_TEXT, max_lines=2, min_size=int(4 * u))
+
+
+def draw_confirm(surface: pygame.Surface, v: View) -> list[Hit]:
+    w, h = surface.get_size()
+    u = unit(surface)
+    surface.fill(ui.BG)
+    pad = int(3 * u)
+    btn_h = int(13 * u)
+    band = pygame.Rect(0, h - btn_h - 2 * pad - int(11 * u), w, int(11 * u))
+    area = pygame.Rect(pad, pad, w - 2 * pad, band.top - 2 * pad)
+    _number_block(surface, v, area, u)
+    pygame.draw.rect(surface, ui.PANEL if v.printing else ui.OK, band)
+    ui.text(surface, v.tr("printing") if v.printing else v.tr("printed"), band.inflate(-2 * pad, 0),
+            int(5.5 * u), bold=True, max_lines=2, min_size=int(4 * u))
+    r = pygame.Rect(0, 0, int(min(w * 0.5, 60 * u)), btn_h)
+    r.midbottom = (w // 2, h - pad)
+    ui.button(surface, r, v.tr("done"), u, size=6)
+    return [(r, ("idle",)), (surface.get_rect(), ("idle",))]
+
+
+def draw_screen_ticket(surface: pygame.Surface, v: View) -> list[Hit]:
+    """The printer cannot print: the number and its QR code on screen instead of paper."""
+    w, h = surface.get_size()
+    u = unit(surface)
+    surface.fill(ui.BG)
+    pad = int(3 * u)
+    band = pygame.Rect(0, 0, w, int(15 * u))
+    pygame.draw.rect(surface, ui.ALERT, band)
+    ui.text(surface, v.message[1] if v.lang == "en" else v.message[0], band.inflate(-2 * pad, -pad),
+            int(5 * u), bold=True, max_lines=2, min_size=int(3.6 * u))
+    btn_h = int(13 * u)
+    note = pygame.Rect(pad, h - btn_h - 2 * pad - int(9 * u), w - 2 * pad, int(9 * u))
+    ui.text(surface, v.tr("screen_ticket"), note, int(5 * u), ui.ACCENT, bold=True, max_lines=2,
+            min_size=int(3.6 * u))
+    body = pygame.Rect(pad, band.bottom + pad, w - 2 * pad, note.top - band.bottom - 2 * pad)
+    if portrait(surface):
+        num_area = pygame.Rect(body.left, body.top, body.width, int(body.height * 0.55))
+        qr_area = pygame.Rect(body.left, num_area.bottom, body.width, body.height - num_area.height)
+    else:
+        num_area = pygame.Rect(body.left, body.top, int(body.width * 0.6), body.height)
+        qr_area = pygame.Rect(num_area.right + pad, body.top, body.width - num_area.width - pad, body.height)
+    _number_block(surface, v, num_area, u)
+    ui.qr(surface, v.ticket.qr or str(v.ticket.number), qr_area)
+    r = pygame.Rect(0, 0, int(min(w * 0.5, 60 * u)), btn_h)
+    r.midbottom = (w // 2, h - pad)
+    ui.button(surface, r, v.tr("done"), u, size=6)
+    return [(r, ("idle",))]
+
+
+def draw_message(surface: pygame.Surface, v: View) -> list[Hit]:
+    """A refusal (closed, past cut-off, daily cap) or a printer fault, in plain words."""
+    w, h = surface.get_size()
+    u = unit(surface)
+    surface.fill(ui.BG)
+    pad = int(4 * u)
+    band = pygame.Rect(0, 0, w, int(16 * u))
+    pygame.draw.rect(surface, ui.ALERT, band)
+    ui.text(surface, v.tr("sorry"), band, int(7 * u), bold=True)
+    btn_h = int(14 * u)
+    body = pygame.Rect(pad, band.bottom + pad, w - 2 * pad, h - band.bottom - btn_h - 3 * pad)
+    vi, en = v.message
+    ui.text(surface, en if v.lang == "en" else vi, body, int(7 * u), max_lines=6, min_size=int(4 * u))
+    r = pygame.Rect(0, 0, int(min(w * 0.6, 70 * u)), btn_h)
+    r.midbottom = (w // 2, h - pad)
+    ui.button(surface, r, v.tr("home"), u, size=6, icon="back")
+    return [(r, ("idle",))]
+
+
+def draw_dim(surface: pygame.Surface, v: View) -> list[Hit]:
+    """Robot with no one around: a dark screen that still takes a touch."""
+    surface.fill((0, 0, 0))
+    u = unit(surface)
+    ui.text(surface, v.tr("touch"), surface.get_rect(), int(5 * u), (90, 90, 90))
+    return [(surface.get_rect(), ("wake",))]
+
+
+SCREENS = {
+    "idle": draw_idle, "menu": draw_menu, "priority_menu": draw_priority,
+    "procedures": draw_procedure_services, "procedure_list": draw_procedure_list,
+    "procedure": draw_procedure, "confirm": draw_confirm, "screen_ticket": draw_screen_ticket,
+    "message": draw_message, "dim": draw_dim,
+}
+
+
+def draw(surface: pygame.Surface, v: View) -> list[Hit]:
+    return SCREENS[v.screen](surface, v)

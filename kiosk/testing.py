@@ -1,0 +1,49 @@
+"""Driving the kiosk by synthetic touches, for the tests and the benchmark.
+
+A touch is a real SDL event (MOUSEBUTTONDOWN or FINGERDOWN) posted to pygame's queue
+and handled by `KioskApp.step()`, exactly like a finger on the panel.
+"""
+from __future__ import annotations
+
+import time
+
+import pygame
+
+
+def target(app, action: tuple) -> pygame.Rect:
+    """The on-screen rect of the touch target doing `action` (the smallest one, if several)."""
+    app.render()
+    rects = [r for r, a in app.hits if a == action]
+    if not rects:
+        raise LookupError(f"no {action} on screen {app.view.screen!r}: {[a for _, a in app.hits]}")
+    return min(rects, key=lambda r: r.width * r.height)
+
+
+def tap(app, action: tuple, finger: bool = False) -> None:
+    """Touch the centre of the target for `action` and let the app handle it."""
+    x, y = target(app, action).center
+    post_touch(app, (x, y), finger)
+    app.step()
+
+
+def post_touch(app, pos: tuple[int, int], finger: bool = False) -> None:
+    if finger:
+        w, h = app.surface.get_size()
+        ev = pygame.event.Event(pygame.FINGERDOWN, x=pos[0] / w, y=pos[1] / h, touch_id=1, finger_id=0,
+                                dx=0.0, dy=0.0, pressure=1.0)
+    else:
+        ev = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1)
+    pygame.event.post(ev)
+
+
+
+def wait_until(pred, timeout: float = 10.0, step=None) -> bool:
+    """Poll `pred` (running `step`, e.g. the app's main loop, each time) until true or timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if step:
+            step()
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False

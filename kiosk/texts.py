@@ -1,0 +1,46 @@
+"""Everything the kiosk says on screen: Vietnamese first, English second."""
+from __future__ import annotations
+
+T: dict[str, tuple[str, str]] = {
+    "take": ("LẤY SỐ THỨ TỰ", "TAKE A NUMBER"),
+    "touch": ("Chạm vào màn hình để bắt đầu", "Touch the screen to start"),
+    "hello": ("Xin chào! Mời bạn chọn dịch vụ", "Welcome! Please choose a service"),
+    "priority": ("Ưu tiên", "Priority"),
+    "procedures": ("Tra cứu thủ tục", "Procedures"),
+    "lang_other": ("English", "Tiếng Việt"),
+    "choose_service": ("Chọn lĩnh vực", "Choose a service"),
+    "choose_priority": ("Chọn đối tượng ưu tiên", "Who has priority?"),
+    "priority_for": ("Số ưu tiên: {name}", "Priority number: {name}"),
+    "choose_proc_service": ("Tra cứu thủ tục: chọn lĩnh vực", "Procedures: choose a service"),
+    "back": ("Quay lại", "Back"),
+    "home": ("Về màn hình chính", "Start over"),
+    "waiting": ("Đang chờ: {n} người · khoảng {m} phút", "Waiting: {n} · about {m} min"),
+    "waiting_none": ("Không phải chờ", "No waiting"),
+    "closed": ("Tạm ngừng cấp số", "Not issuing now"),
+    "cap": ("Đã hết số hôm nay", "No numbers left today"),
+    "your_number": ("SỐ THỨ TỰ CỦA BẠN", "YOUR NUMBER"),
+    "printing": ("Đang in phiếu, vui lòng nhận phiếu bên dưới", "Printing — please take your ticket below"),
+    "printed": ("Mời bạn nhận phiếu và chờ gọi số", "Please take your ticket and wait to be called"),
+    "ahead": ("Số người chờ trước bạn: {n}", "People ahead of you: {n}"),
+    "ahead_wait": ("Số người chờ trước bạn: {n} · khoảng {m} phút",
+                   "People ahead of you: {n} · about {m} min"),
+    "screen_ticket": ("Vui lòng chụp ảnh hoặc ghi nhớ số này", "Please take a photo of this number or note it down"),
+    "done": ("Xong", "Done"),
+    "documents": ("Hồ sơ cần chuẩn bị", "Documents to bring"),
+    "fee": ("Lệ phí", "Fee"),
+    "time": ("Thời gian giải quyết", "Processing time"),
+    "read": ("Đọc to", "Read aloud"),
+    "take_here": ("Lấy số lĩnh vực này", "Take a number for this"),
+    "no_procedures": ("Chưa có thông tin thủ tục cho lĩnh vực này. Vui lòng hỏi cán bộ hướng dẫn.",
+                      "No procedures listed for this service yet. Please ask a staff member."),
+    "fee_note": ("Mức phí có thể thay đổi theo quy định; cán bộ sẽ hướng dẫn cụ thể.",
+                 "Fees may change; the officer will confirm."),
+    "more": ("Xem tiếp", "More"),
+    "sorry": ("Xin lỗi quý khách", "We are sorry"),
+}
+
+
+def t(key: str, lang: str, **kw) -> str:
+    vi, en = T[key]
+    s = en if lang == "en" else vi
+    return s.format(**kw) if kw else s
