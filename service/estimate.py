@@ -141,7 +141,7 @@ class WaitEstimator:
             if self._memo is None or not reuse:
                 self._memo = _Lookahead(self, core, now).run()
                 self._memo_now, self._memo_shape = now, shape
-            self._memo_key = key
+                self._memo_key = key        # a reused run is never taken for an exact one
         return self._memo
 
 

@@ -37,6 +37,7 @@ def test_ticket_request_call_and_retained_state(service, site_config, tmp_path, 
         assert ack.ok and ack.result["ticket"]["number"] == 2001 and ack.result["counter"] == 2
         assert rec.wait_for(lambda: (rec.latest(topics.counter_state(2)) or {}).get("serving"))
         assert rec.latest(topics.counter_state(2))["serving"]["number"] == 2001
+        assert rec.wait_for(lambda: (rec.latest(topics.calls) or {}).get("calls"))
         assert rec.latest(topics.calls)["calls"][0] == {
             "number": 2001, "counter": 2, "service": "ho-tich",
             "ticket_id": ack.result["ticket"]["ticket_id"], "at": ack.result["state"]["serving"]["called_at"]}
