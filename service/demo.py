@@ -8,11 +8,9 @@ terminal's keyboard. `--headless` runs without windows; `--duration` stops after
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import random
-import select
 import shutil
 import signal
 import subprocess
@@ -29,8 +27,8 @@ from service.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "ward-example.toml"
 
-HELP = """Phím / keys:  1n 2n = gọi tiếp (next) at counter 1 / 2 · 1r = gọi lại (recall) · 1s = vắng mặt (no-show)
-              1d = hoàn thành (done) · 1p = tạm nghỉ (pause) · 1c = tiếp tục (resume) · q = thoát (quit)"""
+HELP = ("Hai quầy điều khiển bằng bàn phím / two counters on this keyboard — Tab: đổi quầy (switch counter)\n"
+        "  n gọi tiếp · r gọi lại · s vắng mặt · t chuyển · p tạm nghỉ/tiếp tục · d xong · 1–4 đánh giá · q thoát")
 
 
 def demo_config(workdir: Path, port: int, base: Path) -> Path:
@@ -44,10 +42,6 @@ def demo_config(workdir: Path, port: int, base: Path) -> Path:
     path = workdir / "demo-site.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def _role_available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
 
 
 class Demo:
@@ -80,34 +74,31 @@ class Demo:
         c = str(cfg_path)
         self.spawn("service", "service", "--config", c)
         head = ["--headless"] if a.headless else []
-        if _role_available("display.app"):
-            self.spawn("display", "display", "--config", c, "--device", "display-1", *head)
-        if _role_available("kiosk.app"):
-            self.spawn("kiosk", "kiosk", "--config", c, "--device", "kiosk-1", *head)
+        self.spawn("display", "display", "--config", c, "--device", "display-1",
+                   *(head or ["--windowed", "--size", "1280x720"]))
+        self.spawn("kiosk", "kiosk", "--config", c, "--device", "kiosk-1",
+                   *(head or ["--windowed", "--size", "1024x600"]))
         topics = Topics(cfg.site.id)
         self.names = {s.id: s.name_vi for s in cfg.services}
         watcher = Device(cfg, "demo-watch", "display", subscriptions=[(topics.all_events, 1)],
                          on_message=self._print_event, outbox_path=self.workdir / "watch.sqlite").start()
         citizens = Device(cfg, "robot-1", "robot", outbox_path=self.workdir / "citizens.sqlite").start()
-        counters = {n: Device(cfg, f"counter-{n}", "counter",
-                              outbox_path=self.workdir / f"counter-{n}.sqlite").start() for n in (1, 2)}
-        print(HELP)
-        threading.Thread(target=self._citizens, args=(cfg, citizens), daemon=True).start()
-        deadline = time.monotonic() + a.duration if a.duration else None
+        counters = DemoCounters(cfg, self.workdir, (1, 2))
         auto_staff = a.auto or not sys.stdin.isatty()
+        print(HELP)
+        if not auto_staff:
+            counters.read_keyboard()
+        citizen_thread = threading.Thread(target=self._citizens, args=(cfg, citizens), daemon=True)
+        citizen_thread.start()
+        deadline = time.monotonic() + a.duration if a.duration else None
         next_auto = time.monotonic() + 4
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and counters.step():
                 if deadline and time.monotonic() >= deadline:
                     break
                 if auto_staff and time.monotonic() >= next_auto:
                     next_auto = time.monotonic() + random.uniform(2, 5)
-                    counters[random.choice([1, 2])].send("counter.next")
-                if not auto_staff and select.select([sys.stdin], [], [], 0.2)[0]:
-                    if not self._key(sys.stdin.readline().strip().lower(), counters):
-                        break
-                else:
-                    time.sleep(0.2)
+                    counters.auto_press()
                 for name, p in self.procs:
                     if p.poll() is not None:
                         print(f"  ! {name} exited with {p.returncode}; see its log")
@@ -116,7 +107,10 @@ class Demo:
         except KeyboardInterrupt:
             pass
         finally:
-            for d in (watcher, citizens, *counters.values()):
+            self.stop.set()
+            citizen_thread.join(5)
+            counters.close()
+            for d in (watcher, citizens):
                 d.stop()
             for _, p in self.procs:
                 p.send_signal(signal.SIGTERM)
@@ -128,17 +122,6 @@ class Demo:
             broker.stop()
         print("demo stopped. Logs and simulated tickets:", self.workdir)
         return 0
-
-    def _key(self, line: str, counters) -> bool:
-        if line in ("q", "quit", "exit"):
-            return False
-        actions = {"n": "counter.next", "r": "counter.recall", "s": "counter.no_show",
-                   "d": "counter.done", "p": "counter.pause", "c": "counter.resume"}
-        if len(line) == 2 and line[0] in "12" and line[1] in actions:
-            counters[int(line[0])].send(actions[line[1]])
-        elif line:
-            print(HELP)
-        return True
 
     def _citizens(self, cfg, dev: Device) -> None:
         services = [s.id for s in cfg.services]
@@ -163,6 +146,61 @@ class Demo:
             print(f"  📢 (gọi lại) số {e['number']} → quầy {e['counter']}")
         elif t in ("ticket.done", "ticket.no_show", "counter.paused", "counter.resumed"):
             print(f"  · {t} {e.get('number', '')} quầy {e.get('counter')}")
+
+
+class DemoCounters:
+    """Two real counter terminals (counter/terminal.py) on one keyboard: Tab switches which
+    one the keys go to. Their number boards are simulated and drawn to PNG files."""
+
+    def __init__(self, cfg, workdir: Path, numbers: tuple[int, ...]):
+        from counter.lights import MemoryLights
+        from counter.number_display import open_number_display
+        from counter.terminal import CounterTerminal, open_device
+        self.terminals, self.devices = [], []
+        for n in numbers:
+            board = open_number_display(cfg.counter_terminal.number_display, n, caption=f"QUẦY {n}",
+                                        png=str(workdir / f"counter-{n}-board.png"))
+            t = CounterTerminal(cfg, n, board, MemoryLights(),
+                                say=lambda line, n=n: print(f"  [quầy {n}] {line}", flush=True))
+            self.devices.append(open_device(cfg, f"counter-{n}", t,
+                                            outbox_path=workdir / f"counter-{n}.sqlite").start())
+            self.terminals.append(t)
+        self.active = 0
+        self.reader = None
+
+    def read_keyboard(self) -> None:
+        from counter.keyboard import KeyboardReader
+        self.reader = KeyboardReader(self._key).start()
+
+    def _key(self, ch: str) -> None:
+        if ch == "\t":
+            self.active = (self.active + 1) % len(self.terminals)
+            print(f"  → phím điều khiển quầy {self.terminals[self.active].counter}", flush=True)
+        elif ch == "q":
+            for t in self.terminals:
+                t.post_char("q")
+        else:
+            self.terminals[self.active].post_char(ch)
+
+    def auto_press(self) -> None:
+        """Staff at work: call the next citizen, now and then finish with a rating."""
+        t = random.choice(self.terminals)
+        if t.serving() and random.random() < 0.4:
+            t.post_char("d")
+            t.post_char(random.choice("3444"))
+        else:
+            t.post_char("n")
+
+    def step(self) -> bool:
+        return all([t.step(0.05) for t in self.terminals])
+
+    def close(self) -> None:
+        if self.reader:
+            self.reader.stop()
+        for d in self.devices:
+            d.stop()
+        for t in self.terminals:
+            t.display.close()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
