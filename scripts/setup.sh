@@ -13,13 +13,17 @@ DEB_PACKAGES=(
   python3-venv python3-dev
   socat                              # virtual serial ports for printer tests
   chromium chromium-driver           # headless browser tests of the citizen page
-  nodejs npm                         # runs real MicroPython (WebAssembly) for firmware tests
 )
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node runs real MicroPython (WebAssembly) for the firmware tests; any Node >= 18 with npm
+# will do (a NodeSource build bundles npm and conflicts with Debian's npm package)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
