@@ -77,7 +77,7 @@ class PrinterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     english: bool = True                # English line under each Vietnamese one
     number_scale: Annotated[int, msgspec.Meta(ge=2, le=8)] = 6
     footer: list[str] = msgspec.field(default_factory=lambda: [
-        "Vui lòng chờ gọi số.", "Please wait for your number to be called."])
+        "Chỉ có giá trị trong ngày.", "Valid today only. Thank you!"])
     texts: TicketTexts = msgspec.field(default_factory=TicketTexts)
 
     @property
