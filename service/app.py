@@ -9,6 +9,7 @@ the commit loses nothing: the devices re-send what was not acknowledged.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import queue
 import threading
@@ -24,6 +25,7 @@ from mqtt.outbox import new_id
 from mqtt.topics import Topics
 from service import refusals as R
 from service.config import SiteConfig, load_config
+from service.estimate import service_times_from_history
 from service.queue import QueueCore
 from service.sdnotify import Heartbeat
 from service.store import EventStore
@@ -73,12 +75,21 @@ class CentralService:
     def _replay(self) -> None:
         now = self.clock()
         self.core.roll(now)
+        # service times of the past week seed today's estimates (they only shape the waits
+        # printed from now on, which the log records; replayed state does not depend on them)
+        week_ago = (dt.date.fromisoformat(self.core.day) - dt.timedelta(days=7)).isoformat()
+        self.core.estimator.learn_history(service_times_from_history(
+            e for e in self.store.events(since_day=week_ago) if self._before_today(e)))
+        self.core.roll(now)
         n = 0
         for e in self.store.events(day=self.core.day):
             self.core.apply(e)
             n += 1
         self.core.roll(now)
         log.info("replayed %d events of %s", n, self.core.day)
+
+    def _before_today(self, e) -> bool:
+        return self.core.day_of(e.at) < self.core.day
 
     def start(self) -> "CentralService":
         self.link.start()

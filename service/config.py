@@ -49,6 +49,14 @@ class Site(_Strict):
     public_url: str = ""            # base URL of the tracking page printed as QR
 
 
+class Break(_Strict):
+    """A staggered break ("trực trưa"): these counters go away for `minutes`, each as soon
+    as it has finished its citizen after `start`. The wait estimate plans for it."""
+    start: HHMM
+    minutes: Annotated[int, msgspec.Meta(ge=5, le=240)]
+    counters: Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=99)]], msgspec.Meta(min_length=1)]
+
+
 class Hours(_Strict):
     open: HHMM = "07:30"
     close: HHMM = "17:00"
@@ -57,6 +65,7 @@ class Hours(_Strict):
     early_minutes: Annotated[int, msgspec.Meta(ge=0, le=180)] = 30
     weekdays: list[Annotated[int, msgspec.Meta(ge=1, le=7)]] = msgspec.field(
         default_factory=lambda: [1, 2, 3, 4, 5])
+    breaks: list[Break] = []
 
 
 class QueuePolicy(_Strict):
@@ -64,6 +73,9 @@ class QueuePolicy(_Strict):
     # interleave: after this many priority calls in a row at a counter, a waiting
     # normal ticket goes first (no starvation by a stream of priority tickets)
     priority_burst: Annotated[int, msgspec.Meta(ge=1, le=20)] = 2
+    # a ticket waiting longer than this is served by the next counter that offers its
+    # service, whatever that counter's order of preference (0 = off)
+    aging_minutes: Annotated[int, msgspec.Meta(ge=0, le=480)] = 0
     no_show_window_minutes: Annotated[int, msgspec.Meta(ge=0, le=480)] = 30
     recall_cap: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
     # numbers per service reserved for each kiosk's offline tickets (top of the range)
@@ -254,6 +266,11 @@ def _check(cfg: SiteConfig, source: str) -> None:
                 raise _fail(source, f"unknown service {sid!r} at `counters[{i}].services[{j}]`")
         if len(set(c.services)) != len(c.services):
             raise _fail(source, f"a service is listed twice at `counters[{i}].services`")
+
+    for i, b in enumerate(cfg.hours.breaks):
+        for j, n in enumerate(b.counters):
+            if n not in seen_counters:
+                raise _fail(source, f"unknown counter {n} at `hours.breaks[{i}].counters[{j}]`")
 
     seen_dev: set[str] = set()
     for i, d in enumerate(cfg.devices):

@@ -43,12 +43,39 @@ MIN_REMAINING = 0.25           # a service running longer than average still nee
 MAX_STEPS = 20_000
 
 
+HISTORY_MIN_SAMPLES = 20       # a service needs this many past services to trust its history
+
+
+def service_times_from_history(events) -> dict[str, float]:
+    """Mean service time (call to done) per service, in seconds, over past days' events:
+    a center's real service times replace the configured guesses from the second day on."""
+    called: dict[str, tuple[str, int]] = {}
+    sums: dict[str, list[float]] = {}
+    for e in events:
+        kind = e.__struct_config__.tag
+        if kind == "ticket.called":
+            called[e.ticket_id] = (e.service, e.at)
+        elif kind == "ticket.done" and e.ticket_id in called:
+            service, at = called.pop(e.ticket_id)
+            d = (e.at - at) / 1000
+            if 10 <= d <= 4 * 3600:
+                sums.setdefault(service, []).append(d)
+    return {s: sum(v) / len(v) for s, v in sums.items() if len(v) >= HISTORY_MIN_SAMPLES}
+
+
 class WaitEstimator:
     def __init__(self, cfg: "SiteConfig"):
         self.cfg = cfg
         self.alpha = cfg.queue.service_time_alpha
         self.prior_s = {s.id: s.avg_service_minutes * 60.0 for s in cfg.services}
         self.reset_day()
+
+    def learn_history(self, service_times: dict[str, float]) -> None:
+        """Start each day from the service times seen on past days (see the function above)."""
+        for s, secs in service_times.items():
+            if s in self.prior_s:
+                self.prior_s[s] = secs
+                self.avg_s[s] = secs
 
     def reset_day(self) -> None:
         self.avg_s = dict(self.prior_s)
@@ -167,6 +194,7 @@ class _Lookahead:
         self.rates, self.prio_share = self._arrival_rates()
         self.arrived = dict.fromkeys(core.lines, 0.0)       # fractional future arrivals so far
         self.streak = {n: c.priority_streak for n, c in core.counters.items()}
+        self.breaks = self._breaks()
 
     def _hours(self) -> tuple[float, float]:
         cfg, core = self.core.cfg, self.core
@@ -176,6 +204,37 @@ class _Lookahead:
         open_at = midnight + minutes_of(cfg.hours.open) * 60 - now_s
         stop_at = midnight + (minutes_of(cfg.hours.close) - cfg.hours.cutoff_minutes) * 60 - now_s
         return open_at, stop_at
+
+    def _breaks(self) -> dict[int, tuple[float, float]]:
+        """Configured breaks still to come: counter -> (earliest start, length), seconds from
+        now. A counter that resumed after its break's start has had it."""
+        core, out = self.core, {}
+        local = dt.datetime.fromtimestamp(self.now / 1000, core.cfg.tz)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        for b in core.cfg.hours.breaks:
+            start = midnight + minutes_of(b.start) * 60 - self.now / 1000
+            for n in b.counters:
+                c = core.counters.get(n)
+                if c is None or n in out:
+                    continue
+                start_ms = self.now + start * 1000
+                if c.resumed_at is not None and c.resumed_at >= start_ms:
+                    continue                     # back from it already
+                if c.paused and c.paused_at is not None and c.paused_at >= start_ms - 600_000:
+                    continue                     # on it now: _free_at plans the return
+                out[n] = (start, b.minutes * 60.0)
+        return out
+
+    def _on_break_now(self, n: int, c) -> float | None:
+        """Seconds until a counter that is away on its configured break comes back."""
+        for b in self.core.cfg.hours.breaks:
+            if n in b.counters and c.paused_at is not None:
+                local = dt.datetime.fromtimestamp(self.now / 1000, self.core.cfg.tz)
+                start_ms = (local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+                            + minutes_of(b.start) * 60) * 1000
+                if c.paused_at >= start_ms - 600_000:
+                    return max((c.paused_at + b.minutes * 60_000 - self.now) / 1000, 0.0)
+        return None
 
     def _arrival_rates(self) -> tuple[dict[str, float], dict[str, float]]:
         """Tickets per second per service over the last window, and their priority share."""
@@ -203,9 +262,11 @@ class _Lookahead:
         out = []
         for n, c in core.counters.items():
             if c.paused:
-                away = (self.now - (c.paused_at or self.now)) / 1000
-                guess = self.est.pause_guess_s()
-                back = guess - away if away < guess else PAUSE_OVERDUE_S
+                back = self._on_break_now(n, c)
+                if back is None:
+                    away = (self.now - (c.paused_at or self.now)) / 1000
+                    guess = self.est.pause_guess_s()
+                    back = guess - away if away < guess else PAUSE_OVERDUE_S
                 out.append((max(back, 0.0), n))
             elif c.active:
                 free = IDLE_REACTION_S
@@ -284,6 +345,11 @@ class _Lookahead:
         while heap and pending and steps < MAX_STEPS:
             steps += 1
             t, n = heapq.heappop(heap)
+            brk = self.breaks.get(n)
+            if brk is not None and t >= brk[0]:      # free after the break's start: it goes
+                del self.breaks[n]
+                heapq.heappush(heap, (t + brk[1], n))
+                continue
             self._add_arrivals(t)
             p, q = self._head(n, services[n], True), self._head(n, services[n], False)
             if p is None and q is None:

@@ -54,6 +54,7 @@ class CounterState:
     paused: bool = False
     reason: str = ""
     paused_at: int | None = None
+    resumed_at: int | None = None
     current: str | None = None    # ticket id being served
     priority_streak: int = 0
     last_done: str | None = None  # the ticket just served, for its rating
@@ -227,10 +228,17 @@ class QueueCore:
             priority=cmd.priority, issued_at=issued_at, source="offline", dev=cmd.dev,
             people_ahead=ahead, est_wait_s=0)]
 
-    def _pick(self, c: CounterState) -> Ticket | None:
+    def _pick(self, c: CounterState, now: int = 0) -> Ticket | None:
         """The best waiting ticket for counter c: priority first (with the anti-starvation
-        guard), then the counter's order of service preference, then the oldest."""
+        guard), then the counter's order of service preference, then the oldest. A ticket
+        that has waited past `queue.aging_minutes` goes first regardless of preference."""
         lines = [self.targeted[c.number]] + [self.lines[s] for s in c.services]
+        aging = self.cfg.queue.aging_minutes * 60_000
+        if aging and now:
+            heads = [t for line in lines for t in (line.head(True), line.head(False)) if t is not None]
+            old = [t for t in heads if now - t.issued_at > aging]
+            if old:
+                return min(old, key=Ticket.sort_key)
 
         def best(priority: bool) -> Ticket | None:
             for line in lines:
@@ -256,7 +264,7 @@ class QueueCore:
         if c.current is not None:          # "next" finishes the one being served
             t = self.tickets[c.current]
             events.append(m.TicketDone(at=now, ticket_id=t.ticket_id, number=t.number, counter=counter))
-        t = self._pick(c)
+        t = self._pick(c, now)
         if t is not None:
             events.append(m.TicketCalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
                                          counter=counter, priority=t.priority))
@@ -448,6 +456,7 @@ class QueueCore:
     def _on_CounterResumed(self, e: m.CounterResumed) -> None:
         c = self.counters[e.counter]
         c.paused, c.reason, c.paused_at, c.active = False, "", None, True
+        c.resumed_at = e.at
         self.dirty_counters.add(e.counter)
         self.dirty_services.update(c.services)
 

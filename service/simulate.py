@@ -108,6 +108,7 @@ class _Clerk:
     services: list[str]
     state: str = "off"            # off | idle | waking | busy | paused | gone
     lunch_at: int = 0
+    lunch_minutes: int = 0        # from [[hours.breaks]]; 0: the profile's
     current: str | None = None
 
 
@@ -237,9 +238,13 @@ class DaySimulation:
     def _plan_clerks(self) -> None:
         opening = self._at(self.day, self.cfg.hours.open)
         lunch = self._at(self.day, "11:30")
+        planned = {n: (b.start, b.minutes) for b in self.cfg.hours.breaks for n in b.counters}
         for i, k in enumerate(self.clerks):
             self.at(opening + int(self.rng.random() * 4 * MIN), lambda k=k: self._start(k))
-            if len(self.clerks) > 1:    # half the counters eat first, the other half after
+            if k.counter in planned:    # the center's own rotation ([[hours.breaks]])
+                k.lunch_at = self._at(self.day, planned[k.counter][0])
+                k.lunch_minutes = planned[k.counter][1]
+            elif len(self.clerks) > 1:  # half the counters eat first, the other half after
                 k.lunch_at = lunch + (i % 2) * self.profile.lunch_minutes * MIN
         self.closing = self._at(self.day, self.cfg.hours.close)
 
@@ -302,7 +307,7 @@ class DaySimulation:
             k.lunch_at = 0
             k.state = "paused"
             self.send("counter", k.dev, "counter.pause", reason="Nghỉ trưa")
-            self.at(self.now + self.profile.lunch_minutes * MIN, lambda: self._resume(k))
+            self.at(self.now + (k.lunch_minutes or self.profile.lunch_minutes) * MIN, lambda: self._resume(k))
             return
         self._next(k)
 

@@ -150,3 +150,45 @@ def test_replay_of_the_events_rebuilds_the_same_estimates():
 
 def core_issue(core, now, service, n):
     return _do(core, core.issue(now, service, None, f"ticket-{service}-{n:04d}"))
+
+
+def test_a_configured_break_is_planned_for():
+    # counter 1 alone serves "a"; with its lunch due at 09:30 a ticket with 4 ahead waits 45 min more
+    plain, lunch = _core(), QueueCore(parse_config(CONFIG.replace("[[counters]]", """[[hours.breaks]]
+start = "09:30"
+minutes = 45
+counters = [1]
+
+[[counters]]""", 1), "t"))
+    for core in (plain, lunch):
+        _open(core, BASE, 1)
+        for i in range(4):
+            _issue(core, BASE, "a", i)
+    a = plain.estimator.estimate(plain, "a", 4, False, BASE)
+    b = lunch.estimator.estimate(lunch, "a", 4, False, BASE)
+    assert 44 * 60 <= b - a <= 46 * 60
+    # once the counter is back from its break, nothing more is planned
+    _do(lunch, lunch.pause(BASE + 40 * MIN, 1, "Nghỉ trưa"))
+    _do(lunch, lunch.resume(BASE + 85 * MIN, 1))
+    c = lunch.estimator.estimate(lunch, "a", 4, False, BASE + 85 * MIN)
+    d = plain.estimator.estimate(plain, "a", 4, False, BASE + 85 * MIN)
+    assert abs(c - d) <= 60
+
+
+def test_service_times_of_past_days_seed_the_estimate():
+    from mqtt import messages as m
+    from service.estimate import service_times_from_history
+    events = []
+    for i in range(25):
+        events.append(m.TicketCalled(at=i * 1_000_000, ticket_id=f"t{i}", number=1000 + i, service="a", counter=1))
+        events.append(m.TicketDone(at=i * 1_000_000 + 300_000, ticket_id=f"t{i}", number=1000 + i, counter=1))
+    assert service_times_from_history(events) == {"a": 300.0}
+    assert service_times_from_history(events[:20]) == {}          # too few to trust
+    core = _core()
+    _open(core, BASE, 1)
+    for i in range(3):
+        _issue(core, BASE, "a", i)
+    before = core.estimator.estimate(core, "a", 3, False, BASE)
+    core.estimator.learn_history({"a": 300.0})
+    after = core.estimator.estimate(core, "a", 3, False, BASE + 1)
+    assert after < before * 0.6                                    # 5 min instead of 10

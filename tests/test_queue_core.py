@@ -279,3 +279,20 @@ def test_random_interleavings_keep_every_invariant(actions):
         fresh.apply(e)
     assert [fresh.counter_view(n) for n in COUNTERS] == [core.counter_view(n) for n in COUNTERS]
     assert fresh.calls_view() == core.calls_view()
+
+
+def test_aging_lets_a_long_wait_jump_the_preference_order():
+    text = EXAMPLE.read_text(encoding="utf-8").replace("offline_block = 50", "offline_block = 50\naging_minutes = 40")
+    q = Q(parse_config(text, "x"))
+    q.issue(at(8, 0), "xay-dung")                    # counter 4 prefers dat-dai
+    for i in range(3):
+        q.issue(at(8, 30 + i), "dat-dai")
+    assert q.next(at(8, 35), 4) == 3001              # 35 min: preference still rules
+    assert q.next(at(8, 45), 4) == 4001              # 45 min > 40: the long wait goes first
+    assert Q().core.cfg.queue.aging_minutes == 0     # off unless the center turns it on
+
+
+def test_breaks_must_name_known_counters():
+    bad = EXAMPLE.read_text(encoding="utf-8").replace("counters = [1, 3, 5]", "counters = [1, 3, 7]")
+    with pytest.raises(Exception, match=r"unknown counter 7 at `hours.breaks\[0\].counters\[2\]`"):
+        parse_config(bad, "x")
