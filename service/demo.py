@@ -66,6 +66,9 @@ class Demo:
     def run(self) -> int:
         a = self.args
         print("QMS demo — Hệ thống xếp hàng, chạy thử trên máy này (phần cứng mô phỏng)")
+        if not a.headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            print("  no screen found (DISPLAY unset): running headless — windows become files")
+            a.headless = True
         shutil.rmtree(self.workdir / "state", ignore_errors=True)     # every demo starts a fresh day
         broker = LocalBroker(self.workdir / "broker").start()
         print(f"  started mosquitto (port {broker.port})")
