@@ -72,3 +72,13 @@ def wait_until(pred, timeout: float = 20.0, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return pred()
+
+
+def issue(kiosk, service_id: str = "chung-thuc", n: int = 1, timeout: float = 10) -> list[int]:
+    """Take `n` tickets through a real kiosk Device; their numbers."""
+    numbers = []
+    for _ in range(n):
+        _, ack = kiosk.request("ticket.request", timeout, service=service_id)
+        assert ack is not None and ack.ok, ack
+        numbers.append(ack.result["ticket"]["number"])
+    return numbers

@@ -19,6 +19,7 @@ from mqtt.topics import Topics
 from service.config import load_config
 from tests.conftest import make_config
 from tests.test_counter_keys import mock_pins  # noqa: F401 - fixture
+from tests.mqtt_helpers import issue
 
 
 def wait_for(pred, timeout=5.0, what="condition"):
@@ -105,13 +106,6 @@ def kiosk(cfg, tmp_path):
     k.stop()
 
 
-def issue(kiosk, service_id, n=1):
-    numbers = []
-    for _ in range(n):
-        _, ack = kiosk.request("ticket.request", 5, service=service_id)
-        assert ack is not None and ack.ok, ack
-        numbers.append(ack.result["ticket"]["number"])
-    return numbers
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from mqtt import messages as m
 from mqtt.device import Device
 from service.config import load_config
 from tests.mqtt_helpers import Recorder
+from tests.mqtt_helpers import issue
 
 
 class MpSocket:
@@ -108,14 +109,6 @@ def kiosk(site_config, tmp_path, service):
     k.stop()
 
 
-def issue(kiosk, n, service_id="chung-thuc"):
-    numbers = []
-    for _ in range(n):
-        _, ack = kiosk.request("ticket.request", 10, service=service_id)
-        assert ack is not None and ack.ok, ack
-        numbers.append(ack.result["ticket"]["number"])
-    return numbers
-
 
 def events(service, type_):
     return [e for e in service.store.events(day=service.core.day) if m.type_of(e) == type_]
@@ -134,7 +127,7 @@ def test_box_calls_recalls_transfers_and_gets_rated_through_the_real_service(box
     status_topic = "qms/v1/phuong-an-khanh/status/counter-3"
     watcher = Recorder(broker.port, status_topic)
     try:
-        n = issue(kiosk, 3)
+        n = issue(kiosk, n=3)
         assert wait_for(box, lambda: box.box.link.online and box.box.status is not None)
         assert wait_for(box, lambda: (watcher.latest(status_topic) or {}).get("online") is True)
 
@@ -178,7 +171,7 @@ def test_box_calls_recalls_transfers_and_gets_rated_through_the_real_service(box
 
 
 def test_box_through_a_broker_outage_refuses_calls_and_applies_queued_ones_once(box, kiosk, service, broker):
-    issue(kiosk, 2)
+    issue(kiosk, n=2)
     assert wait_for(box, lambda: box.box.link.online and box.box.status is not None)
     box.press("next")
     assert wait_for(box, lambda: box.box.serving() is not None)
@@ -208,7 +201,7 @@ def test_box_through_a_broker_outage_refuses_calls_and_applies_queued_ones_once(
 
 
 def test_box_keeps_working_when_its_link_dies_mid_session(box, kiosk, service, broker):
-    issue(kiosk, 1)
+    issue(kiosk, n=1)
     assert wait_for(box, lambda: box.box.link.online and box.box.status is not None)
     box.clients[-1].sock.close()             # the Wi-Fi drops under the client
     box.run(100)
