@@ -74,7 +74,7 @@ class KioskApp:
                              status={"kind": "robot" if self.robot else "kiosk"})
         self.issuer = TicketIssuer(cfg, self.device, clock=clock)
         self.printer = printer or make_printer(cfg.printer, cfg.state_dir())
-        self.speaker = speaker or make_speaker(cfg.voice.enabled)
+        self.speaker = speaker or make_speaker(cfg)
         self.catalog = catalog or load_catalog(self.kc.catalog or None, {s.id for s in cfg.services})
         for problem in self.catalog.problems:
             log.error("procedure catalog: %s", problem)
