@@ -19,33 +19,17 @@ from kiosk.testing import tap, target, wait_until
 from kiosk.voice import SilentSpeaker
 from mqtt.device import Device
 from service.config import load_config
-from service.web import WebApp, new_token
+from service.web import WebApp
 from tests.conftest import free_port, make_config
+from tests.test_web_api import BOOK_TOKEN, KIOSK_TOKEN, WEB_EXTRA
 
-BOOK_TOKEN, BOOK_SHA = new_token()
-KIOSK_TOKEN, KIOSK_SHA = new_token()
-
-EXTRA = f"""
+# the web tests' [web] section and tokens (an integrator's and kiosk-1's check-in token)
+EXTRA = """
 [kiosk]
-checkin_token_file = "checkin-{{device}}.token"
-checkin_url = "http://127.0.0.1:{{port}}"
+checkin_token_file = "checkin-{device}.token"
+checkin_url = "http://127.0.0.1:{port}"
 checkin_timeout_s = 8
-
-[web]
-enabled = true
-api_per_minute = 600
-follow_interval_ms = 50
-
-[[web.tokens]]
-id = "dvc-test"
-scope = "booking"
-sha256 = "{BOOK_SHA}"
-
-[[web.tokens]]
-id = "kiosk-1"
-scope = "checkin"
-sha256 = "{KIOSK_SHA}"
-"""
+""" + WEB_EXTRA
 
 
 def kiosk_config(tmp_path, broker_port: int, web_port: int, extra: str = EXTRA):
