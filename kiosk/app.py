@@ -459,7 +459,9 @@ class KioskApp:
         v = self.view
         idle_for = self.monotonic() - self.last_touch
         limit = self.kc.confirm_seconds if v.screen == "confirm" and not v.printing else self.kc.idle_timeout_s
-        if v.screen not in ("idle", "dim") and idle_for >= limit:
+        # (not while a check-in is under way: it ends within checkin_timeout_s, and dropping
+        # its answer would leave a checked-in citizen without paper)
+        if v.screen not in ("idle", "dim", "checking") and idle_for >= limit:
             self.reset()
         if (self.robot and self.sensor is not None and v.screen == "idle" and not v.greeting
                 and self.monotonic() - self.last_presence >= DIM_AFTER_S):
