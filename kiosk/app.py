@@ -284,7 +284,7 @@ class KioskApp:
         status = self.printer.status()
         paper = can_print(status)
         if not paper and not self.kc.screen_ticket:
-            self._show_message(ERRORS_BY_STATUS[status]())      # no number lost to a jammed printer
+            self._show(ERRORS_BY_STATUS[status]())      # no number lost to a jammed printer
             return Refusal(status, *v.message)
         result = self.issuer.issue(service, priority)
         self.pg.event.clear(TOUCH_EVENTS)                      # taps made while waiting: no 2nd ticket
@@ -314,9 +314,6 @@ class KioskApp:
         v.message, v.title, v.actions, v.screen = (refusal.message_vi, refusal.message_en), title, actions, "message"
         self.dirty = True
 
-    def _show_message(self, err: PrinterError) -> None:
-        self._show(err)
-
     # ------------------------------------------------------------ booking check-in
     def submit_code(self, text: str) -> None:
         """Check a booking in (typed or scanned). The web call runs on a worker thread; its
@@ -330,7 +327,7 @@ class KioskApp:
             return
         status = self.printer.status()
         if not can_print(status) and not self.kc.screen_ticket:
-            self._show_message(ERRORS_BY_STATUS[status]())
+            self._show(ERRORS_BY_STATUS[status]())
             return
         v.code, v.screen, self.dirty = code, "checking", True
         client = self.checkin
