@@ -20,9 +20,11 @@ from typing import Callable
 
 from kiosk import gpio, screens
 from kiosk.catalog import Catalog, load_catalog
+from kiosk.checkin import NOT_A_CODE, SEE_STAFF, CheckinClient, make_checkin, parse_code
 from kiosk.issuer import Refusal, TicketIssuer
 from kiosk.printing import ERRORS_BY_STATUS, KioskPrinter, PrintedTicket, PrinterError, can_print, make_printer
 from kiosk.robot import Dispenser, Greeter, Stock, stock_state
+from kiosk.texts import T as TEXTS
 from kiosk.voice import Speaker, make_speaker
 from service.config import SiteConfig
 
@@ -30,6 +32,16 @@ log = logging.getLogger("qms.kiosk")
 
 DIM_AFTER_S = 120.0          # robot: dark screen when no one came by for this long
 STATUS_POLL_S = 2.0          # printer status and dispenser stock (refills by another process)
+SCAN_GAP_S = 1.0             # keys further apart than this start a new scan (a scanner types fast)
+SCAN_MAX = 64                # longer keyboard input is not a booking code: keep only its end
+HOME = (("home", ("idle",)),)
+# the way out of each check-in refusal: (text key, action) buttons
+CHECKIN_ACTIONS = {
+    "bad_code": (("retry_code", ("checkin",)), ("home", ("idle",))),
+    "unknown_code": (("retry_code", ("checkin",)), ("home", ("idle",))),
+    "booking_expired": (("new_number", ("menu",)), ("home", ("idle",))),
+    "booking_cancelled": (("new_number", ("menu",)), ("home", ("idle",))),
+}
 TOUCH_EVENTS = ()            # filled after pygame is imported
 
 
@@ -46,7 +58,8 @@ class KioskApp:
     def __init__(self, cfg: SiteConfig, device_id: str, *, robot: bool | None = None,
                  size: tuple[int, int] | None = None, fullscreen: bool = False,
                  printer: KioskPrinter | None = None, speaker: Speaker | None = None,
-                 catalog: Catalog | None = None, clock: Callable[[], int] = _now_ms,
+                 catalog: Catalog | None = None, checkin: CheckinClient | None = None,
+                 clock: Callable[[], int] = _now_ms,
                  monotonic: Callable[[], float] = time.monotonic, db: str | Path | None = None):
         import pygame
         from mqtt.device import Device
@@ -74,12 +87,14 @@ class KioskApp:
                              status={"kind": "robot" if self.robot else "kiosk"})
         self.issuer = TicketIssuer(cfg, self.device, clock=clock)
         self.printer = printer or make_printer(cfg.printer, cfg.state_dir())
-        self.speaker = speaker or make_speaker(cfg.voice.enabled)
+        self.speaker = speaker or make_speaker(cfg)
         self.catalog = catalog or load_catalog(self.kc.catalog or None, {s.id for s in cfg.services})
         for problem in self.catalog.problems:
             log.error("procedure catalog: %s", problem)
-        self.view = screens.View(cfg, self.catalog, lang=self.kc.language,
+        self.checkin = checkin or make_checkin(cfg, device_id)
+        self.view = screens.View(cfg, self.catalog, lang=self.kc.language, booking=self.checkin is not None,
                                  service_views=self.issuer.service_views, now_ms=clock())
+        self.scan_buf, self.scan_at = "", 0.0      # keyboard text (a QR scanner) since the last Enter
         # screen
         w, h = size or (self.kc.width, self.kc.height)
         pygame.display.init()
@@ -163,6 +178,8 @@ class KioskApp:
                 touched = self.touch((int(ev.x * w), int(ev.y * h)))
             elif ev.type == self.pg.KEYDOWN and ev.key == self.pg.K_ESCAPE and os.environ.get("QMS_KIOSK_ESC"):
                 self.running = False
+            elif ev.type == self.pg.KEYDOWN:
+                self.key(ev.key, getattr(ev, "unicode", ""))
         self._timeouts()
         if self.greeter and self.greeter.poll():
             log.info("greeted a visitor")
@@ -193,6 +210,26 @@ class KioskApp:
                 self.act(action)
                 return True
         return False
+
+    def key(self, key: int, char: str) -> None:
+        """Keyboard input: a QR scanner (a USB keyboard) types the booking code and Enter.
+        Taken on the idle, menu and check-in screens; elsewhere it is dropped."""
+        if self.checkin is None or self.view.screen not in ("idle", "menu", "checkin", "dim"):
+            self.scan_buf = ""
+            return
+        now = self.monotonic()
+        if now - self.scan_at > SCAN_GAP_S:
+            self.scan_buf = ""
+        self.scan_at = now
+        if key in (self.pg.K_RETURN, self.pg.K_KP_ENTER):
+            text, self.scan_buf = self.scan_buf, ""
+            if text.strip():
+                self.last_touch = now
+                self.submit_code(text)
+        elif key == self.pg.K_BACKSPACE and self.view.screen == "checkin":
+            self.act(("key_delete",))
+        elif char and char.isprintable():
+            self.scan_buf = (self.scan_buf + char)[-SCAN_MAX:]
 
     def act(self, action: tuple) -> None:
         v = self.view
@@ -225,11 +262,20 @@ class KioskApp:
             self.take_ticket(action[1], v.priority)
         elif kind in ("idle", "wake"):
             self.reset()
+        elif kind == "checkin":
+            v.code, v.screen = "", "checkin"
+        elif kind == "key" and len(v.code) < 8:
+            v.code += action[1]
+        elif kind == "key_delete":
+            v.code = v.code[:-1]
+        elif kind == "submit_code":
+            self.submit_code(v.code)
 
     def reset(self) -> None:
         v = self.view
         v.screen, v.priority, v.service, v.procedure, v.page = "idle", None, None, None, 0
         v.lang, v.ticket, v.printing = self.kc.language, None, False
+        v.code, v.title, v.actions = "", "", HOME
         self.dirty = True
 
     # ------------------------------------------------------------ tickets
@@ -238,29 +284,82 @@ class KioskApp:
         status = self.printer.status()
         paper = can_print(status)
         if not paper and not self.kc.screen_ticket:
-            self._show_message(ERRORS_BY_STATUS[status]())      # no number lost to a jammed printer
+            self._show(ERRORS_BY_STATUS[status]())      # no number lost to a jammed printer
             return Refusal(status, *v.message)
         result = self.issuer.issue(service, priority)
         self.pg.event.clear(TOUCH_EVENTS)                      # taps made while waiting: no 2nd ticket
         self.last_touch = self.monotonic()
         if isinstance(result, Refusal):
-            v.message, v.screen = (result.message_vi, result.message_en), "message"
+            self._show(result)
             return result
-        v.ticket = result
-        if paper:
+        self._hand_out(result, status)
+        return result
+
+    def _hand_out(self, ticket: PrintedTicket, status: str) -> None:
+        """Walk-in or booked: the ticket goes to the printer (or on screen if it cannot print)."""
+        v = self.view
+        v.ticket = ticket
+        if can_print(status):
             v.printing, v.screen = True, "confirm"
-            self._print_q.put(result)
+            self._print_q.put(ticket)
         else:
             err = ERRORS_BY_STATUS[status]()
             v.message, v.screen = (err.message_vi, err.message_en), "screen_ticket"
         if self.dispenser:
             self.dispenser.dispense()
         self.dirty = True
-        return result
 
-    def _show_message(self, err: PrinterError) -> None:
-        self.view.message, self.view.screen = (err.message_vi, err.message_en), "message"
+    def _show(self, refusal: Refusal | PrinterError, title: str = "", actions: tuple = HOME) -> None:
+        v = self.view
+        v.message, v.title, v.actions, v.screen = (refusal.message_vi, refusal.message_en), title, actions, "message"
         self.dirty = True
+
+    # ------------------------------------------------------------ booking check-in
+    def submit_code(self, text: str) -> None:
+        """Check a booking in (typed or scanned). The web call runs on a worker thread; its
+        answer comes back through the inbox while the screen says "checking"."""
+        if self.checkin is None:
+            return
+        v = self.view
+        code = parse_code(text)
+        if code is None:                  # never sent nor logged: a wrong scan may be an ID card
+            self._show(NOT_A_CODE, "title_bad_code", CHECKIN_ACTIONS["bad_code"])
+            return
+        status = self.printer.status()
+        if not can_print(status) and not self.kc.screen_ticket:
+            self._show(ERRORS_BY_STATUS[status]())
+            return
+        v.code, v.screen, self.dirty = code, "checking", True
+        client = self.checkin
+
+        def work() -> None:
+            try:
+                result = client.check_in(code)
+            except Exception:  # noqa: BLE001 - check_in never raises; this is a last guard
+                log.exception("check-in failed")
+                result = SEE_STAFF
+            self.inbox.put(("checkin", code, result))
+        threading.Thread(target=work, name="kiosk-checkin", daemon=True).start()
+
+    def _checked_in(self, code: str, result: dict | Refusal) -> None:
+        v = self.view
+        if v.screen != "checking" or v.code != code:
+            log.warning("a check-in answer came after the screen moved on; the citizen can check in again")
+            return
+        self.pg.event.clear(TOUCH_EVENTS)             # taps made while waiting act on nothing
+        self.last_touch = self.monotonic()
+        if isinstance(result, Refusal):
+            self._show(result, f"title_{result.code}" if f"title_{result.code}" in TEXTS else "",
+                       CHECKIN_ACTIONS.get(result.code, HOME))
+            return
+        try:
+            ticket = self.issuer.printed(result)
+        except (KeyError, TypeError, ValueError) as e:
+            log.error("check-in answer without a usable ticket: %r", e)
+            self._show(SEE_STAFF, "title_unavailable")
+            return
+        log.info("booking checked in: ticket %d", ticket.number)
+        self._hand_out(ticket, self.printer.status())
 
     def _print_worker(self) -> None:
         while True:
@@ -306,6 +405,8 @@ class KioskApp:
             self._on_mqtt(item[1], item[2])
         elif kind == "printed":
             self._printed(item[1], item[2])
+        elif kind == "checkin":
+            self._checked_in(item[1], item[2])
         elif kind == "button":
             self.last_touch = self.monotonic()
             self.reset()
@@ -355,7 +456,9 @@ class KioskApp:
         v = self.view
         idle_for = self.monotonic() - self.last_touch
         limit = self.kc.confirm_seconds if v.screen == "confirm" and not v.printing else self.kc.idle_timeout_s
-        if v.screen not in ("idle", "dim") and idle_for >= limit:
+        # (not while a check-in is under way: it ends within checkin_timeout_s, and dropping
+        # its answer would leave a checked-in citizen without paper)
+        if v.screen not in ("idle", "dim", "checking") and idle_for >= limit:
             self.reset()
         if (self.robot and self.sensor is not None and v.screen == "idle" and not v.greeting
                 and self.monotonic() - self.last_presence >= DIM_AFTER_S):

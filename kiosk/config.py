@@ -12,6 +12,13 @@ class KioskConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # how long a ticket request may wait for the service before the kiosk prints
     # a number from its own offline block (paper wins; see docs/kiosk.md)
     request_timeout_s: Annotated[float, msgspec.Meta(ge=0.1, le=10.0)] = 1.0
+    # -- booking check-in through `qms web` (POST /api/v1/checkin; docs/kiosk.md)
+    # file holding this kiosk's token of scope "checkin" (`qms web --new-token kiosk-1 --scope
+    # checkin`); "{device}" is replaced by the device id, a relative path is relative to the
+    # config file. Empty = no "I have a booking" button.
+    checkin_token_file: str = ""
+    checkin_url: str = ""          # base URL of `qms web`; empty = site.public_url
+    checkin_timeout_s: Annotated[float, msgspec.Meta(ge=1.0, le=30.0)] = 8.0
     # -- screen
     width: Annotated[int, msgspec.Meta(ge=320, le=7680)] = 1280
     height: Annotated[int, msgspec.Meta(ge=240, le=7680)] = 800

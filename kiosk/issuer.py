@@ -95,7 +95,7 @@ class TicketIssuer:
                     self.stats["refused"] += 1
                     return Refusal(ack.error or "refused", ack.message_vi or "", ack.message_en or "")
                 self.stats["online"] += 1
-                return self._ticket(ack.result["ticket"], offline=False)
+                return self.printed(ack.result["ticket"], offline=False)
             self.stats["timeouts"] += 1
             self._suspect.set()
             log.warning("service did not answer within %.1f s: printing offline", self.timeout_s)
@@ -128,7 +128,7 @@ class TicketIssuer:
         self.stats["offline"] += 1
         view = self.service_views.get(service, {})
         ahead = int(view.get("waiting", 0)) + self._offline_since(service, now)
-        return self._ticket({"ticket_id": ticket_id, "number": number, "service": service,
+        return self.printed({"ticket_id": ticket_id, "number": number, "service": service,
                              "priority": priority, "issued_at": now, "people_ahead": ahead,
                              "est_wait_s": int(view.get("est_wait_s", 0))}, offline=True)
 
@@ -138,7 +138,8 @@ class TicketIssuer:
         return sum(1 for s, _, _, at in self.numbers.used(self.numbers.day_of(now))
                    if s == service and since <= at < now)
 
-    def _ticket(self, t: dict, offline: bool) -> PrintedTicket:
+    def printed(self, t: dict, offline: bool = False) -> PrintedTicket:
+        """A ticket view (the service's ack, or `qms web`'s check-in answer) as the kiosk prints it."""
         s = self.cfg.service(t["service"])
         prio = next((p.name_vi for p in self.cfg.priority_classes if p.id == t.get("priority")), "")
         url = self.cfg.site.public_url.rstrip("/")

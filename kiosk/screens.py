@@ -3,7 +3,7 @@ so what is drawn and what can be touched come from the same layout.
 
 Flows from the idle screen, in touches: a number = 2 (anywhere, service); a priority
 number = 3 (Ưu tiên, class, service); a procedure = 3 (Tra cứu, service, procedure),
-and reading one aloud = 3 (its speaker button on the list).
+reading one aloud = 3 (its speaker button on the list); the booking keypad = 1.
 """
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ class View:
     printing: bool = False
     message: tuple[str, str] = ("", "")  # (vi, en) of a refusal or fault
     greeting: bool = False               # robot: someone is in front of the screen
+    booking: bool = False                # booking check-in is configured: show its button
+    code: str = ""                       # booking code typed so far (canonical characters)
+    title: str = ""                      # text key of a message screen's title ("" = sorry)
+    actions: tuple = (("home", ("idle",)),)   # a message screen's buttons: (text key, action)
     service_views: dict = dataclasses.field(default_factory=dict)
     now_ms: int = 0
 
@@ -126,8 +130,15 @@ def draw_idle(surface: pygame.Surface, v: View) -> list[Hit]:
     now = dt.datetime.fromtimestamp(v.now_ms / 1000, v.cfg.tz)
     clock = pygame.Rect(pad, sub.bottom, w - 2 * pad, int(8 * u))
     ui.text(surface, f"{now:%H:%M} · {now:%d/%m/%Y}", clock, int(5 * u), ui.DIM_TEXT)
-    btn_h = int(15 * u)
-    bottom = pygame.Rect(pad, h - pad - btn_h, w - 2 * pad, btn_h)
+    actions = [("priority", ("priority_menu",), ui.BUTTON, "star"),
+               ("procedures", ("procedures",), ui.BUTTON, "info"),
+               ("lang_other", ("lang",), ui.PANEL, "")]
+    if v.booking:
+        actions.insert(2, ("booking", ("checkin",), ui.BUTTON, "calendar"))
+    cols = 2 if portrait(surface) and len(actions) > 3 else len(actions)
+    rows = math.ceil(len(actions) / cols)
+    btn_h = int(15 * u) if rows == 1 else int(12 * u)
+    bottom = pygame.Rect(pad, h - pad - rows * btn_h - (rows - 1) * pad, w - 2 * pad, rows * btn_h + (rows - 1) * pad)
     middle = pygame.Rect(pad, clock.bottom + pad, w - 2 * pad, bottom.top - clock.bottom - 2 * pad)
     card = middle.inflate(-int(2 * u), 0)
     pygame.draw.rect(surface, ui.ACCENT, card, border_radius=int(3 * u))
@@ -138,12 +149,9 @@ def draw_idle(surface: pygame.Surface, v: View) -> list[Hit]:
     ui.text(surface, v.tr("hello") if v.greeting else v.tr("touch"), low, int(6 * u), ui.ACCENT_TEXT,
             max_lines=2, min_size=int(4 * u))
     hits: list[Hit] = []
-    actions = [("priority", ("priority_menu",), ui.BUTTON, "star"),
-               ("procedures", ("procedures",), ui.BUTTON, "info"),
-               ("lang_other", ("lang",), ui.PANEL, "")]
-    for (key, action, fill, icon), r in zip(actions, grid(bottom, 3, 3, pad)):
+    for (key, action, fill, icon), r in zip(actions, grid(bottom, len(actions), cols, pad)):
         color = ui.TEXT if fill == ui.PANEL else ui.BUTTON_TEXT
-        ui.button(surface, r, v.tr(key), u, fill=fill, color=color, size=5, icon=icon)
+        ui.button(surface, r, v.tr(key), u, fill=fill, color=color, size=5 if cols <= 3 else 4.4, icon=icon)
         hits.append((r, action))
     hits.append((surface.get_rect(), ("menu",)))     # anywhere else: the service menu
     return hits
@@ -320,22 +328,84 @@ def draw_screen_ticket(surface: pygame.Surface, v: View) -> list[Hit]:
 
 
 def draw_message(surface: pygame.Surface, v: View) -> list[Hit]:
-    """A refusal (closed, past cut-off, daily cap) or a printer fault, in plain words."""
+    """A refusal (closed, past cut-off, daily cap, a booking that cannot be checked in) or a
+    printer fault, in plain words, under a title; with its way out (`v.actions`)."""
     w, h = surface.get_size()
     u = unit(surface)
     surface.fill(ui.BG)
     pad = int(4 * u)
     band = pygame.Rect(0, 0, w, int(16 * u))
     pygame.draw.rect(surface, ui.ALERT, band)
-    ui.text(surface, v.tr("sorry"), band, int(7 * u), bold=True)
+    ui.text(surface, v.tr(v.title or "sorry"), band.inflate(-2 * pad, 0), int(7 * u), bold=True,
+            max_lines=1, min_size=int(4.5 * u))
     btn_h = int(14 * u)
     body = pygame.Rect(pad, band.bottom + pad, w - 2 * pad, h - band.bottom - btn_h - 3 * pad)
     vi, en = v.message
     ui.text(surface, en if v.lang == "en" else vi, body, int(7 * u), max_lines=6, min_size=int(4 * u))
-    r = pygame.Rect(0, 0, int(min(w * 0.6, 70 * u)), btn_h)
-    r.midbottom = (w // 2, h - pad)
-    ui.button(surface, r, v.tr("home"), u, size=6, icon="back")
-    return [(r, ("idle",))]
+    n = len(v.actions)
+    row = pygame.Rect(0, 0, int(min(w - 2 * pad, n * 70 * u + (n - 1) * pad)), btn_h)
+    row.midbottom = (w // 2, h - pad)
+    hits: list[Hit] = []
+    for i, ((key, action), r) in enumerate(zip(v.actions, grid(row, n, n, pad))):
+        primary = i == 0 and n > 1
+        ui.button(surface, r, v.tr(key), u, size=6, icon="" if primary else "back",
+                  fill=ui.ACCENT if primary else ui.BUTTON, color=ui.ACCENT_TEXT if primary else ui.BUTTON_TEXT)
+        hits.append((r, action))
+    return hits
+
+
+# ---------------------------------------------------------------- booking check-in
+CODE_KEYS = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"     # the code's alphabet (no I, L, O, U)
+
+
+def code_field(code: str) -> str:
+    """XXXX-XXXX with the characters still to type shown as dots."""
+    padded = f"{code:·<8}"
+    return f"{padded[:4]}-{padded[4:]}"
+
+
+def draw_checkin(surface: pygame.Surface, v: View) -> list[Hit]:
+    """The booking code keypad: 32 big keys, the code as typed, Delete and Check in."""
+    surface.fill(ui.BG)
+    u = unit(surface)
+    content, hits = header(surface, v, v.tr("enter_code"))
+    gap = int(1.5 * u)
+    row = pygame.Rect(content.left, content.top, content.width, int(15 * u))
+    bw = int(min(row.width * 0.2, 34 * u))
+    ok = pygame.Rect(row.right - bw, row.top, bw, row.height)
+    delete = pygame.Rect(ok.left - gap - bw, row.top, bw, row.height)
+    field = pygame.Rect(row.left, row.top, delete.left - gap - row.left, row.height)
+    pygame.draw.rect(surface, ui.BUTTON, field, border_radius=int(1.6 * u))
+    ui.text(surface, code_field(v.code), field.inflate(-int(2 * u), -int(u)), int(10 * u), ui.BUTTON_TEXT,
+            bold=True, max_lines=1)
+    ui.button(surface, delete, v.tr("delete"), u, size=5, fill=ui.PANEL, color=ui.TEXT)
+    hits.append((delete, ("key_delete",)))
+    if len(v.code) == 8:
+        ui.button(surface, ok, v.tr("check_in"), u, size=5, fill=ui.ACCENT, color=ui.ACCENT_TEXT)
+        hits.append((ok, ("submit_code",)))
+    else:
+        ui.button(surface, ok, v.tr("check_in"), u, size=5, fill=ui.DISABLED, color=ui.DISABLED_TEXT)
+    hint = pygame.Rect(content.left, row.bottom + int(u), content.width, int(7 * u))
+    ui.text(surface, v.tr("code_hint"), hint, int(4 * u), ui.DIM_TEXT, max_lines=2, min_size=int(3.6 * u))
+    keys = pygame.Rect(content.left, hint.bottom + int(u), content.width, content.bottom - hint.bottom - int(u))
+    cols = 4 if portrait(surface) else 8
+    for ch, r in zip(CODE_KEYS, grid(keys, len(CODE_KEYS), cols, gap)):
+        ui.button(surface, r, ch, u, size=8)
+        hits.append((r, ("key", ch)))
+    return hits
+
+
+def draw_checking(surface: pygame.Surface, v: View) -> list[Hit]:
+    """Waiting for `qms web` (up to a few seconds): nothing to touch, so no second check-in."""
+    w, h = surface.get_size()
+    u = unit(surface)
+    surface.fill(ui.BG)
+    pad = int(4 * u)
+    ui.text(surface, code_field(v.code), pygame.Rect(pad, int(h * 0.22), w - 2 * pad, int(18 * u)), int(14 * u),
+            ui.ACCENT, bold=True, max_lines=1)
+    ui.text(surface, v.tr("checking"), pygame.Rect(pad, int(h * 0.55), w - 2 * pad, int(16 * u)), int(6 * u),
+            bold=True, max_lines=2, min_size=int(4 * u))
+    return []
 
 
 def draw_dim(surface: pygame.Surface, v: View) -> list[Hit]:
@@ -350,7 +420,7 @@ SCREENS = {
     "idle": draw_idle, "menu": draw_menu, "priority_menu": draw_priority,
     "procedures": draw_procedure_services, "procedure_list": draw_procedure_list,
     "procedure": draw_procedure, "confirm": draw_confirm, "screen_ticket": draw_screen_ticket,
-    "message": draw_message, "dim": draw_dim,
+    "message": draw_message, "dim": draw_dim, "checkin": draw_checkin, "checking": draw_checking,
 }
 
 

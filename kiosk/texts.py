@@ -37,6 +37,23 @@ T: dict[str, tuple[str, str]] = {
                  "Fees may change; the officer will confirm."),
     "more": ("Xem tiếp", "More"),
     "sorry": ("Xin lỗi quý khách", "We are sorry"),
+    # booking check-in
+    "booking": ("Tôi đã đặt lịch", "I have a booking"),
+    "enter_code": ("Nhập mã đặt lịch", "Enter your booking code"),
+    "code_hint": ("Chạm các ô bên dưới để nhập 8 ký tự của mã, hoặc đưa mã QR vào máy quét",
+                  "Touch the keys below to type the 8 characters, or hold the QR code to the scanner"),
+    "delete": ("Xóa", "Delete"),
+    "check_in": ("Xác nhận", "Check in"),
+    "checking": ("Đang kiểm tra lịch hẹn, vui lòng chờ…", "Checking your booking, please wait…"),
+    "retry_code": ("Nhập lại mã", "Type the code again"),
+    "new_number": ("Lấy số mới", "Take a new number"),
+    "title_bad_code": ("Mã không hợp lệ", "Not a booking code"),
+    "title_unknown_code": ("Không tìm thấy lịch hẹn", "Booking not found"),
+    "title_too_early": ("Chưa đến giờ hẹn", "Too early for your booking"),
+    "title_booking_expired": ("Lịch hẹn đã hết hạn", "Your booking has expired"),
+    "title_booking_cancelled": ("Lịch hẹn đã bị hủy", "Your booking was cancelled"),
+    "title_daily_cap": ("Đã hết số hôm nay", "No numbers left today"),
+    "title_unavailable": ("Chưa xác nhận được lịch hẹn", "Booking cannot be checked now"),
 }
 
 

@@ -156,6 +156,16 @@ def draw_icon(surface: pygame.Surface, name: str, r: pygame.Rect, color) -> None
         pts = [(cx + (ro if i % 2 == 0 else ri) * math.sin(i * math.pi / 5),
                 cy - (ro if i % 2 == 0 else ri) * math.cos(i * math.pi / 5)) for i in range(10)]
         pygame.draw.polygon(surface, color, pts)
+    elif name == "calendar":
+        lw = max(2, w // 12)
+        page = pygame.Rect(r.left + w * .1, r.top + h * .2, w * .8, h * .7)
+        pygame.draw.rect(surface, color, page, lw, border_radius=max(2, w // 14))
+        pygame.draw.rect(surface, color, (page.left, page.top, page.width, h * .18))
+        for x in (.32, .68):
+            pygame.draw.line(surface, color, (r.left + w * x, r.top + h * .08), (r.left + w * x, r.top + h * .3), lw)
+        for i in range(3):
+            cell = max(2, int(w * .1))
+            pygame.draw.rect(surface, color, (page.left + w * (.12 + .22 * i), page.top + h * .32, cell, cell))
     elif name == "info":
         pygame.draw.circle(surface, color, r.center, min(w, h) // 2, max(2, w // 12))
         pygame.draw.rect(surface, color, (r.centerx - w * .06, r.top + h * .42, w * .12, h * .34))

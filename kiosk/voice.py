@@ -1,24 +1,27 @@
 """Speech for the kiosk: "read aloud" of procedures and the robot's greeting.
 
-The kiosk needs only `Speaker.say(text)` (returns at once; speech happens on a worker
-thread, a new text replaces what is still queued) and `busy()`. The hall display's
-voice engine (display/, voice branch) can be plugged in behind the same two methods.
-Until then: `EspeakSpeaker` synthesizes with the espeak-ng CLI (Vietnamese voice) to a
-WAV and plays it with pygame.mixer (pyttsx3's `say()` shells out to aplay and blocks);
-`SilentSpeaker` only records what it was asked to say (no sound card, or tests).
+The kiosk needs only `Speaker.say(text, lang)` (returns at once; a new text replaces one
+still waiting and cuts short one being played) and `busy()`.
+
+`VoiceSpeaker` is a small adapter over the hall display's voice stack, so both speak
+with the same engine, voice, audio device and volume schedule (`[voice]`):
+`display.voices.EspeakVoice` renders the words (pyttsx3 worker with a timeout, falling
+back to the espeak-ng command) and `display.player.Player` plays them (pygame.mixer,
+one reserved channel). Before synthesis the text goes through `kiosk.spoken`, which
+writes fees, deadlines and form codes out in words ("10.000 đ" → "mười nghìn đồng").
+A recorded voice pack only has the words of a call, so free text always uses the
+engine. `SilentSpeaker` only records what it was asked to say (tests, `enabled = false`).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
-import shutil
-import subprocess
-import tempfile
 import threading
-import time
 import unicodedata
-from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
+
+from kiosk.spoken import spoken
 
 log = logging.getLogger("qms.kiosk.voice")
 
@@ -43,20 +46,17 @@ class SilentSpeaker:
         pass
 
 
-class EspeakSpeaker:
-    def __init__(self, voice: str = "vi", rate: int = 140, workdir: str | Path | None = None,
-                 play: bool = True, timeout_s: float = 20.0):
-        self.exe = shutil.which("espeak-ng")
-        if not self.exe:
-            raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-        self.voice, self.rate, self.play, self.timeout_s = voice, rate, play, timeout_s
-        self.dir = Path(workdir or tempfile.mkdtemp(prefix="qms-voice-"))
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.said: list[str] = []
-        self.wavs: list[Path] = []
+class VoiceSpeaker:
+    """`voices`: a display VoiceSource per language ("vi" is the fallback); `player`: a
+    display Player, or None to render without playing (no sound card)."""
+
+    def __init__(self, voices: dict, player=None, region: str = "north",
+                 volume: Callable[[], float] = lambda: 1.0):
+        self.voices, self.player, self.region, self.volume = voices, player, region, volume
+        self.said: list[str] = []           # the words handed to the engine, in order
+        self.last_wav = b""
         self._q: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._speaking = threading.Event()
-        self._n = 0
         self._thread = threading.Thread(target=self._run, name="kiosk-voice", daemon=True)
         self._thread.start()
 
@@ -67,14 +67,18 @@ class EspeakSpeaker:
             except queue.Empty:
                 break
         self._speaking.set()
-        self._q.put((unicodedata.normalize("NFC", text), lang))
+        self._q.put((text, lang))
 
     def busy(self) -> bool:
         return self._speaking.is_set()
 
     def close(self) -> None:
         self._q.put(None)
-        self._thread.join(2)
+        self._thread.join(5)
+        if self.player is not None:
+            self.player.stop()
+        for v in self.voices.values():
+            v.close()
 
     def _run(self) -> None:
         while True:
@@ -90,39 +94,37 @@ class EspeakSpeaker:
                     self._speaking.clear()
 
     def _speak(self, text: str, lang: str) -> None:
-        self._n += 1
-        wav = self.dir / f"say-{self._n % 8}.wav"
-        voice = "en" if lang == "en" else self.voice
-        subprocess.run([self.exe, "-v", voice, "-s", str(self.rate), "-w", str(wav), text],
-                       check=True, timeout=self.timeout_s, capture_output=True)
-        self.said.append(text)
-        self.wavs.append(wav)
-        if self.play:
-            self._play(wav)
-
-    def _play(self, wav: Path) -> None:
-        import pygame
-        if not pygame.mixer.get_init():
-            try:
-                pygame.mixer.init()
-            except pygame.error as e:
-                log.warning("no audio output (%s): speech is not played", e)
-                self.play = False
+        words = spoken(text, lang, self.region)
+        wav = self.voices.get(lang, self.voices["vi"]).render([words])
+        self.said.append(words)
+        self.last_wav = wav
+        if self.player is None:
+            return
+        self.player.stop()                      # what was playing is replaced by this
+        self.player.start(self.player.sound(wav), self.volume())
+        while self.player.channel.get_busy():
+            if not self._q.empty():             # a newer text is waiting: cut this one short
+                self.player.stop()
                 return
-        sound = pygame.mixer.Sound(str(wav))
-        channel = sound.play()
-        deadline = time.monotonic() + sound.get_length() + 1.0
-        while channel is not None and channel.get_busy() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self._q.qsize():                     # a newer text is waiting: cut this one short
-            sound.stop()
+            self._speaking.wait(0.05)           # (always set here: just a sleep)
 
 
-def make_speaker(enabled: bool, workdir: Path | None = None) -> Speaker:
-    if not enabled:
+def make_speaker(cfg) -> Speaker:
+    """The speaker of a site config's `[voice]`: silent when disabled or without audio."""
+    voice = cfg.voice
+    if not voice.enabled:
         return SilentSpeaker()
+    import pygame
+    from display.player import Player, volume_at
+    from display.voices import EspeakVoice
     try:
-        return EspeakSpeaker(workdir=workdir)
-    except RuntimeError as e:
-        log.warning("%s; the kiosk stays silent", e)
+        player = Player(voice.audio_device)
+    except pygame.error as e:
+        log.warning("no audio output (%s): the kiosk stays silent", e)
         return SilentSpeaker()
+    # a procedure is a paragraph, not a call: give the engine longer than for a call
+    timeout = max(voice.tts_timeout, 15.0)
+    voices = {"vi": EspeakVoice(voice.tts_voice, voice.tts_rate, timeout),
+              "en": EspeakVoice("en", voice.tts_rate, timeout)}
+    return VoiceSpeaker(voices, player, voice.region,
+                        lambda: volume_at(voice.volume_schedule, voice.volume, dt.datetime.now(cfg.tz).time()))

@@ -13,7 +13,7 @@ from kiosk.app import KioskApp, run
 from kiosk.printing import MemoryPrinter
 from kiosk.robot import Greeter
 from kiosk.testing import tap, wait_until
-from kiosk.voice import EspeakSpeaker, SilentSpeaker
+from kiosk.voice import SilentSpeaker, make_speaker
 from mqtt.client import MqttLink
 from service.config import load_config
 from tests.conftest import make_config
@@ -156,12 +156,17 @@ def test_sensor_dims_and_wakes_the_screen(robot, mock_pins):
     assert wait(lambda: app.view.screen == "idle", step=app.step)
 
 
-def test_espeak_greeting_is_real_vietnamese_audio(tmp_path):
-    spk = EspeakSpeaker(workdir=tmp_path, play=False)
+def test_greeting_is_real_vietnamese_audio_through_the_display_voice(tmp_path, broker):
+    """The kiosk speaks through display's voice stack: pyttsx3/espeak-ng and pygame.mixer."""
+    from kiosk.voice import VoiceSpeaker
+    cfg = load_config(make_config(tmp_path, broker.port, extra=ROBOT))
+    spk = make_speaker(cfg)
     try:
+        assert isinstance(spk, VoiceSpeaker) and spk.player is not None    # SDL's dummy audio driver
         spk.say("Xin chào, mời bạn chọn dịch vụ")
-        assert wait(lambda: spk.wavs and not spk.busy(), timeout=10)
-        wav = spk.wavs[0].read_bytes()
+        assert wait(lambda: spk.said and not spk.busy(), timeout=15)
+        assert spk.said == ["Xin chào, mời bạn chọn dịch vụ"]
+        wav = spk.last_wav
         assert wav[:4] == b"RIFF" and len(wav) > 22050        # over half a second of speech
     finally:
         spk.close()
