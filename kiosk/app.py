@@ -151,11 +151,14 @@ class KioskApp:
         self.speaker.close()
         self.pg.display.quit()
 
-    def run(self, frames: int | None = None, on_ready: Callable[[], None] | None = None) -> None:
+    def run(self, frames: int | None = None, on_ready: Callable[[], None] | None = None,
+            visitors=None) -> None:
         tick = self.pg.time.Clock()
         self.heartbeat.ready(f"kiosk {self.device_id}")
         while self.running:
             self.step()
+            if visitors is not None:
+                visitors.step(self)
             if self.frames == 1 and on_ready:
                 on_ready()
                 on_ready = None
@@ -499,6 +502,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, help="refill: items now in the dispenser (default: its capacity)")
     p.add_argument("--catalog", help="check-catalog: the file to check (default [kiosk] catalog)")
     p.add_argument("--frames", type=int, help=argparse.SUPPRESS)   # tests/bench: stop after N frames
+    p.add_argument("--demo-visitors", type=float, metavar="SECONDS",
+                   help="demo: simulated citizens touch the screen about every SECONDS when it is idle")
 
 
 def _parse_size(s: str) -> tuple[int, int]:
@@ -538,7 +543,12 @@ def run(args) -> int:
         return 2
     app.start()
     try:
-        app.run(frames=args.frames, on_ready=lambda: print("kiosk ready: idle screen drawn", flush=True))
+        visitors = None
+        if args.demo_visitors:
+            from kiosk.demo_visitors import DemoVisitors
+            visitors = DemoVisitors(args.demo_visitors)
+        app.run(frames=args.frames, on_ready=lambda: print("kiosk ready: idle screen drawn", flush=True),
+                visitors=visitors)
     except KeyboardInterrupt:
         pass
     finally:

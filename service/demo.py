@@ -1,9 +1,10 @@
 """`qms demo`: the whole system on this machine, on simulated hardware.
 
 It starts a private Mosquitto on a free port, the central service, and every device role
-as its own process (as on a real site), with the example ward config. Citizens arrive on
-their own (a simulated stream of ticket requests) and two counters are operated from this
-terminal's keyboard. `--headless` runs without windows; `--duration` stops after N seconds.
+as its own process (as on a real site), with the example ward config. Simulated citizens
+take numbers at the kiosk through its real touch targets whenever nobody else uses it
+(tickets are printed by the simulated printer as PNG files), and two counters are
+operated from this terminal's keyboard. `--headless` runs without windows; `--duration` stops after N seconds.
 """
 from __future__ import annotations
 
@@ -79,20 +80,17 @@ class Demo:
         head = ["--headless"] if a.headless else []
         self.spawn("display", "display", "--config", c, "--device", "display-1",
                    *(head or ["--windowed", "--size", "1280x720"]))
-        self.spawn("kiosk", "kiosk", "--config", c, "--device", "kiosk-1",
+        self.spawn("kiosk", "kiosk", "--config", c, "--device", "kiosk-1", "--demo-visitors", "4",
                    *(head or ["--windowed", "--size", "1024x600"]))
         topics = Topics(cfg.site.id)
         self.names = {s.id: s.name_vi for s in cfg.services}
         watcher = Device(cfg, "demo-watch", "display", subscriptions=[(topics.all_events, 1)],
                          on_message=self._print_event, outbox_path=self.workdir / "watch.sqlite").start()
-        citizens = Device(cfg, "robot-1", "robot", outbox_path=self.workdir / "citizens.sqlite").start()
         counters = DemoCounters(cfg, self.workdir, (1, 2))
         auto_staff = a.auto or not sys.stdin.isatty()
         print(HELP)
         if not auto_staff:
             counters.read_keyboard()
-        citizen_thread = threading.Thread(target=self._citizens, args=(cfg, citizens), daemon=True)
-        citizen_thread.start()
         deadline = time.monotonic() + a.duration if a.duration else None
         next_auto = time.monotonic() + 4
         try:
@@ -111,10 +109,8 @@ class Demo:
             pass
         finally:
             self.stop.set()
-            citizen_thread.join(5)
             counters.close()
-            for d in (watcher, citizens):
-                d.stop()
+            watcher.stop()
             for _, p in self.procs:
                 p.send_signal(signal.SIGTERM)
             for _, p in self.procs:
@@ -125,14 +121,6 @@ class Demo:
             broker.stop()
         print("demo stopped. Logs and simulated tickets:", self.workdir)
         return 0
-
-    def _citizens(self, cfg, dev: Device) -> None:
-        services = [s.id for s in cfg.services]
-        weights = [8 if s == "chung-thuc" else 1 for s in services]
-        prios = [p.id for p in cfg.priority_classes]
-        while not self.stop.wait(random.uniform(1.5, 4.0)):
-            prio = random.choice(prios) if prios and random.random() < 0.15 else None
-            dev.send("ticket.request", service=random.choices(services, weights)[0], priority=prio)
 
     def _print_event(self, topic: str, payload: bytes, props) -> None:
         try:

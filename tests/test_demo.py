@@ -21,3 +21,5 @@ def test_demo_runs_headless_and_calls_tickets(tmp_path):
     for name in ("service", "display", "kiosk"):
         assert (tmp_path / f"{name}.log").exists()
     assert (tmp_path / "counter-1-board.png").stat().st_size > 0
+    # citizens took numbers at the kiosk's real touch targets; the simulated printer printed them
+    assert sorted((tmp_path / "state" / "tickets").glob("ticket-*.png"))
