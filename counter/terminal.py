@@ -96,6 +96,10 @@ class CounterTerminal:
     def post_edge(self, key: str, pressed: bool, at: float) -> None:
         self.inbox.put(("edge", key, pressed, at))
 
+    def stop(self) -> None:
+        """End the main loop after the current step (SIGTERM)."""
+        self.running = False
+
     def post_char(self, ch: str) -> None:
         self.inbox.put(("char", ch))
 

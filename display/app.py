@@ -250,12 +250,13 @@ def run(args) -> int:
         except ValueError:
             log.error("--size must look like 1920x1080, not %r", args.size)
             return 2
-    from service.sdnotify import Heartbeat
+    from service.sdnotify import Heartbeat, stop_on_sigterm
     app = DisplayApp(cfg, device_id=args.device, size=size,
                      fullscreen=False if (args.windowed or args.headless) else None,
                      voice=False if args.no_voice else None, trace=args.trace).start()
     hb = Heartbeat()
     hb.ready("display running")
+    stop_on_sigterm(app.stop)
     try:
         app.run(args.duration, heartbeat=hb)
     except KeyboardInterrupt:

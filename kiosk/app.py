@@ -434,6 +434,8 @@ def run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app.start()
+    from service.sdnotify import stop_on_sigterm
+    stop_on_sigterm(lambda: setattr(app, "running", False))    # the frame loop ends, then stop()
     try:
         app.run(frames=args.frames, on_ready=lambda: print("kiosk ready: idle screen drawn", flush=True))
     except KeyboardInterrupt:
