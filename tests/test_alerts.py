@@ -204,7 +204,6 @@ def test_counter_says_alerts_and_blinks_slowly_for_its_own(service, site_config,
         wait_for(lambda: len(rig.terminal.alerts) == 0 and rig.lights.modes["link"] == "off",
                  what="all cleared")
         wait_for(lambda: "Cảnh báo" not in rig.lines[-1], what="state line without alerts")
-        print("\n".join(rig.lines))
     finally:
         rig.stop()
         publish.close()
