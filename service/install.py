@@ -13,7 +13,6 @@ For the service role it also installs the broker files made by `qms provision`.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import logging
 import os
 import re

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import secrets
-import signal
 import threading
 import time
 from pathlib import Path
