@@ -61,9 +61,10 @@ def run(args) -> int:
     if args.keyboard and not args.headless:
         say(T.KEY_HELP)
         reader = KeyboardReader(terminal.post_char).start()
-    from service.sdnotify import Heartbeat
+    from service.sdnotify import Heartbeat, stop_on_sigterm
     heartbeat = Heartbeat()
     heartbeat.ready(f"counter {dev.counter}")
+    stop_on_sigterm(terminal.stop)
     try:
         while terminal.step(0.02):
             heartbeat.beat()

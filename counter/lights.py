@@ -1,13 +1,15 @@
 """Status lights of a counter terminal: busy, paused, link down.
 
-Each light is "off", "on" or "blink". `GpioLights` drives gpiozero LEDs; `MemoryLights`
+Each light is "off", "on", "blink" (fast: an action failed) or "slow" (a staff alert for
+this counter: a long wait in one of its services, or its own long pause). `GpioLights` drives gpiozero LEDs; `MemoryLights`
 only remembers (a keyboard terminal prints them in its state line). The terminal sets
 every light each tick; both backends act only on a change.
 """
 from __future__ import annotations
 
 LIGHTS = ("busy", "paused", "link")
-MODES = ("off", "on", "blink")
+MODES = ("off", "on", "blink", "slow")
+BLINK_S = {"blink": 0.15, "slow": 1.0}      # on time = off time
 
 
 class MemoryLights:
@@ -43,7 +45,7 @@ class GpioLights(MemoryLights):
             elif mode == "off":
                 led.off()
             else:
-                led.blink(on_time=0.15, off_time=0.15)
+                led.blink(on_time=BLINK_S[mode], off_time=BLINK_S[mode])
         return changed
 
     def close(self) -> None:

@@ -26,6 +26,8 @@ from typing import Callable
 from counter import texts as T
 from counter.keys import STAFF_KEYS, KeyEvent, KeyPad
 from counter.number_display import IDLE, number_text
+from mqtt.alerts import ActiveAlerts
+from mqtt.topics import Topics
 from service.config import SiteConfig
 
 log = logging.getLogger("qms.counter")
@@ -79,6 +81,9 @@ class CounterTerminal:
         self.keypad = KeyPad(STAFF_KEYS + tuple(rating_keys), self.tc.debounce_ms / 1000,
                              self.tc.long_press_ms / 1000)
         self.view: dict | None = None         # retained state/counter/<n> from the service
+        self.alerts = ActiveAlerts()          # retained alert/<kind>/<key> from `qms web`
+        self._alert_prefix = Topics(cfg.site.id).base + "/alert/"
+        self._services = set(cfg.counter(counter).services)
         self.pending: dict[str, Pending] = {}
         self.last_accepted: dict[str, float] = {}
         self.rating: RatingWindow | None = None
@@ -95,6 +100,10 @@ class CounterTerminal:
     # ------------------------------------------------------------ from other threads
     def post_edge(self, key: str, pressed: bool, at: float) -> None:
         self.inbox.put(("edge", key, pressed, at))
+
+    def stop(self) -> None:
+        """End the main loop after the current step (SIGTERM)."""
+        self.running = False
 
     def post_char(self, ch: str) -> None:
         self.inbox.put(("char", ch))
@@ -133,6 +142,8 @@ class CounterTerminal:
                 action = KEYBOARD.get(item[1].lower())
                 if action is not None:
                     self.act(action)
+            elif kind == "msg" and item[1].startswith(self._alert_prefix):
+                self._on_alert(item[1], item[2])
             elif kind == "msg":
                 self._on_state(item[1], item[2])
             elif kind == "ack":
@@ -343,6 +354,25 @@ class CounterTerminal:
             return
         self.view = view
 
+    def _on_alert(self, topic: str, payload: bytes) -> None:
+        kind, _, key = topic[len(self._alert_prefix):].partition("/")
+        before = self.alerts.alerts.get((kind, key))
+        try:
+            change = self.alerts.apply(kind, key, payload)
+        except ValueError as e:
+            log.warning("ignoring a malformed alert on %s: %s", topic, e)
+            return
+        if change == "raised":
+            self.say(T.alert_raised(self.alerts.alerts[(kind, key)].message_vi))
+        elif change == "cleared" and before is not None:
+            self.say(T.alert_cleared(before.message_vi))
+
+    def alerts_for_me(self) -> list:
+        """Alerts this counter can act on: a long wait in one of its services, its own pause."""
+        return [a for a in self.alerts.ordered()
+                if (a.kind == "wait" and a.key in self._services)
+                or (a.kind == "pause" and a.key == str(self.counter))]
+
     def _on_ack(self, ack) -> None:
         p = self.pending.pop(ack.id, None)
         if p is None:
@@ -388,9 +418,11 @@ class CounterTerminal:
         pause_pending = any(p.action == "pause" for p in self.pending.values())
         self.lights.set("busy", "on" if serving else "off")
         self.lights.set("paused", "blink" if pause_pending else ("on" if paused else "off"))
-        self.lights.set("link", "blink" if now < self.alarm_until else ("off" if online else "on"))
+        # one attention light: fast blink = an action failed, on = no link, slow = an alert
+        self.lights.set("link", "blink" if now < self.alarm_until else "on" if not online
+                        else "slow" if self.alerts_for_me() else "off")
         line = T.state_line(self.counter, serving and serving["number"], paused, online,
-                            len(self.pending), self.rating is not None)
+                            len(self.pending), self.rating is not None, len(self.alerts))
         if line != self._state_line:
             self._state_line = line
             self.say(line)
@@ -399,10 +431,10 @@ class CounterTerminal:
 def open_device(cfg: SiteConfig, device_id: str, terminal: CounterTerminal, outbox_path=None):
     """The terminal's link to the service: subscribed to its counter's retained state."""
     from mqtt.device import Device
-    from mqtt.topics import Topics
-    state_topic = Topics(cfg.site.id).counter_state(terminal.counter)
+    topics = Topics(cfg.site.id)
     dev = Device(cfg, device_id, "counter", outbox_path=outbox_path,
-                 subscriptions=[(state_topic, 1)], on_message=terminal.on_message,
+                 subscriptions=[(topics.counter_state(terminal.counter), 1), (topics.all_alerts, 1)],
+                 on_message=terminal.on_message,
                  status={"counter": terminal.counter})
     dev.channel.on_ack = terminal.on_ack
     terminal.device = dev

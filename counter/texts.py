@@ -66,8 +66,16 @@ def refused(message_vi: str | None) -> str:
     return f"Không thực hiện được: {message_vi or 'máy chủ từ chối.'}"
 
 
+def alert_raised(message_vi: str) -> str:
+    return f"CẢNH BÁO: {message_vi}"
+
+
+def alert_cleared(message_vi: str) -> str:
+    return f"Hết cảnh báo: {message_vi}"
+
+
 def state_line(counter: int, serving: int | None, paused: bool, online: bool, pending: int,
-               rating_open: bool) -> str:
+               rating_open: bool, alerts: int = 0) -> str:
     parts = [f"Quầy {counter}",
              f"Đang phục vụ: {serving}" if serving is not None else "Chưa phục vụ ai",
              "Tạm nghỉ" if paused else "Đang mở",
@@ -76,6 +84,8 @@ def state_line(counter: int, serving: int | None, paused: bool, online: bool, pe
         parts.append(f"Chờ gửi: {pending}")
     if rating_open:
         parts.append("Đang chờ đánh giá")
+    if alerts:
+        parts.append(f"Cảnh báo: {alerts}")
     return " | ".join(parts)
 
 

@@ -17,7 +17,7 @@ import queue
 import time
 from pathlib import Path
 
-from display.board import HEADER, HERO, TICKER, BoardModel
+from display.board import ALERTS, HEADER, HERO, TICKER, BoardModel
 
 log = logging.getLogger("qms.display")
 
@@ -68,13 +68,15 @@ class DisplayApp:
         self._last_clock = ""
         self._last_blink: bool | None = None
         self._last_ticker = 0.0
+        self._last_alert_page = 0
         self._stop = False
         self.link = None
         if connect:
             from mqtt.client import MqttLink
             self.link = MqttLink(
                 cfg.mqtt, self.device_id,
-                subscriptions=[(self.topics.all_state, 1), (self.topics.event("ticket.called"), 1),
+                subscriptions=[(self.topics.all_state, 1), (self.topics.all_alerts, 1),
+                               (self.topics.event("ticket.called"), 1),
                                (self.topics.event("ticket.recalled"), 1)],
                 on_message=lambda topic, payload, props: self.inbox.put(("msg", topic, payload,
                                                                          time.monotonic())),
@@ -136,6 +138,10 @@ class DisplayApp:
             dirty.add(HERO)
         if self.renderer.ticker_moves() and t - self._last_ticker >= 1 / self.cfg.display.ticker_fps:
             dirty.add(TICKER)
+        page = self.renderer.alert_page(t)
+        if page != self._last_alert_page:
+            self._last_alert_page = page
+            dirty.add(ALERTS)
         return dirty
 
     def _next_wakeup(self, t: float) -> float:
@@ -154,6 +160,9 @@ class DisplayApp:
                              self.renderer.blink_seconds) - elapsed)
         if self.renderer.ticker_moves():
             waits.append(1 / self.cfg.display.ticker_fps - (t - self._last_ticker))
+        if self.renderer.alert_pages() > 1:
+            every = self.renderer.alert_page_seconds
+            waits.append(every - t % every)
         return max(0.0, min(waits))
 
     def step(self, max_wait: float | None = None) -> list:
@@ -250,12 +259,13 @@ def run(args) -> int:
         except ValueError:
             log.error("--size must look like 1920x1080, not %r", args.size)
             return 2
-    from service.sdnotify import Heartbeat
+    from service.sdnotify import Heartbeat, stop_on_sigterm
     app = DisplayApp(cfg, device_id=args.device, size=size,
                      fullscreen=False if (args.windowed or args.headless) else None,
                      voice=False if args.no_voice else None, trace=args.trace).start()
     hb = Heartbeat()
     hb.ready("display running")
+    stop_on_sigterm(app.stop)
     try:
         app.run(args.duration, heartbeat=hb)
     except KeyboardInterrupt:

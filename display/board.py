@@ -1,8 +1,9 @@
 """`BoardModel`: what the hall display shows, fed by (topic, payload) messages. No I/O, no pygame.
 
 Inputs are the service's retained state (state/counter/<n>, state/service/<id>,
-state/calls, state/summary, state/notice — formats of QueueCore.*_view) and the facts
-event/ticket.called and event/ticket.recalled, which also trigger announcements.
+state/calls, state/summary, state/notice — formats of QueueCore.*_view), the facts
+event/ticket.called and event/ticket.recalled, which also trigger announcements, and the
+staff alerts alert/<kind>/<key> (retained; empty = cleared), shown in a small strip.
 Retained state alone never announces: a display that reboots must not call anybody again.
 Every change marks the regions it affects dirty, so the renderer redraws only those.
 """
@@ -17,14 +18,15 @@ from typing import Callable, Literal
 
 import msgspec
 
+from mqtt.alerts import ActiveAlerts
 from mqtt.topics import Topics
 
 log = logging.getLogger("qms.display")
 
 # screen regions, redrawn independently
-HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK = (
-    "header", "hero", "calls", "counters", "services", "ticker", "link")
-ALL_REGIONS = frozenset({HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK})
+HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS = (
+    "header", "hero", "calls", "counters", "services", "ticker", "link", "alerts")
+ALL_REGIONS = frozenset({HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS})
 
 
 # ------------------------------------------------------------------ wire formats (tolerant:
@@ -105,6 +107,7 @@ class BoardModel:
         self.default_ticker = nfc(ticker)
         self.notice: Notice | None = None
         self.summary = SummaryView()
+        self.alerts = ActiveAlerts()                # for staff: a small strip, not the hero
         self.connected = False
         self.hero: CallView | None = None
         self.hero_since: float | None = None        # when the current call started blinking
@@ -161,6 +164,9 @@ class BoardModel:
                 self.summary = msgspec.json.decode(payload, type=SummaryView)
             case ["event", "ticket.called" | "ticket.recalled" as kind]:
                 return self._fact(kind, msgspec.json.decode(payload, type=CalledFact))
+            case ["alert", kind, key]:
+                if self.alerts.apply(kind, key, payload):
+                    self.dirty.add(ALERTS)
         return []
 
     def _fact(self, kind: str, f: CalledFact) -> list[Announce]:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pygame
 
-from display.board import (CALLS, COUNTERS, HEADER, HERO, LINK, SERVICES, TICKER, BoardModel,
-                           CounterView, nfc)
+from display.board import (ALERTS, ALL_REGIONS, CALLS, COUNTERS, HEADER, HERO, LINK, SERVICES,
+                           TICKER, BoardModel, CounterView, nfc)
 
 # DejaVu Sans first: it has every Vietnamese letter and also → and ●, which Noto Sans
 # (fonts-noto-core) lacks; Noto Sans can be configured with [display] font.
@@ -113,18 +113,25 @@ class Layout:
     portrait: bool
 
 
-def make_layout(width: int, height: int) -> Layout:
-    """Regions as fractions of the screen; portrait stacks what landscape puts side by side."""
+def make_layout(width: int, height: int, alerts: bool = False) -> Layout:
+    """Regions as fractions of the screen; portrait stacks what landscape puts side by side.
+    With `alerts`, a thin strip for staff alerts above the ticker (taken from the panels
+    above it; without alerts the board has no empty strip)."""
     def r(x0, y0, x1, y1):
         return pygame.Rect(round(x0 * width), round(y0 * height),
                            round((x1 - x0) * width), round((y1 - y0) * height))
     if height > width:
         rects = {HEADER: r(0, 0, 1, .07), HERO: r(0, .07, 1, .27), CALLS: r(0, .27, 1, .43),
                  COUNTERS: r(0, .43, 1, .70), SERVICES: r(0, .70, 1, .935), TICKER: r(0, .935, 1, 1)}
+        if alerts:
+            rects[SERVICES], rects[ALERTS] = r(0, .70, 1, .912), r(0, .912, 1, .935)
         portrait = True
     else:
         rects = {HEADER: r(0, 0, 1, .11), HERO: r(0, .11, .6, .53), CALLS: r(0, .53, .6, .91),
                  COUNTERS: r(.6, .11, 1, .57), SERVICES: r(.6, .57, 1, .91), TICKER: r(0, .91, 1, 1)}
+        if alerts:
+            rects[CALLS], rects[SERVICES] = r(0, .53, .6, .87), r(.6, .57, 1, .87)
+            rects[ALERTS] = r(0, .87, 1, .91)
         portrait = False
     h = rects[HEADER]   # the link mark sits between the names and the clock, bottom line
     rects[LINK] = pygame.Rect(h.right - h.width * 27 // 100 - h.width // 7, h.bottom - h.height * 2 // 5,
@@ -136,7 +143,8 @@ class BoardRenderer:
     def __init__(self, surface: pygame.Surface, model: BoardModel, *, center: str, site: str,
                  service_names: dict[str, str], tz=None, fonts: Fonts | None = None,
                  last_calls: int = 6, blink_seconds: float = 10.0, blink_period: float = 0.5,
-                 clock_seconds: bool = False, english: bool = True, ticker_speed: float = 120.0):
+                 clock_seconds: bool = False, english: bool = True, ticker_speed: float = 120.0,
+                 alert_page_seconds: float = 6.0):
         self.surface, self.model = surface, model
         self.center, self.site = nfc(center), nfc(site)
         self.service_names = {k: nfc(v) for k, v in service_names.items()}
@@ -150,6 +158,9 @@ class BoardRenderer:
         self._ticker_surface: pygame.Surface | None = None
         self._ticker_text: str | None = None
         self.drawn_hero: int | None = None           # number in the last drawn hero (tests, bench)
+        self.drawn_alerts = ""                       # text of the last drawn alert strip (tests)
+        self._alert_pages: list[str] = []
+        self.alert_page_seconds = alert_page_seconds
 
     # ------------------------------------------------------------ time-driven state
     def now(self) -> dt.datetime:
@@ -168,8 +179,16 @@ class BoardRenderer:
     # ------------------------------------------------------------ drawing
     def draw(self, regions: set[str], t: float | None = None) -> list[pygame.Rect]:
         t = self.model.clock() if t is None else t
+        if bool(self.model.alerts) != (ALERTS in self.layout.rects):
+            # the alert strip comes or goes: the panels around it change size
+            self.layout = make_layout(*self.surface.get_size(), alerts=bool(self.model.alerts))
+            self._ticker_text = None
+            self.drawn_alerts = ""
+            regions = set(ALL_REGIONS)
         out = []
-        for name in (HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK):
+        for name in (HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS):
+            if name not in self.layout.rects:
+                continue
             if name in regions or (name == LINK and HEADER in regions):
                 rect = self.layout.rects[name]
                 self.surface.set_clip(rect)          # nothing spills into a neighbour
@@ -329,6 +348,39 @@ class BoardRenderer:
             self._blit(f.render_fit(str(s.waiting), count_w, int(row.height * 0.75), color, bold=True),
                        pygame.Rect(row.right - count_w, row.top, count_w, row.height), "right")
 
+    def _draw_alerts(self, rect: pygame.Rect, t: float) -> None:
+        """For staff, discreet: a small red "Cảnh báo" badge and the alerts' Vietnamese
+        messages in small type. What does not fit on one line is shown page by page
+        (`alert_page_seconds` each); no scrolling, nothing blinks."""
+        self.surface.fill(BG, rect)
+        alerts = self.model.alerts.ordered()
+        if not alerts:
+            self._alert_pages = []
+            return
+        f = self.fonts
+        # small type, and on a narrow (portrait) screen small enough for one whole message
+        size = min(f.fit_size("Cảnh báo (8)", rect.width, int(rect.height * 0.62), True),
+                   max(10, rect.width // 60))
+        pad = max(4, rect.height // 5)
+        label = f"Cảnh báo ({len(alerts)})" if len(alerts) > 1 else "Cảnh báo"
+        text = f.get(size, True).render(label, True, TEXT)
+        badge = pygame.Rect(rect.left + pad, rect.top + 2, text.get_width() + 2 * pad, rect.height - 4)
+        pygame.draw.rect(self.surface, ALERT, badge, border_radius=badge.height // 3)
+        self._blit(text, badge, "center")
+        line = pygame.Rect(badge.right + pad, rect.top, rect.right - badge.right - 2 * pad, rect.height)
+        font = f.get(size)
+        self._alert_pages = _pages([a.message_vi for a in alerts], font, line.width)
+        shown = self._alert_pages[self.alert_page(t)]
+        self._blit(font.render(shown, True, TEXT), line)
+        self.drawn_alerts = shown
+
+    def alert_page(self, t: float) -> int:
+        n = len(self._alert_pages)
+        return int(t // self.alert_page_seconds) % n if n > 1 else 0
+
+    def alert_pages(self) -> int:
+        return len(self._alert_pages)
+
     def _draw_ticker(self, rect: pygame.Rect, t: float) -> None:
         self.surface.fill(PANEL, rect)
         text = self.model.ticker_text()
@@ -356,3 +408,27 @@ class BoardRenderer:
         """A text that fits stands still (no redraws); a longer one scrolls."""
         s = self._ticker_surface
         return bool(self._ticker_text) and s is not None and s.get_width() > self.layout.rects[TICKER].width - 20
+
+
+ALERT_SEPARATOR = "   •   "
+
+
+def _pages(messages: list[str], font: pygame.font.Font, width: int) -> list[str]:
+    """Messages packed into lines of `width` pixels; one too long alone is cut with "…"."""
+    pages: list[str] = []
+    for msg in messages:
+        joined = pages[-1] + ALERT_SEPARATOR + msg if pages else ""
+        if pages and font.size(joined)[0] <= width:
+            pages[-1] = joined
+        elif font.size(msg)[0] <= width:
+            pages.append(msg)
+        else:
+            lo, hi = 0, len(msg)              # the longest prefix that fits with "…"
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if font.size(msg[:mid].rstrip() + "…")[0] <= width:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            pages.append(msg[:lo].rstrip() + "…")
+    return pages

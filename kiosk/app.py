@@ -542,6 +542,8 @@ def run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app.start()
+    from service.sdnotify import stop_on_sigterm
+    stop_on_sigterm(lambda: setattr(app, "running", False))    # the frame loop ends, then stop()
     try:
         visitors = None
         if args.demo_visitors:

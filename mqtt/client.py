@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import socket
 import threading
@@ -40,6 +41,11 @@ def _guard(fn):
 
 
 def read_password(cfg: Mqtt, base: Path | None = None) -> str | None:
+    # a second device on one machine (`qms web` beside the service) shares the site config
+    # but not the password: its unit's env file names its own (docs/deploy.md)
+    own = os.environ.get("QMS_MQTT_PASSWORD_FILE")
+    if own:
+        return Path(own).read_text(encoding="utf-8").strip()
     if cfg.password is not None:
         return cfg.password
     if cfg.password_file:

@@ -27,7 +27,7 @@ from service import refusals as R
 from service.config import SiteConfig, load_config
 from service.estimate import service_times_from_history
 from service.queue import QueueCore
-from service.sdnotify import Heartbeat
+from service.sdnotify import Heartbeat, stop_on_sigterm
 from service.store import EventStore
 
 log = logging.getLogger("qms.service")
@@ -323,6 +323,7 @@ def run(args) -> int:
         return 2
     svc = CentralService(cfg, args.db, device_id=args.device).start()
     log.info("service for %s running; Ctrl-C to stop", cfg.site.id)
+    stop_on_sigterm(svc._stop.set)       # the loop then ends; `finally` closes the log cleanly
     try:
         while svc._thread.is_alive():
             svc._thread.join(1)

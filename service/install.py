@@ -13,7 +13,6 @@ For the service role it also installs the broker files made by `qms provision`.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import logging
 import os
 import re
@@ -28,9 +27,12 @@ log = logging.getLogger("qms.install")
 
 SOURCE = Path(__file__).resolve().parent.parent          # the checked-out project
 UNITS = SOURCE / "systemd"
-ROLES = ("service", "kiosk", "display", "counter")
+ROLES = ("service", "kiosk", "display", "counter", "web")
 DEVICE_ROLES = {"service": ("service",), "kiosk": ("kiosk", "robot"),
-                "display": ("display",), "counter": ("counter",)}
+                "display": ("display",), "counter": ("counter",), "web": ("web",)}
+# `qms web` shares the service's machine and site config: its password goes beside the
+# service's, and web.env points QMS_MQTT_PASSWORD_FILE at it
+PASSWORD_FILE = {"web": "web.password"}
 USER = "qms"
 ETC = Path("/etc/qms")
 STATE = Path("/var/lib/qms")
@@ -222,6 +224,15 @@ def env_text(role: str, device: str, robot: bool) -> bytes:
 def pick_device(cfg, role: str, wanted: str | None) -> tuple[str, bool]:
     """The device id this machine runs as, and whether it is a robot."""
     roles = DEVICE_ROLES[role]
+    if role == "web":       # `qms web` connects as [web] device_id; the ACL needs that device
+        d = cfg.device(wanted or cfg.web.device_id)
+        if wanted and wanted != cfg.web.device_id:
+            raise InstallError(f"`qms web` connects as [web] device_id = {cfg.web.device_id!r}, "
+                               f"not {wanted!r}: set device_id in {cfg.source}")
+        if d is None or d.role != "web":
+            raise InstallError(f"{cfg.source} has no [[devices]] id = {cfg.web.device_id!r} role = \"web\" "
+                               "(the broker ACL gives `qms web` its topics through it)")
+        return d.id, False
     if wanted:
         d = cfg.device(wanted)
         if d is None or d.role not in roles:
@@ -266,13 +277,17 @@ def secret_steps(secrets: Path, device: str, role: str) -> list[Step]:
     pw = secrets / "devices" / f"{device}.password"
     if not pw.exists():
         raise InstallError(f"{pw} not found: run `qms provision CONFIG {secrets}` first")
-    steps = [file_step(ETC / "mqtt.password", pw.read_bytes(), 0o640, "root", USER,
-                       what=f"MQTT password of {device} in {ETC}/mqtt.password")]
+    dest = ETC / PASSWORD_FILE.get(role, "mqtt.password")
+    steps = [file_step(dest, pw.read_bytes(), 0o640, "root", USER,
+                       what=f"MQTT password of {device} in {dest}")]
     for src, name in ((secrets / "tls" / "ca.crt", "ca.crt"),
                       (secrets / "tls" / "devices" / f"{device}.crt", "device.crt"),
                       (secrets / "tls" / "devices" / f"{device}.key", "device.key")):
         if src.exists():
-            steps.append(file_step(ETC / "tls" / name, src.read_bytes(), 0o640, "root", USER))
+            # the TLS listener checks that a certificate is the site CA's, the ACL goes by the
+            # password's user: a second device of a machine keeps the machine's certificate
+            steps.append(file_step(ETC / "tls" / name, src.read_bytes(), 0o640, "root", USER,
+                                   replace=role not in PASSWORD_FILE))
     broker = secrets / "mosquitto"
     if role == "service" and broker.is_dir():
         for src in sorted(p for p in broker.rglob("*") if p.is_file()):

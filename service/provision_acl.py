@@ -12,13 +12,20 @@ from mqtt.topics import Topics
 
 # role -> (read filters, write filters); "{id}" and "{role}" are the device's own
 _DEVICE_BASE = (["ack/{id}"], ["cmd/{role}/{id}", "status/{id}"])
+# a kiosk or robot: the queue per service, the calls (a robot greets on them), the
+# service's status (online/offline issuing) and admin messages for it (dispenser refill)
+_KIOSK_READ = _DEVICE_BASE[0] + ["state/#", "event/ticket.called", "event/ticket.recalled",
+                                 "status/+", "admin/{id}/#"]
 ROLE_TOPICS: dict[str, tuple[list[str], list[str]]] = {
-    "kiosk":   (_DEVICE_BASE[0] + ["state/#"], _DEVICE_BASE[1]),
-    "robot":   (_DEVICE_BASE[0] + ["state/#"], _DEVICE_BASE[1]),
+    "kiosk":   (_KIOSK_READ, _DEVICE_BASE[1]),
+    "robot":   (_KIOSK_READ, _DEVICE_BASE[1]),
     "counter": (_DEVICE_BASE[0] + ["state/#", "alert/#"], _DEVICE_BASE[1]),
-    "web":     (_DEVICE_BASE[0] + ["state/#", "event/#"], _DEVICE_BASE[1]),
-    # staff console: sets the notice through the service (cmd notice.set), sees everything
-    "admin":   (_DEVICE_BASE[0] + ["state/#", "event/#", "status/+", "alert/#"], _DEVICE_BASE[1]),
+    # `qms web`: check-in tickets through the service; raises and clears the staff alerts
+    "web":     (_DEVICE_BASE[0] + ["state/#", "alert/#"], _DEVICE_BASE[1] + ["alert/#"]),
+    # staff console: sets the notice through the service (cmd notice.set), sees everything,
+    # and is the only writer of admin/<device>/... (e.g. a robot's dispenser refill)
+    "admin":   (_DEVICE_BASE[0] + ["state/#", "event/#", "status/+", "alert/#"],
+                _DEVICE_BASE[1] + ["admin/#"]),
     # read-only but for its own retained status and last will
     "display": (["state/#", "event/#", "status/+", "alert/#"], ["status/{id}"]),
     # the one writer of the site: takes every command, publishes everything else
@@ -29,9 +36,10 @@ ROLE_TOPICS: dict[str, tuple[list[str], list[str]]] = {
 # broker to the main one, "in" the other way.
 BRIDGE_FLOWS: dict[str, dict[str, list[str]]] = {
     # service sharded at the center: devices' commands go up, the service's output comes down
-    "center": {"out": ["cmd/#", "status/#"], "in": ["ack/#", "event/#", "state/#", "alert/#"]},
+    # (admin/#: a center admin's messages to the sub-point's devices, e.g. a refill)
+    "center": {"out": ["cmd/#", "status/#"], "in": ["ack/#", "event/#", "state/#", "alert/#", "admin/#"]},
     # service at the sub-point: the center sees its facts; center admins can set notices
-    "local": {"out": ["ack/#", "event/#", "state/#", "status/#", "alert/#"], "in": ["cmd/admin/#"]},
+    "local": {"out": ["ack/#", "event/#", "state/#", "status/#", "alert/#"], "in": ["cmd/admin/#", "admin/#"]},
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 
@@ -105,6 +106,16 @@ class Heartbeat:
     def stopping(self, status: str = "") -> bool:
         lines = ["STOPPING=1"] + ([f"STATUS={_one_line(status)}"] if status else [])
         return self._send(*lines)
+
+
+def stop_on_sigterm(stop) -> None:
+    """Call `stop()` on SIGTERM, systemd's stop signal (call from the main thread).
+
+    Python's default for SIGTERM ends the process at once, without `finally` blocks: no
+    last-will-free disconnect, outboxes and screens left as they were. `stop` should only
+    ask the main loop to end (set a flag); the loop's own `finally` then cleans up.
+    """
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop())
 
 
 def _one_line(text: str) -> str:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import secrets
-import signal
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Callable
 
 from mqtt.device import Device
 from service.config import SiteConfig
-from service.sdnotify import Heartbeat
+from service.sdnotify import Heartbeat, stop_on_sigterm
 from service.web_alerts import AlertWatcher
 from service.web_bookings import BookingRequest, BookingStore, CheckIn, booking_view, normalize_code
 from service.web_config import ApiToken, ticket_url
@@ -299,7 +298,7 @@ def run(args) -> int:
         log.error("cannot listen on %s:%s: %s", args.bind or cfg.web.bind, args.port or cfg.web.port, e.strerror)
         return 2
     log.info("web for %s on %s", cfg.site.id, app.url)
-    signal.signal(signal.SIGTERM, lambda *_: app._stop.set())    # systemd stop: shut down cleanly
+    stop_on_sigterm(app._stop.set)    # systemd stop: shut down cleanly
     try:
         while not app._stop.wait(1):
             pass

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from service import cli
@@ -165,6 +166,40 @@ def test_install_service_brings_the_broker_files(root, secrets):
     assert (etc / "systemd/system/mosquitto.service.d/qms.conf").exists()
     stub_executables(root)
     assert verify(root, "qms-service.service") == "" and verify(root, "mosquitto.service") == ""
+
+
+def test_install_web_beside_the_service_keeps_both_secrets(root, secrets, capsys):
+    """`qms web` runs on the service machine with its own MQTT user and password."""
+    assert install(root, "--role", "service", "--config", str(EXAMPLE), "--secrets", str(secrets)) == 0
+    assert install(root, "--role", "web", "--config", str(EXAMPLE), "--secrets", str(secrets)) == 0
+    etc = root / "etc"
+    assert (etc / "qms/mqtt.password").read_bytes() == (secrets / "devices/service.password").read_bytes()
+    assert (etc / "qms/web.password").read_bytes() == (secrets / "devices/web.password").read_bytes()
+    assert (etc / "qms/tls/device.crt").read_bytes() == (secrets / "tls/devices/service.crt").read_bytes()
+    env = (etc / "qms/web.env").read_text()
+    assert "QMS_MQTT_PASSWORD_FILE=/etc/qms/web.password" in env and "QMS_DEVICE=web" in env
+    assert (etc / "systemd/system/multi-user.target.wants/qms-web.service").is_symlink()
+    stub_executables(root)
+    assert verify(root, "qms-web.service") == ""
+    capsys.readouterr()
+    # both again: nothing changes, the service's files are not swapped for the web's
+    for role in ("service", "web"):
+        assert install(root, "--role", role, "--config", str(EXAMPLE), "--secrets", str(secrets)) == 0
+        assert "nothing to do" in capsys.readouterr().out
+    assert install(root, "--role", "web", "--config", str(EXAMPLE), "--device", "kiosk-1") == 1
+    assert "device_id" in capsys.readouterr().err
+
+
+def test_web_uses_the_password_file_its_unit_names(tmp_path, monkeypatch):
+    from mqtt.client import read_password
+    from service.config import load_config
+    shared, own = tmp_path / "mqtt.password", tmp_path / "web.password"
+    shared.write_text("the service's\n")
+    own.write_text("the web's\n")
+    mqtt = msgspec.structs.replace(load_config(EXAMPLE).mqtt, password_file=str(shared))
+    assert read_password(mqtt) == "the service's"
+    monkeypatch.setenv("QMS_MQTT_PASSWORD_FILE", str(own))
+    assert read_password(mqtt) == "the web's"
 
 
 def test_dry_run_changes_nothing(root, secrets, capsys):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import queue
-import ssl
 import subprocess
 import threading
 from pathlib import Path
@@ -142,6 +141,19 @@ FORBIDDEN = [
     ("counter-1", "alert/printer/kiosk-1"),
     # the service does not send commands or speak for devices
     ("service", "cmd/kiosk/kiosk-1"), ("service", "status/kiosk-1"),
+    # only an admin writes admin/#: nobody else refills a robot's dispenser
+    ("kiosk-1", "admin/robot-1/refill"), ("robot-1", "admin/robot-1/refill"),
+    ("counter-1", "admin/robot-1/refill"), ("web", "admin/robot-1/refill"),
+    ("service", "admin/robot-1/refill"),
+    # `qms web` checks in tickets as itself only, and cannot call or forge state
+    ("web", "cmd/kiosk/web"), ("web", "cmd/web/kiosk-1"), ("web", "cmd/counter/counter-1"),
+    ("web", "state/counter/1"), ("web", "event/ticket.called"), ("web", "ack/web"),
+    ("web", "status/service"),
+    # only `qms web` and the service raise alerts
+    ("kiosk-1", "alert/wait/ho-tich"), ("display-1", "alert/wait/ho-tich"),
+    ("admin-1", "alert/pause/3"),
+    # the admin console acts as itself
+    ("admin-1", "cmd/admin/service"), ("admin-1", "cmd/counter/counter-1"), ("admin-1", "state/notice"),
 ]
 
 
@@ -153,7 +165,7 @@ def test_every_cross_role_and_cross_device_publish_refused(provisioned):
         assert c.rc == 0
         assert c.publish(f"{T}/{topic}") == NOT_AUTHORIZED, (user, topic)
     # another site's topics, even the same shape as its own
-    assert clients["kiosk-1"].publish(f"qms/v1/other-site/cmd/kiosk/kiosk-1") == NOT_AUTHORIZED
+    assert clients["kiosk-1"].publish("qms/v1/other-site/cmd/kiosk/kiosk-1") == NOT_AUTHORIZED
 
 
 def test_allowed_flows_work_and_nobody_eavesdrops(provisioned):
@@ -186,6 +198,40 @@ def test_allowed_flows_work_and_nobody_eavesdrops(provisioned):
     assert sorted(display.received()) == sorted([f"{T}/status/display-1", f"{T}/state/counter/1",
                                                  f"{T}/event/ticket.called",
                                                  f"{T}/alert/printer/kiosk-1"])
+
+
+def test_web_alerts_and_admin_refill_flows(provisioned):
+    """`qms web` raises and clears alerts that counters and the display see; an admin's
+    refill reaches only the robot it is for; the kiosk hears the calls and the service."""
+    out, port, connect = provisioned
+    web, admin, robot, kiosk, counter, display, service = (
+        connect(u) for u in ("web", "admin-1", "robot-1", "kiosk-1", "counter-1", "display-1", "service"))
+    web.subscribe(f"{T}/ack/web", f"{T}/state/#", f"{T}/alert/#", f"{T}/cmd/#", f"{T}/event/#")
+    counter.subscribe(f"{T}/alert/#")
+    display.subscribe(f"{T}/alert/#")
+    robot.subscribe(f"{T}/admin/robot-1/#", f"{T}/event/ticket.called", f"{T}/status/service")
+    kiosk.subscribe(f"{T}/admin/#", f"{T}/event/ticket.recalled")         # admin/#: spying on the robot's
+    service.subscribe(f"{T}/cmd/#")
+    ok = (0, 16)
+    alert = f"{T}/alert/wait/ho-tich"
+    assert web.publish(alert, b'{"v": 1}', retain=True) in ok
+    assert counter.received() == [alert] and display.received() == [alert]
+    assert web.publish(alert, b"", retain=True) in ok                   # cleared
+    assert counter.received() == [alert] and display.received() == [alert]
+    assert web.received() == [alert, alert]     # it reads its own alerts back after a restart
+    assert web.publish(f"{T}/cmd/web/web") in ok and web.publish(f"{T}/status/web", retain=True) in ok
+    assert service.received() == [f"{T}/cmd/web/web"]
+    assert admin.publish(f"{T}/admin/robot-1/refill", b'{"items": 200}') in ok
+    assert admin.publish(f"{T}/cmd/admin/admin-1") in ok
+    assert service.received() == [f"{T}/cmd/admin/admin-1"]
+    for topic in ("ack/web", "state/service/ho-tich", "event/ticket.called", "event/ticket.recalled",
+                  "status/service"):
+        assert service.publish(f"{T}/{topic}", retain=topic.startswith("status")) in ok, topic
+    # web: its ack, the state and its own alert; never commands (not even its own) or facts
+    assert sorted(web.received()) == [f"{T}/ack/web", f"{T}/state/service/ho-tich"]
+    assert sorted(robot.received()) == [f"{T}/admin/robot-1/refill", f"{T}/event/ticket.called",
+                                        f"{T}/status/service"]
+    assert kiosk.received() == [f"{T}/event/ticket.recalled"]            # not the robot's refill
 
 
 def test_a_device_cannot_take_over_another_client_id(provisioned):

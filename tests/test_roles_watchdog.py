@@ -1,0 +1,101 @@
+"""Every role under systemd's eyes: READY=1 once, WATCHDOG=1 from its main loop, and a
+clean exit (code 0, `finally` blocks run) on SIGTERM, systemd's stop signal.
+
+Each role runs as a real subprocess (`python -m service.cli ROLE ...`) against a real
+Mosquitto, with NOTIFY_SOCKET pointing at a datagram socket of this test (abstract
+namespace, as systemd may use) and WATCHDOG_USEC set as systemd sets it for WatchdogSec=.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from conftest import ROOT, free_port
+
+WATCHDOG_USEC = 300_000          # heartbeats every 0.1 s (a third of it)
+
+
+def role_command(role: str, config: str) -> tuple[list[str], dict]:
+    """The role's command line with simulated hardware, and extra environment."""
+    base = [sys.executable, "-m", "service.cli", role, "--config", config]
+    return {
+        "service": (base, {}),
+        "kiosk": (base + ["--device", "kiosk-1", "--headless", "--printer", "memory"], {}),
+        "display": (base + ["--headless", "--no-voice"], {}),
+        # the GPIO keys and lights on gpiozero's mock pins, the number board simulated
+        "counter": (base + ["--device", "counter-1"], {"GPIOZERO_PIN_FACTORY": "mock"}),
+        "web": (base + ["--port", str(free_port()), "--bind", "127.0.0.1"], {}),
+    }[role]
+
+
+class NotifyListener:
+    """What the process tells "systemd", datagram by datagram."""
+
+    def __init__(self) -> None:
+        self.name = f"@qms-test-{uuid.uuid4().hex[:12]}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name[1:])
+        self.messages: list[str] = []
+
+    def wait_for(self, line: str, count: int = 1, timeout: float = 30.0) -> bool:
+        end = time.monotonic() + timeout
+        while self.count(line) < count:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                return False
+        return True
+
+    def count(self, line: str) -> int:
+        return sum(line in m.splitlines() for m in self.messages)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("role", ["service", "kiosk", "display", "counter", "web"])
+def test_role_says_ready_beats_and_stops_cleanly_on_sigterm(role, site_config, tmp_path):
+    listener = NotifyListener()
+    cmd, extra = role_command(role, str(site_config))
+    env = {**os.environ, "NOTIFY_SOCKET": listener.name, "WATCHDOG_USEC": str(WATCHDOG_USEC),
+           "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", **extra}
+    env.pop("WATCHDOG_PID", None)
+    log = (tmp_path / f"{role}.log").open("w+")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    try:
+        assert listener.wait_for("READY=1"), f"{role}: no READY=1; output:\n{_output(log)}"
+        assert listener.wait_for("WATCHDOG=1", count=3, timeout=10), \
+            f"{role}: no heartbeats; got {listener.messages}; output:\n{_output(log)}"
+        assert proc.poll() is None
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        listener.close()
+    out = _output(log)
+    assert rc == 0, f"{role} exited with {rc} after SIGTERM:\n{out}"
+    assert took < 6, f"{role} took {took:.1f} s to stop"
+    assert listener.count("READY=1") == 1
+    assert "Traceback" not in out, out
+
+
+def _output(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()[-4000:]
