@@ -145,6 +145,11 @@ class EspeakVoice:
             self._cache.move_to_end(text)
             return self._cache[text]
         wav = self._via_command(text) if self._hung else self._via_pyttsx3(text)
+        if len(wav) <= 44 and not self._hung:
+            # pyttsx3 now and then reports an utterance finished before its file holds audio
+            # (seen under heavy load): say it with the espeak-ng command rather than nothing
+            log.warning("pyttsx3 gave an empty file for %r; using the espeak-ng command for it", text)
+            wav = self._via_command(text)
         if len(wav) <= 44:
             raise VoiceError(f"text to speech produced no audio for {text!r}")
         self._cache[text] = wav
