@@ -141,9 +141,10 @@ def measure(devices: int, rounds: int, profile: str | None = None) -> dict:
         try:
             time.sleep(1.5)
             load = Load(broker.port, "phuong-an-khanh", devices, rounds)
-            cpu0 = cpu_seconds(svc.pid)
+            cpu0, own0, brk0 = cpu_seconds(svc.pid), time.process_time(), cpu_seconds(broker.proc.pid)
             wall = load.run()
             cpu = cpu_seconds(svc.pid) - cpu0
+            own, brk = time.process_time() - own0, cpu_seconds(broker.proc.pid) - brk0
         finally:
             svc.terminate()
             svc.wait(10)
@@ -152,7 +153,9 @@ def measure(devices: int, rounds: int, profile: str | None = None) -> dict:
     return {"devices": devices, "ops": len(lat), "ops_per_s": round(len(lat) / wall),
             "p50_ms": round(statistics.median(lat) * 1000, 2),
             "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)] * 1000, 2),
-            "service_cpu_us_per_op": round(cpu / len(lat) * 1e6)}
+            "service_cpu_us_per_op": round(cpu / len(lat) * 1e6),
+            "loadgen_cpu_us_per_op": round(own / len(lat) * 1e6),
+            "broker_cpu_us_per_op": round(brk / len(lat) * 1e6)}
 
 
 def serve_profiled(cfg_path: str, out: str) -> None:
@@ -192,6 +195,8 @@ def main() -> None:
     out = {"ops_per_s": res["ops_per_s"], "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
            "ops": res["ops"], "virtual_devices": a.devices,
            "service_cpu_us_per_op": res["service_cpu_us_per_op"],
+           "loadgen_cpu_us_per_op": res["loadgen_cpu_us_per_op"],
+           "broker_cpu_us_per_op": res["broker_cpu_us_per_op"],
            "baseline_one_device_ops_per_s": base["ops_per_s"],
            "baseline_one_device_p99_ms": base["p99_ms"],
            "throughput_ratio_vs_baseline": round(res["ops_per_s"] / base["ops_per_s"], 2)}

@@ -39,6 +39,7 @@ log = logging.getLogger("qms.service")
 _enc = msgspec.json.Encoder()
 _REFUSAL_LOGGED = {"closed_day", "not_open", "past_cutoff", "daily_cap"}
 GAP_HOLD_MS = 15_000         # how long a command past a gap in a device's seq waits for it
+STATE_INTERVAL_S = 0.005     # under load, retained state goes out at most this often (the latest wins)
 
 Outgoing = list[tuple[str, bytes, bool, "bytes | None"]]    # topic, payload, retain, correlation
 
@@ -91,10 +92,7 @@ class _Writer:
                     if rows:
                         self.store.write(rows)
                         self.commits += 1
-                    link = self.link_of()
-                    for j in jobs:
-                        for topic, payload, retain, corr in j.out:
-                            link.publish(topic, payload, qos=1, retain=retain, correlation=corr)
+                    self.link_of().publish_many(m for j in jobs for m in j.out)
                 except Exception:   # noqa: BLE001 - the main loop rebuilds from the log
                     log.exception("commit failed; dropping the batches after it, devices will re-send")
                     self.failed.set()
@@ -129,6 +127,8 @@ class CentralService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._writer: _Writer | None = None
+        self._state_at = 0.0             # monotonic time of the last retained-state publish
+        self._state_due = False          # a batch's state change is waiting for STATE_INTERVAL_S
         self.heartbeat = Heartbeat()
         self._replay()
         self.link = MqttLink(
@@ -175,7 +175,10 @@ class CentralService:
         while not self._stop.is_set():
             batch = []
             try:
-                batch.append(self.inbox.get(timeout=0.25))
+                wait = 0.25
+                if self._state_due:
+                    wait = max(0.0, self._state_at + STATE_INTERVAL_S - time.monotonic())
+                batch.append(self.inbox.get(timeout=wait))
                 while len(batch) < 512:
                     batch.append(self.inbox.get_nowait())
             except queue.Empty:
@@ -183,6 +186,9 @@ class CentralService:
             try:
                 if batch:
                     self.process(batch, wait=False)
+                elif self._state_due:
+                    with self.core.estimator.batch():     # shares the last batch's look-ahead run
+                        self._submit([])
                 if self._republish_all.is_set():
                     self._republish_all.clear()
                     self._published.clear()
@@ -228,7 +234,13 @@ class CentralService:
     def _submit(self, out: Outgoing, everything: bool = False, wait: bool = False) -> None:
         """Queue this batch's rows and messages (acks and facts, then the retained state
         that changed) for commit, then publish; inline when no writer thread runs."""
-        self.publish_state(everything, out=out)
+        now = time.monotonic()
+        if everything or wait or now - self._state_at >= STATE_INTERVAL_S:
+            # a burst of batches shares one round of retained state: paho's cost is per message
+            self.publish_state(everything, out=out)
+            self._state_at, self._state_due = now, False
+        else:
+            self._state_due = True
         job = _Job(self.store.take(), out)
         if self._writer is None:
             if job.rows:
