@@ -7,9 +7,10 @@ counters), each with one operation outstanding at a time (closed loop): a kiosk 
 application-level ack for the previous one arrives — that ack is sent only after the
 command's effect is committed to the service's SQLite log (WAL, synchronous=FULL).
 Latency is send → ack. The baseline, measured in the same run, is one virtual device
-(V = 1): no concurrency, hence no group commit.
+(V = 1): no concurrency, hence no group commit. CPU per operation is reported for the
+service, this load generator and the broker: all three share the machine's cores.
 
-    python bench/service.py --json
+    python bench/service.py --json [--devices 6] [--sweep 2,4,8,16 [--compare /work/main]]
 """
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(devices: int, rounds: int, profile: str | None = None) -> dict:
+def measure(devices: int, rounds: int, profile: str | None = None, root: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker = LocalBroker(tmp / "broker").start()
@@ -137,7 +138,7 @@ def measure(devices: int, rounds: int, profile: str | None = None) -> dict:
         env = dict(os.environ, QMS_LOG="WARNING")
         cmd = ([sys.executable, __file__, "--serve-profiled", str(cfg), profile] if profile else
                [sys.executable, "-m", "service.cli", "service", "--config", str(cfg)])
-        svc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        svc = subprocess.Popen(cmd, cwd=root, env=env)
         try:
             time.sleep(1.5)
             load = Load(broker.port, "phuong-an-khanh", devices, rounds)
@@ -163,14 +164,16 @@ def serve_profiled(cfg_path: str, out: str) -> None:
     import cProfile
     import signal
 
-    from service.app import CentralService
+    from service.app import CentralService, _Writer
     from service.config import load_config
     svc = CentralService(load_config(cfg_path))
     svc.link.start()
+    svc._writer = _Writer(svc.store, lambda: svc.link)      # as start() does, minus the thread
     signal.signal(signal.SIGTERM, lambda *a: svc._stop.set())
     prof = cProfile.Profile()
     prof.runcall(svc.run)
     prof.dump_stats(out)
+    svc._writer.stop()
     svc.link.stop()
 
 
@@ -185,6 +188,8 @@ def main() -> None:
                     help="operations per virtual device (default: about 6,000 operations per run)")
     ap.add_argument("--sweep", help="also measure these device counts, e.g. 2,4,8,16")
     ap.add_argument("--profile", help="write a cProfile of the service's main loop under load here")
+    ap.add_argument("--compare", metavar="DIR",
+                    help="with --sweep: also run another checkout's service (e.g. main) at each count")
     a = ap.parse_args()
 
     def rounds(v: int) -> int:
@@ -201,7 +206,11 @@ def main() -> None:
            "baseline_one_device_p99_ms": base["p99_ms"],
            "throughput_ratio_vs_baseline": round(res["ops_per_s"] / base["ops_per_s"], 2)}
     if a.sweep:
-        out["sweep"] = [measure(int(v), rounds(int(v))) for v in a.sweep.split(",")]
+        out["sweep"] = []
+        for v in map(int, a.sweep.split(",")):
+            out["sweep"].append(measure(v, rounds(v)))
+            if a.compare:       # interleaved, so both see the same machine load
+                out["sweep"].append(dict(measure(v, rounds(v), root=Path(a.compare)), service=a.compare))
     print(json.dumps(out) if a.json else json.dumps(out, indent=2))
 
 
