@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import sys
 import tempfile
@@ -80,12 +79,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--presses", type=int, default=150)
-    ap.add_argument("--nodelay", action="store_true",
-                    help="experiment: TCP_NODELAY on the broker and on every client socket")
     args = ap.parse_args()
     n = args.presses
     tmp = Path(tempfile.mkdtemp(prefix="qms-bench-counter-"))
-    broker = Broker(tmp, extra_conf="set_tcp_nodelay true" if args.nodelay else "").start()
+    broker = Broker(tmp).start()      # TCP_NODELAY: set by LocalBroker and by MqttLink on every socket
     GpioDevice.pin_factory = MockFactory()
     try:
         path = make_config(tmp, broker.port, extra="[counter_terminal]\nrepeat_guard_ms = 0\n")
@@ -102,12 +99,10 @@ def main() -> int:
         while kiosk.outbox.count() and time.monotonic() < deadline:
             time.sleep(0.05)
         watcher = CalledWatcher(cfg)
-        links = [svc.link, kiosk.link, watcher.link]
 
         # baseline device: counter-2 sends counter.next straight from a Device
         raw = Device(cfg, "counter-2", "counter", outbox_path=tmp / "c2.sqlite").start()
         assert raw.link.wait_connected(10)
-        links.append(raw.link)
 
         # the terminal: counter-1, a real Button pressed on a mock pin
         tc = cfg.counter_terminal
@@ -118,14 +113,10 @@ def main() -> int:
         keys = GpioKeys(pins, term.post_edge, time.monotonic)
         dev = open_device(cfg, "counter-1", term, outbox_path=tmp / "c1.sqlite").start()
         assert dev.link.wait_connected(10)
-        links.append(dev.link)
         stop = threading.Event()
         loop = threading.Thread(target=lambda: [term.step(0.02) for _ in iter(stop.is_set, True)],
                                 daemon=True)
         loop.start()
-        if args.nodelay:
-            for link in links:
-                link.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         baseline = []                       # counter-2 takes chung-thuc first
         for i in range(1, n + 1):
@@ -163,7 +154,7 @@ def main() -> int:
         "ratio_median_vs_baseline": round(p["median"] / b["median"], 2),
         "press_to_board_ms_p99": d["p99"], "press_to_board_ms_median": d["median"],
         "press_to_call": p, "baseline_send_to_call": b, "press_to_board": d,
-        "target_press_to_call_ms_p99": 30, "tcp_nodelay": args.nodelay,
+        "target_press_to_call_ms_p99": 30,
     }
     if args.json:
         print(json.dumps(result))

@@ -42,7 +42,7 @@ def make_log(cfg, db: Path, tickets: int, days: int) -> tuple[str, str]:
     counters = [c.number for c in cfg.counters]
     dates = working_days(cfg, dt.date(2026, 1, 5), days)
     per_day = tickets // days
-    store.begin()
+
     n = 0
     for d in dates:
         day = d.isoformat()

@@ -7,9 +7,10 @@ counters), each with one operation outstanding at a time (closed loop): a kiosk 
 application-level ack for the previous one arrives — that ack is sent only after the
 command's effect is committed to the service's SQLite log (WAL, synchronous=FULL).
 Latency is send → ack. The baseline, measured in the same run, is one virtual device
-(V = 1): no concurrency, hence no group commit.
+(V = 1): no concurrency, hence no group commit. CPU per operation is reported for the
+service, this load generator and the broker: all three share the machine's cores.
 
-    python bench/service.py --json
+    python bench/service.py --json [--devices 6] [--sweep 2,4,8,16 [--compare /work/main]]
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def site_config(tmp: Path, port: int, n_counters: int) -> Path:
 class Load:
     """V virtual devices on one MQTT connection, each with one operation in flight."""
 
-    def __init__(self, port: int, site: str, pairs: int, rounds: int):
+    def __init__(self, port: int, site: str, devices: int, rounds: int):
         self.site = site
         self.remaining = {}
         self.sent_at: dict[str, float] = {}
@@ -67,8 +68,8 @@ class Load:
         self.seq = 0
         self.dev_seq: dict[str, int] = {}
         self.devices = []
-        for n in range(pairs):
-            self.devices += [("kiosk", f"bk{n}"), ("counter", f"bc{20 + n}")]
+        for n in range(devices):       # alternately a kiosk and a counter
+            self.devices.append(("kiosk", f"bk{n // 2}") if n % 2 == 0 else ("counter", f"bc{20 + n // 2}"))
         self.remaining = {d: rounds for _, d in self.devices}
         self.active = len(self.devices)
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:6]}",
@@ -86,7 +87,8 @@ class Load:
         self.dev_seq[dev] = self.dev_seq.get(dev, 0) + 1
         mid = uuid.uuid4().hex
         msg = {"v": 1, "id": mid, "dev": dev, "seq": self.dev_seq[dev], "ts": int(time.time() * 1000)}
-        service = SERVICES[self.seq % len(SERVICES)]     # spread over services: each has ~999 numbers a day
+        # spread each kiosk's tickets over the services: each has 999 numbers a day
+        service = SERVICES[(self.dev_seq[dev] + int(dev[2:])) % len(SERVICES)]
         msg.update({"type": "ticket.request", "service": service} if role == "kiosk" else {"type": "counter.next"})
         self.by_id[mid] = (role, dev)
         self.sent_at[mid] = time.perf_counter()
@@ -123,41 +125,92 @@ class Load:
         return wall
 
 
-def measure(pairs: int, rounds: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(devices: int, rounds: int, profile: str | None = None, root: Path = ROOT) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker = LocalBroker(tmp / "broker").start()
-        cfg = site_config(tmp, broker.port, pairs)
+        cfg = site_config(tmp, broker.port, (devices + 1) // 2)
         env = dict(os.environ, QMS_LOG="WARNING")
-        svc = subprocess.Popen([sys.executable, "-m", "service.cli", "service", "--config", str(cfg)],
-                               cwd=ROOT, env=env)
+        cmd = ([sys.executable, __file__, "--serve-profiled", str(cfg), profile] if profile else
+               [sys.executable, "-m", "service.cli", "service", "--config", str(cfg)])
+        svc = subprocess.Popen(cmd, cwd=root, env=env)
         try:
             time.sleep(1.5)
-            load = Load(broker.port, "phuong-an-khanh", pairs, rounds)
-            # warm-up: a few operations so imports and caches are hot
+            load = Load(broker.port, "phuong-an-khanh", devices, rounds)
+            cpu0, own0, brk0 = cpu_seconds(svc.pid), time.process_time(), cpu_seconds(broker.proc.pid)
             wall = load.run()
+            cpu = cpu_seconds(svc.pid) - cpu0
+            own, brk = time.process_time() - own0, cpu_seconds(broker.proc.pid) - brk0
         finally:
             svc.terminate()
             svc.wait(10)
             broker.stop()
     lat = sorted(load.lat)
-    return {"ops": len(lat), "ops_per_s": len(lat) / wall, "p50_ms": statistics.median(lat) * 1000,
-            "p99_ms": lat[max(0, int(len(lat) * 0.99) - 1)] * 1000}
+    return {"devices": devices, "ops": len(lat), "ops_per_s": round(len(lat) / wall),
+            "p50_ms": round(statistics.median(lat) * 1000, 2),
+            "p99_ms": round(lat[max(0, int(len(lat) * 0.99) - 1)] * 1000, 2),
+            "service_cpu_us_per_op": round(cpu / len(lat) * 1e6),
+            "loadgen_cpu_us_per_op": round(own / len(lat) * 1e6),
+            "broker_cpu_us_per_op": round(brk / len(lat) * 1e6)}
+
+
+def serve_profiled(cfg_path: str, out: str) -> None:
+    """The service's main loop under cProfile (diagnosis only); stats to `out` on SIGTERM."""
+    import cProfile
+    import signal
+
+    from service.app import CentralService, _Writer
+    from service.config import load_config
+    svc = CentralService(load_config(cfg_path))
+    svc.link.start()
+    svc._writer = _Writer(svc.store, lambda: svc.link)      # as start() does, minus the thread
+    signal.signal(signal.SIGTERM, lambda *a: svc._stop.set())
+    prof = cProfile.Profile()
+    prof.runcall(svc.run)
+    prof.dump_stats(out)
+    svc._writer.stop()
+    svc.link.stop()
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve-profiled":
+        return serve_profiled(sys.argv[2], sys.argv[3])
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--pairs", type=int, default=8, help="kiosk+counter pairs working at once")
-    ap.add_argument("--rounds", type=int, default=400, help="operations per virtual device")
+    ap.add_argument("--devices", type=int, default=6,
+                    help="virtual devices with one operation in flight each (alternately kiosk, counter)")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="operations per virtual device (default: about 6,000 operations per run)")
+    ap.add_argument("--sweep", help="also measure these device counts, e.g. 2,4,8,16")
+    ap.add_argument("--profile", help="write a cProfile of the service's main loop under load here")
+    ap.add_argument("--compare", metavar="DIR",
+                    help="with --sweep: also run another checkout's service (e.g. main) at each count")
     a = ap.parse_args()
-    base = measure(1, a.rounds)
-    res = measure(a.pairs, a.rounds)
-    out = {"ops_per_s": round(res["ops_per_s"]), "p50_ms": round(res["p50_ms"], 2),
-           "p99_ms": round(res["p99_ms"], 2), "ops": res["ops"], "virtual_devices": 2 * a.pairs,
-           "baseline_one_device_ops_per_s": round(base["ops_per_s"]),
-           "baseline_one_device_p99_ms": round(base["p99_ms"], 2),
+
+    def rounds(v: int) -> int:
+        return a.rounds or max(200, 6000 // v)
+
+    base = measure(1, rounds(1))
+    res = measure(a.devices, rounds(a.devices), a.profile)
+    out = {"ops_per_s": res["ops_per_s"], "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
+           "ops": res["ops"], "virtual_devices": a.devices,
+           "service_cpu_us_per_op": res["service_cpu_us_per_op"],
+           "loadgen_cpu_us_per_op": res["loadgen_cpu_us_per_op"],
+           "broker_cpu_us_per_op": res["broker_cpu_us_per_op"],
+           "baseline_one_device_ops_per_s": base["ops_per_s"],
+           "baseline_one_device_p99_ms": base["p99_ms"],
            "throughput_ratio_vs_baseline": round(res["ops_per_s"] / base["ops_per_s"], 2)}
+    if a.sweep:
+        out["sweep"] = []
+        for v in map(int, a.sweep.split(",")):
+            out["sweep"].append(measure(v, rounds(v)))
+            if a.compare:       # interleaved, so both see the same machine load
+                out["sweep"].append(dict(measure(v, rounds(v), root=Path(a.compare)), service=a.compare))
     print(json.dumps(out) if a.json else json.dumps(out, indent=2))
 
 

@@ -40,6 +40,38 @@ def _guard(fn):
     return wrapper
 
 
+class _BatchedWakeup:
+    """Stands in for paho's wake-up socket (`Client._sockpairW`). paho writes one byte to
+    it on every publish to wake its network thread; for a batch of publishes from one
+    thread that is a syscall, a GIL hand-over and a loop turn per message. While the
+    publishing thread is inside `MqttLink.publish_many`, the byte is written once, at
+    the end of the batch. Everything else goes to the real socket."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._batching = threading.local()
+
+    def send(self, data, *a):
+        if getattr(self._batching, "on", False):
+            self._batching.pending = True
+            return len(data)
+        return self._sock.send(data, *a)       # paho catches BlockingIOError
+
+    def begin(self) -> None:
+        self._batching.on, self._batching.pending = True, False
+
+    def end(self) -> None:
+        self._batching.on = False
+        if self._batching.pending:
+            try:
+                self._sock.send(b"0")
+            except OSError:     # full (the loop is awake anyway) or closed by a reconnect
+                pass
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
 def read_password(cfg: Mqtt, base: Path | None = None) -> str | None:
     # a second device on one machine (`qms web` beside the service) shares the site config
     # but not the password: its unit's env file names its own (docs/deploy.md)
@@ -133,6 +165,32 @@ class MqttLink:
             return None
         return info
 
+    def publish_many(self, messages: Iterable[tuple[str, bytes, bool, bytes | None]], qos: int = 1) -> None:
+        """Publish (topic, payload, retain, correlation) in order, waking paho's network
+        thread once for all of them instead of once each."""
+        wake = self._wakeup()
+        if wake is None:
+            for topic, payload, retain, corr in messages:
+                self.publish(topic, payload, qos=qos, retain=retain, correlation=corr)
+            return
+        wake.begin()
+        try:
+            for topic, payload, retain, corr in messages:
+                self.publish(topic, payload, qos=qos, retain=retain, correlation=corr)
+        finally:
+            wake.end()
+
+    def _wakeup(self) -> "_BatchedWakeup | None":
+        w = getattr(self.client, "_sockpairW", None)
+        return w if isinstance(w, _BatchedWakeup) else None
+
+    def _wrap_wakeup(self) -> None:
+        """Runs on paho's thread (the only one that replaces the wake-up socket once the
+        loop runs), so the swap cannot race paho. Skipped if paho's internals differ."""
+        w = getattr(self.client, "_sockpairW", None)
+        if w is not None and not isinstance(w, _BatchedWakeup) and hasattr(w, "send"):
+            self.client._sockpairW = _BatchedWakeup(w)
+
     def set_status(self, **fields) -> None:
         """Update this device's retained status (merged with what was set before)."""
         self._status.update(fields)
@@ -150,6 +208,7 @@ class MqttLink:
                         reason_code)
             return
         self.stats["connects"] += 1
+        self._wrap_wakeup()
         for topic, qos in self.subscriptions:
             client.subscribe(topic, qos=qos)
         self.connected.set()

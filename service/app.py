@@ -5,6 +5,12 @@ messages. The loop takes every message waiting (a batch), handles each command, 
 the events and the handled ids in one transaction, commits (one fsync for the batch),
 and only then publishes acks, facts and the retained state that changed. A crash before
 the commit loses nothing: the devices re-send what was not acknowledged.
+
+The commit and the publishing after it run on a writer thread (`_Writer`), so the main
+loop handles the next batch while this one's fsync runs; batches waiting for the writer
+are merged into one transaction. Nothing is published before the commit that holds it.
+If a commit fails, everything after it is dropped unpublished and the core is rebuilt
+from the log: the devices re-send.
 """
 from __future__ import annotations
 
@@ -28,13 +34,75 @@ from service.config import SiteConfig, load_config
 from service.estimate import service_times_from_history
 from service.queue import QueueCore
 from service.sdnotify import Heartbeat, stop_on_sigterm
-from service.store import EventStore
+from service.store import EventStore, Pending
 
 log = logging.getLogger("qms.service")
 
 _enc = msgspec.json.Encoder()
 _REFUSAL_LOGGED = {"closed_day", "not_open", "past_cutoff", "daily_cap"}
 GAP_HOLD_MS = 15_000         # how long a command past a gap in a device's seq waits for it
+STATE_INTERVAL_S = 0.005     # under load, retained state goes out at most this often (the latest wins)
+
+Outgoing = list[tuple[str, bytes, bool, "bytes | None"]]    # topic, payload, retain, correlation
+
+
+class _Job:
+    __slots__ = ("rows", "out", "done")
+
+    def __init__(self, rows: Pending, out: Outgoing, done: threading.Event | None = None):
+        self.rows, self.out, self.done = rows, out, done
+
+
+class _Writer:
+    """Commits batches in order and publishes what each one's commit allows."""
+
+    def __init__(self, store: EventStore, link_of: Callable[[], MqttLink]):
+        self.store, self.link_of = store, link_of
+        self.jobs: queue.Queue = queue.Queue()
+        self.failed = threading.Event()
+        self.commits = 0
+        self._thread = threading.Thread(target=self._run, name="service-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: _Job) -> None:
+        self.jobs.put(job)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything submitted so far is written (or dropped after a failure)."""
+        done = threading.Event()
+        self.jobs.put(_Job(Pending(), [], done))
+        return done.wait(timeout)
+
+    def stop(self) -> None:
+        self.flush()
+        self.jobs.put(None)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self.jobs.get()]
+            while True:
+                try:
+                    jobs.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in jobs
+            jobs = [j for j in jobs if j is not None]
+            if not self.failed.is_set():
+                try:
+                    rows = [j.rows for j in jobs if j.rows]
+                    if rows:
+                        self.store.write(rows)
+                        self.commits += 1
+                    self.link_of().publish_many(m for j in jobs for m in j.out)
+                except Exception:   # noqa: BLE001 - the main loop rebuilds from the log
+                    log.exception("commit failed; dropping the batches after it, devices will re-send")
+                    self.failed.set()
+            for j in jobs:
+                if j.done is not None:
+                    j.done.set()
+            if stop:
+                return
 
 
 def _now_ms() -> int:
@@ -60,6 +128,9 @@ class CentralService:
         self._republish_all = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._writer: _Writer | None = None
+        self._state_at = 0.0             # monotonic time of the last retained-state publish
+        self._state_due = False          # a batch's state change is waiting for STATE_INTERVAL_S
         self.heartbeat = Heartbeat()
         self._replay()
         self.link = MqttLink(
@@ -93,6 +164,7 @@ class CentralService:
 
     def start(self) -> "CentralService":
         self.link.start()
+        self._writer = _Writer(self.store, lambda: self.link)
         self._thread = threading.Thread(target=self.run, name="service-main", daemon=True)
         self._thread.start()
         return self
@@ -101,6 +173,9 @@ class CentralService:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
+        if self._writer:
+            self._writer.stop()
+            self._writer = None
         self.link.stop()
         self.store.close()
 
@@ -111,43 +186,82 @@ class CentralService:
         while not self._stop.is_set():
             batch = []
             try:
-                batch.append(self.inbox.get(timeout=0.25))
+                wait = 0.25
+                if self._state_due:
+                    wait = max(0.0, self._state_at + STATE_INTERVAL_S - time.monotonic())
+                batch.append(self.inbox.get(timeout=wait))
                 while len(batch) < 512:
                     batch.append(self.inbox.get_nowait())
             except queue.Empty:
                 pass
             try:
                 if batch:
-                    self.process(batch)
+                    self.process(batch, wait=False)
+                elif self._state_due:
+                    with self.core.estimator.batch():     # shares the last batch's look-ahead run
+                        self._submit([])
                 if self._republish_all.is_set():
                     self._republish_all.clear()
                     self._published.clear()
-                    self.publish_state(everything=True)
+                    self._submit([], everything=True)
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + self.tick_seconds
                     self.core.roll(self.clock())
-                    self.publish_state(everything=True)
+                    self._submit([], everything=True)
             except Exception:   # noqa: BLE001 - never die on one bad batch; devices re-send
                 log.exception("batch failed; rolled back, devices will re-send")
-                self.store.rollback()
-                self._rebuild()
+                self._recover()
+            if self._writer is not None and self._writer.failed.is_set():
+                self._recover()
             self.heartbeat.beat()
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _recover(self) -> None:
+        """Back to the state of the log: drop what was not committed, replay."""
+        if self._writer is not None:
+            self._writer.flush()
+        self.store.rollback()
+        self._rebuild()
+        self._published.clear()
+        if self._writer is not None:
+            self._writer.failed.clear()
+        self._republish_all.set()
 
     def _rebuild(self) -> None:
         self.core = QueueCore(self.cfg)
         self._replay()
 
-    def process(self, batch: list) -> None:
-        """Handle a batch of raw messages: one commit, then publish."""
-        out: list[tuple[str, bytes, str | None, bytes | None]] = []
+    def process(self, batch: list, wait: bool = True) -> None:
+        """Handle a batch of raw messages: one commit, then publish. With wait=False (the
+        main loop) the commit and publishing are left to the writer thread."""
+        out: Outgoing = []
         with self.core.estimator.batch():
             for topic, payload, props in batch:
                 self._handle(topic, payload, props, out)
-            self.store.commit()
             self.stats["batches"] += 1
-            for topic, payload, _, corr in out:
-                self.link.publish(topic, payload, qos=1, correlation=corr)
-            self.publish_state()
+            self._submit(out, wait=wait)
+
+    def _submit(self, out: Outgoing, everything: bool = False, wait: bool = False) -> None:
+        """Queue this batch's rows and messages (acks and facts, then the retained state
+        that changed) for commit, then publish; inline when no writer thread runs."""
+        now = time.monotonic()
+        if everything or wait or now - self._state_at >= STATE_INTERVAL_S:
+            # a burst of batches shares one round of retained state: paho's cost is per message
+            self.publish_state(everything, out=out)
+            self._state_at, self._state_due = now, False
+        else:
+            self._state_due = True
+        job = _Job(self.store.take(), out)
+        if self._writer is None:
+            if job.rows:
+                self.store.write([job.rows])
+            for topic, payload, retain, corr in out:
+                self.link.publish(topic, payload, qos=1, retain=retain, correlation=corr)
+            return
+        self._writer.submit(job)
+        if wait:
+            self._writer.flush()
 
     # ------------------------------------------------------------ one command
     def _handle(self, topic: str, payload: bytes, props, out: list) -> None:
@@ -167,7 +281,7 @@ class CentralService:
         stored = self.store.handled_ack(cmd.id)
         if stored is not None:
             self.stats["duplicates"] += 1
-            out.append((ack_topic, stored, None, corr))
+            out.append((ack_topic, stored, False, corr))
             return
         now = self.clock()
         if not self._in_order(cmd, now):
@@ -188,8 +302,8 @@ class CentralService:
         self._last_seq[dev] = max(cmd.seq, self._last_seq.get(dev, 0)) if cmd.seq > 0 else 0
         self.stats["handled"] += 1
         for e in events:
-            out.append((self.topics.event(e.__struct_config__.tag), _enc.encode(e), None, None))
-        out.append((ack_topic, ack_bytes, None, corr))
+            out.append((self.topics.event(e.__struct_config__.tag), _enc.encode(e), False, None))
+        out.append((ack_topic, ack_bytes, False, corr))
 
     def _in_order(self, cmd: m.Command, now: int) -> bool:
         """Apply a device's commands in its own order. A command past a gap in `seq` (an
@@ -279,29 +393,33 @@ class CentralService:
         return {"counter": n, "ticket": ticket, "state": core.counter_view(n)}, events
 
     # ------------------------------------------------------------ retained state
-    def _retain(self, topic: str, payload: bytes) -> None:
+    def _retain(self, topic: str, payload: bytes, out: Outgoing | None) -> None:
         if self._published.get(topic) != payload:
             self._published[topic] = payload
-            self.link.publish(topic, payload, qos=1, retain=True)
+            if out is None:
+                self.link.publish(topic, payload, qos=1, retain=True)
+            else:
+                out.append((topic, payload, True, None))
 
-    def publish_state(self, everything: bool = False) -> None:
+    def publish_state(self, everything: bool = False, out: Outgoing | None = None) -> None:
+        """Publish the retained state that changed (to `out`, when given, for the writer)."""
         core, now = self.core, self.clock()
         counters = list(core.counters) if everything else sorted(core.dirty_counters)
         services = list(core.lines) if everything else sorted(core.dirty_services)
         for n in counters:
-            self._retain(self.topics.counter_state(n), _enc.encode(core.counter_view(n)))
+            self._retain(self.topics.counter_state(n), _enc.encode(core.counter_view(n)), out)
         for s in services:
-            self._retain(self.topics.service_state(s), _enc.encode(core.service_view(s, now)))
+            self._retain(self.topics.service_state(s), _enc.encode(core.service_view(s, now)), out)
         if everything or core.calls_dirty:
-            self._retain(self.topics.calls, _enc.encode(core.calls_view()))
+            self._retain(self.topics.calls, _enc.encode(core.calls_view()), out)
         if everything or counters or services:
             summary = core.summary_view(now)
             summary.pop("at")
-            self._retain(self.topics.summary, _enc.encode(summary))
+            self._retain(self.topics.summary, _enc.encode(summary), out)
         if everything or self.topics.notice not in self._published:
             notice = self.store.get("notice")
             if notice is not None:
-                self._retain(self.topics.notice, notice)
+                self._retain(self.topics.notice, notice, out)
         core.dirty_counters.clear()
         core.dirty_services.clear()
         core.calls_dirty = False

@@ -40,7 +40,14 @@ RATE_WINDOW_S = 30 * 60        # arrival rates are measured over this window...
 ARRIVAL_FADE_S = 30 * 60       # ...and projected ahead fading with this time constant
 IDLE_REACTION_S = 15.0         # an idle counter notices a new ticket after about this long
 MIN_REMAINING = 0.25           # a service running longer than average still needs this share
-MAX_STEPS = 20_000
+# A run's length in steps (one call each) is bounded by the queue it starts from: a calm
+# queue needs about one step per waiting ticket plus the arrivals that overtake it. Under
+# an arrival rate far past the counters' capacity the projected arrivals never end, and a
+# marker behind them is never reached: the budget stops the run (~1 ms) and the estimate
+# falls back to extending the last known call (or the plain formula) - an overloaded
+# line's wait is open-ended anyway.
+BASE_STEPS = 200
+STEPS_PER_WAITING = 4
 
 
 HISTORY_MIN_SAMPLES = 20       # a service needs this many past services to trust its history
@@ -193,6 +200,7 @@ class _Lookahead:
         self.open_at, self.stop_at = self._hours()
         self.rates, self.prio_share = self._arrival_rates()
         self.arrived = dict.fromkeys(core.lines, 0.0)       # fractional future arrivals so far
+        self._arrivals_until: float | None = None
         self.streak = {n: c.priority_streak for n, c in core.counters.items()}
         self.breaks = self._breaks()
 
@@ -287,6 +295,9 @@ class _Lookahead:
         return rate * ARRIVAL_FADE_S * -math.expm1(-t / ARRIVAL_FADE_S) if t > 0 else 0.0
 
     def _add_arrivals(self, until: float) -> None:
+        if until == self._arrivals_until:       # several calls at one instant
+            return
+        self._arrivals_until = until
         for s, rate in self.rates.items():
             if rate <= 0:
                 continue
@@ -341,8 +352,10 @@ class _Lookahead:
             self.prio[s] += 1
             self.normal[s] += 1
         pending = 2 * len(staffed & set(self.prio))
+        waiting = sum(self.prio.values()) + sum(self.normal.values()) + sum(map(len, self.targeted.values()))
+        max_steps = BASE_STEPS + STEPS_PER_WAITING * waiting
         steps = 0
-        while heap and pending and steps < MAX_STEPS:
+        while heap and pending and steps < max_steps:
             steps += 1
             t, n = heapq.heappop(heap)
             brk = self.breaks.get(n)

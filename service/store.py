@@ -4,10 +4,19 @@ Both are written in one transaction, so a command's effect and the record that i
 handled cannot be separated by a crash (exactly-once). SQLite in WAL mode with
 synchronous=FULL: a commit survives kill -9 and power loss. Commands arriving together
 are committed together (group commit), which is what makes durable writes fast.
+
+Writes are buffered in memory (`append`, `mark_handled`, `put`) and reach SQLite in one
+transaction at `commit()` - or, for the service's pipeline, `take()` on the main thread
+and `write()` on the writer thread, so the next batch is handled while this one's fsync
+runs. Recently handled ids stay in memory (also before their commit), so duplicate
+checks rarely reach SQLite; older ones are looked up through a separate read connection
+that never waits behind the writer's fsync (WAL readers do not block).
 """
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -37,6 +46,18 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(AnyEvent)
+RECENT_IDS = 50_000        # handled ids (with their acks) kept in memory
+
+
+@dataclass
+class Pending:
+    """Rows of one or more batches not yet written."""
+    events: list[tuple] = field(default_factory=list)
+    handled: list[tuple] = field(default_factory=list)
+    kv: list[tuple] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.handled or self.kv)
 
 
 class EventStore:
@@ -48,46 +69,75 @@ class EventStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(_SCHEMA)
+        self._reader = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._last_seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-        self._in_tx = False
+        self._pending = Pending()
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._kv: dict[str, bytes | None] = {}
 
     # ------------------------------------------------------------ writing
     def begin(self) -> None:
-        if not self._in_tx:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._in_tx = True
+        """Kept for callers that mark a transaction's start: rows are buffered until commit."""
 
     def append(self, day: str, e: Event) -> int:
-        self.begin()
         self._last_seq += 1
         e.seq = self._last_seq
-        self.conn.execute("INSERT INTO events(seq, day, at, type, data) VALUES (?,?,?,?,?)",
-                          (e.seq, day, e.at, e.__struct_config__.tag, _enc.encode(e)))
+        self._pending.events.append((e.seq, day, e.at, e.__struct_config__.tag, _enc.encode(e)))
         return e.seq
 
     def mark_handled(self, msg_id: str, dev: str, seq: int, at: int, ack: bytes) -> None:
-        self.begin()
-        self.conn.execute("INSERT INTO handled(id, dev, seq, at, ack) VALUES (?,?,?,?,?)",
-                          (msg_id, dev, seq, at, ack))
+        self._pending.handled.append((msg_id, dev, seq, at, ack))
+        self._remember(msg_id, ack)
 
     def put(self, key: str, value: bytes) -> None:
-        self.begin()
-        self.conn.execute("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", (key, value))
+        self._pending.kv.append((key, value))
+        self._kv[key] = value
 
     def get(self, key: str) -> bytes | None:
-        row = self.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        if key not in self._kv:
+            rows = self._reader.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchall()
+            self._kv[key] = rows[0][0] if rows else None
+        return self._kv[key]
+
+    def take(self) -> Pending:
+        """Hand over the rows buffered so far (for `write`, maybe on another thread)."""
+        pending, self._pending = self._pending, Pending()
+        return pending
+
+    def write(self, parts: list[Pending]) -> None:
+        """One durable transaction for these rows, in order; raises (rolled back) on failure."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for p in parts:
+                if p.events:
+                    c.executemany("INSERT INTO events(seq, day, at, type, data) VALUES (?,?,?,?,?)", p.events)
+                if p.handled:
+                    c.executemany("INSERT INTO handled(id, dev, seq, at, ack) VALUES (?,?,?,?,?)", p.handled)
+                if p.kv:
+                    c.executemany("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", p.kv)
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
 
     def commit(self) -> None:
-        if self._in_tx:
-            self.conn.execute("COMMIT")
-            self._in_tx = False
+        pending = self.take()
+        if pending:
+            self.write([pending])
 
     def rollback(self) -> None:
-        if self._in_tx:
-            self.conn.execute("ROLLBACK")
-            self._in_tx = False
-            self._last_seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        """Forget everything not written; caches are rebuilt from the database."""
+        self._pending = Pending()
+        self._recent.clear()
+        self._kv.clear()
+        self._last_seq = self.conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+    def _remember(self, msg_id: str, ack: bytes) -> None:
+        self._recent[msg_id] = ack
+        if len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
 
     # ------------------------------------------------------------ reading
     def last_seqs(self) -> dict[str, int]:
@@ -97,8 +147,11 @@ class EventStore:
         return {dev: seq for dev, seq in rows}
 
     def handled_ack(self, msg_id: str) -> bytes | None:
-        row = self.conn.execute("SELECT ack FROM handled WHERE id = ?", (msg_id,)).fetchone()
-        return row[0] if row else None
+        ack = self._recent.get(msg_id)
+        if ack is not None:
+            return ack
+        rows = self._reader.execute("SELECT ack FROM handled WHERE id = ?", (msg_id,)).fetchall()
+        return rows[0][0] if rows else None
 
     def events(self, day: str | None = None, since_day: str | None = None,
                until_day: str | None = None) -> Iterator[Event]:
@@ -120,4 +173,5 @@ class EventStore:
 
     def close(self) -> None:
         self.commit()
+        self._reader.close()
         self.conn.close()

@@ -244,7 +244,8 @@ def test_booked_ticket_checked_in_and_called_in_its_turn(web, devices, site_cloc
 
     called = [counter(devices, 3)["ticket"]["number"] for _ in range(3)]
     assert called == [walk_in["number"], t["number"], later["number"]]
-    # poll gently: the API is rate-limited (60 a minute per address)
+    # the web's replica follows the log every 100 ms (the ticket may not be there yet: 404),
+    # and the API is rate-limited (60 a minute per address): poll gently
     wait_for(lambda: call(web, "GET", f"/api/v1/tickets/{b['ticket_id']}")[1].get("ticket", {}).get("state")
              == "done", timeout=10, step=0.25)
 
