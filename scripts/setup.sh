@@ -12,6 +12,7 @@ DEB_PACKAGES=(
   fonts-dejavu-core fonts-noto-core  # fonts with every Vietnamese glyph
   python3-venv python3-dev
   socat                              # virtual serial ports for printer tests
+  libusb-1.0-0                       # USB ticket printers (pyusb)
   chromium chromium-driver           # headless browser tests of the citizen page
 )
 

@@ -1,0 +1,24 @@
+"""The USB transport through real python-escpos, pyusb and libusb: with no such printer
+plugged in, the kiosk is told clearly and nothing is counted as printed. (Printing over USB
+itself needs a printer on the bus; the serial, network and file transports are tested end
+to end with a simulated printer.)"""
+import pytest
+
+from drivers.config import PrinterConfig
+from drivers.printer import open_printer
+from drivers.printer_status import PrinterStatus
+from drivers.ticket import sample_ticket
+
+
+def test_an_unplugged_usb_printer_is_offline_with_a_clear_reason(tmp_path):
+    from drivers.printer import PrinterOffline
+    printer = open_printer(PrinterConfig(backend="usb", usb_vendor=0x0416, usb_product=0x5011), tmp_path)
+    assert printer.status() is PrinterStatus.OFFLINE
+    with pytest.raises(PrinterOffline, match=r"USB printer 0416:5011.*not found"):
+        printer.print_ticket(sample_ticket())
+
+
+def test_usb_needs_vendor_and_product(tmp_path):
+    from drivers.printer_status import PrinterConfigError
+    with pytest.raises(PrinterConfigError, match="usb_vendor and printer.usb_product"):
+        open_printer(PrinterConfig(backend="usb"), tmp_path)
