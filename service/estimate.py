@@ -191,6 +191,10 @@ class _Lookahead:
         # lines: service -> [priority count, normal count]; markers sit at the ends
         self.prio = {s: len(x.priority) for s, x in core.lines.items()}
         self.normal = {s: len(x.normal) for s, x in core.lines.items()}
+        # for the aging rule: when each ticket waiting now was issued (seconds from now)
+        self.aging_s = cfg.queue.aging_minutes * 60
+        self.issued_prio = {s: [(k[0] - now) / 1000 for k, _ in x.priority] for s, x in core.lines.items()}
+        self.issued_normal = {s: [(k[0] - now) / 1000 for k, _ in x.normal] for s, x in core.lines.items()}
         self.taken_prio = dict.fromkeys(core.lines, 0)     # how many were called so far
         self.taken_normal = dict.fromkeys(core.lines, 0)
         self.calls: dict[str, tuple[dict[int, float], dict[int, float]]] = {
@@ -339,6 +343,20 @@ class _Lookahead:
                 return "line", s
         return None
 
+    def _aged(self, services: list[str], t: float) -> tuple[bool, str, str] | None:
+        """The oldest line head of this counter's services that has waited past
+        `queue.aging_minutes` at time t (only tickets waiting now can have)."""
+        best = None
+        for priority, issued, taken in ((True, self.issued_prio, self.taken_prio),
+                                        (False, self.issued_normal, self.taken_normal)):
+            lines = self.prio if priority else self.normal
+            for s in services:
+                pos = taken[s]
+                if pos < len(issued[s]) and pos < lines[s] and t - issued[s][pos] > self.aging_s:
+                    if best is None or issued[s][pos] < best[0]:
+                        best = (issued[s][pos], priority, s)
+        return None if best is None else (best[1], "line", best[2])
+
     def run(self) -> dict:
         core = self.core
         heap = self._free_at()
@@ -373,6 +391,9 @@ class _Lookahead:
             use_prio = p is not None and (q is None or not self.mode_interleave
                                           or self.streak[n] < self.burst)
             kind, s = p if use_prio else q
+            aged = self._aged(services[n], t) if self.aging_s else None
+            if aged is not None:                  # QueueCore._pick's aging rule
+                use_prio, kind, s = aged
             if kind == "target":
                 self.targeted[n].pop(0)
                 self.streak[n] = 0

@@ -192,3 +192,19 @@ def test_service_times_of_past_days_seed_the_estimate():
     core.estimator.learn_history({"a": 300.0})
     after = core.estimator.estimate(core, "a", 3, False, BASE + 1)
     assert after < before * 0.6                                    # 5 min instead of 10
+
+
+def test_the_look_ahead_follows_the_aging_rule():
+    """Counter 2 prefers "b"; an "a" ticket past the aging limit goes before the b line."""
+    def core_with(aging: int) -> QueueCore:
+        core = QueueCore(parse_config(CONFIG.replace("[[services]]", f"[queue]\naging_minutes = {aging}\n\n[[services]]", 1), "t"))
+        _open(core, BASE - 60 * MIN, 2)                      # counter 1 never opens today
+        _issue(core, BASE - 50 * MIN, "a", 0)                # waiting 50 minutes at BASE
+        for i in range(6):
+            _issue(core, BASE - 5 * MIN, "b", i)
+        return core
+    plain, aging = core_with(0), core_with(40)
+    old_plain = plain.ticket_view(plain.tickets["ticket-a-0000"], BASE)["est_wait_s"]
+    old_aging = aging.ticket_view(aging.tickets["ticket-a-0000"], BASE)["est_wait_s"]
+    assert old_plain >= 6 * 5 * 60 * 0.9        # behind six "b" of 5 minutes
+    assert old_aging <= 60                      # next at counter 2
