@@ -282,7 +282,8 @@ def test_random_interleavings_keep_every_invariant(actions):
 
 
 def test_aging_lets_a_long_wait_jump_the_preference_order():
-    text = EXAMPLE.read_text(encoding="utf-8").replace("offline_block = 50", "offline_block = 50\naging_minutes = 40")
+    text = EXAMPLE.read_text(encoding="utf-8").replace("aging_minutes = 0 ", "aging_minutes = 40 ")
+    assert "aging_minutes = 40" in text
     q = Q(parse_config(text, "x"))
     q.issue(at(8, 0), "xay-dung")                    # counter 4 prefers dat-dai
     for i in range(3):
