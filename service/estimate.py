@@ -70,6 +70,27 @@ def service_times_from_history(events) -> dict[str, float]:
     return {s: sum(v) / len(v) for s, v in sums.items() if len(v) >= HISTORY_MIN_SAMPLES}
 
 
+SERVICE_SIGMA = 0.5            # spread of service times (log-normal shape; CV ≈ 0.5)
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def residual_s(mean: float, elapsed: float, sigma: float = SERVICE_SIGMA) -> float:
+    """Expected time left of a service that has already run `elapsed` seconds, for
+    log-normal service times of this mean: a service that runs long tends to run longer
+    still, so this is more than mean - elapsed."""
+    if elapsed <= 0:
+        return mean
+    mu = math.log(mean) - sigma * sigma / 2
+    z = (mu - math.log(elapsed)) / sigma
+    survive = _phi(z)
+    if survive < 1e-9:
+        return MIN_REMAINING * mean
+    return max(mean * _phi(z + sigma) / survive - elapsed, MIN_REMAINING * mean * 0.5)
+
+
 class WaitEstimator:
     def __init__(self, cfg: "SiteConfig"):
         self.cfg = cfg
@@ -286,7 +307,7 @@ class _Lookahead:
                     t = core.tickets[c.current]
                     mean = self.avg.get(t.service, 480.0)
                     elapsed = (self.now - (t.called_at or self.now)) / 1000
-                    free = max(mean - elapsed, MIN_REMAINING * mean)
+                    free = residual_s(mean, elapsed)
                 out.append((free, n))
             elif not any_active or self.open_at > -UNSTAFFED_AFTER_S:
                 out.append((max(self.open_at, 0.0), n))

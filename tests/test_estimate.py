@@ -208,3 +208,11 @@ def test_the_look_ahead_follows_the_aging_rule():
     old_aging = aging.ticket_view(aging.tickets["ticket-a-0000"], BASE)["est_wait_s"]
     assert old_plain >= 6 * 5 * 60 * 0.9        # behind six "b" of 5 minutes
     assert old_aging <= 60                      # next at counter 2
+
+
+def test_a_long_running_service_is_expected_to_run_longer_still():
+    from service.estimate import residual_s
+    assert residual_s(600, 0) == 600
+    assert residual_s(600, 300) > 300                  # more than mean - elapsed
+    assert residual_s(600, 1200) > 0                    # past the mean: still some time left
+    assert residual_s(600, 1200) < residual_s(600, 0)
