@@ -35,11 +35,8 @@ def _fail(msg: str) -> int:
 
 
 def run(args) -> int:
-    from service.config import ConfigError, load_config
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        return _fail(str(e))
+    from service.config import load_config
+    cfg = load_config(args.config)
     dev = cfg.device(args.device)
     if dev is None or dev.role != "counter" or dev.counter is None:
         known = ", ".join(d.id for d in cfg.devices if d.role == "counter") or "none"

@@ -239,12 +239,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from service.config import ConfigError, load_config
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        log.error("%s", e)
-        return 2
+    from service.config import load_config
+    cfg = load_config(args.config)
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "disk"

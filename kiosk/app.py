@@ -512,12 +512,8 @@ def _parse_size(s: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
-    from service.config import ConfigError, load_config
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from service.config import load_config
+    cfg = load_config(args.config)
     if args.action == "check-catalog":
         return _check_catalog(cfg, args.catalog or cfg.kiosk.catalog or None)
     if args.action == "refill":

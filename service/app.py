@@ -148,19 +148,16 @@ class CentralService:
         self.core.roll(now)
         # service times of the past week seed today's estimates (they only shape the waits
         # printed from now on, which the log records; replayed state does not depend on them)
-        week_ago = (dt.date.fromisoformat(self.core.day) - dt.timedelta(days=7)).isoformat()
-        self.core.estimator.learn_history(service_times_from_history(
-            e for e in self.store.events(since_day=week_ago) if self._before_today(e)))
-        self.core.roll(now)
+        today = dt.date.fromisoformat(self.core.day)
+        self.core.estimator.learn_history(service_times_from_history(self.store.events(
+            since_day=(today - dt.timedelta(days=7)).isoformat(),
+            until_day=(today - dt.timedelta(days=1)).isoformat())))
         n = 0
         for e in self.store.events(day=self.core.day):
             self.core.apply(e)
             n += 1
         self.core.roll(now)
         log.info("replayed %d events of %s", n, self.core.day)
-
-    def _before_today(self, e) -> bool:
-        return self.core.day_of(e.at) < self.core.day
 
     def start(self) -> "CentralService":
         self.link.start()
@@ -433,12 +430,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from service.config import ConfigError
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        log.error("%s", e)
-        return 2
+    cfg = load_config(args.config)
     svc = CentralService(cfg, args.db, device_id=args.device).start()
     log.info("service for %s running; Ctrl-C to stop", cfg.site.id)
     stop_on_sigterm(svc._stop.set)       # the loop then ends; `finally` closes the log cleanly

@@ -68,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_missing", None):
         print(args._missing, file=sys.stderr)
         return 2
+    from service.config import ConfigError
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
+    except ConfigError as e:     # every role loads the site config: one message for all
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

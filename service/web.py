@@ -281,15 +281,11 @@ def run(args) -> int:
         print("Add to the site config:\n")
         print(f'[[web.tokens]]\nid = "{args.new_token}"\nscope = "{args.scope}"\nsha256 = "{digest}"')
         return 0
-    from service.config import ConfigError, load_config
+    from service.config import load_config
     if not args.config:
         print("qms web: --config is required")
         return 2
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        log.error("%s", e)
-        return 2
+    cfg = load_config(args.config)
     if not cfg.web.enabled:
         log.warning("web.enabled is false in %s; running anyway because it was asked for", args.config)
     try:

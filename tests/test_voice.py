@@ -3,7 +3,6 @@
 import datetime as dt
 import io
 import math
-import struct
 import wave
 from array import array
 
@@ -11,6 +10,7 @@ import pygame
 import pytest
 
 from display.announcer import CallAnnouncer
+from display.chime import wav_bytes
 from display.config import VoiceConfig, VolumeStep
 from display.player import Player, volume_at
 from display.voices import (CLIP_NAMES, PREFIX, TO_COUNTER, EspeakVoice, VoiceError, VoicePack,
@@ -251,13 +251,7 @@ def test_a_missing_clip_is_reported_and_the_next_call_still_plays(disk_audio, tm
 
 
 def _wav(samples: array) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(samples.tobytes())
-    return buf.getvalue()
+    return wav_bytes(samples, RATE)
 
 
 def test_voice_cli_say_to_wav_and_check_pack(tmp_path, capsys):
