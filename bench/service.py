@@ -33,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.loadgen import RawLoad  # noqa: E402
 from mqtt.broker import LocalBroker  # noqa: E402
 
 SERVICES = ["chung-thuc", "ho-tich", "dat-dai", "xay-dung", "ho-kinh-doanh", "van-hoa-xa-hoi", "bhxh-bhyt",
@@ -130,7 +131,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(devices: int, rounds: int, profile: str | None = None, root: Path = ROOT) -> dict:
+def measure(devices: int, rounds: int, profile: str | None = None, root: Path = ROOT,
+            loadgen: str = "raw") -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker = LocalBroker(tmp / "broker").start()
@@ -141,7 +143,8 @@ def measure(devices: int, rounds: int, profile: str | None = None, root: Path = 
         svc = subprocess.Popen(cmd, cwd=root, env=env)
         try:
             time.sleep(1.5)
-            load = Load(broker.port, "phuong-an-khanh", devices, rounds)
+            load = (RawLoad(broker.port, "phuong-an-khanh", devices, rounds, SERVICES) if loadgen == "raw"
+                    else Load(broker.port, "phuong-an-khanh", devices, rounds))
             cpu0, own0, brk0 = cpu_seconds(svc.pid), time.process_time(), cpu_seconds(broker.proc.pid)
             wall = load.run()
             cpu = cpu_seconds(svc.pid) - cpu0
@@ -167,8 +170,8 @@ def serve_profiled(cfg_path: str, out: str) -> None:
     from service.app import CentralService, _Writer
     from service.config import load_config
     svc = CentralService(load_config(cfg_path))
-    svc.link.start()
-    svc._writer = _Writer(svc.store, lambda: svc.link)      # as start() does, minus the thread
+    svc.link.start(own_thread=False)
+    svc._writer = _Writer(svc.store, on_commit=svc.link.loop.wake)   # as start() does, minus the thread
     signal.signal(signal.SIGTERM, lambda *a: svc._stop.set())
     prof = cProfile.Profile()
     prof.runcall(svc.run)

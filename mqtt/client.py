@@ -8,6 +8,7 @@ only queue them: the work happens on the caller's main loop, not on paho's threa
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
+from mqtt.loop import BufferedSocket, CallerLoop
 from service.config import Mqtt
 
 log = logging.getLogger("qms.mqtt")
@@ -38,38 +40,6 @@ def _guard(fn):
             log.exception("error in MQTT callback %s (ignored, link stays up)", fn.__name__)
     wrapper.__name__ = fn.__name__
     return wrapper
-
-
-class _BatchedWakeup:
-    """Stands in for paho's wake-up socket (`Client._sockpairW`). paho writes one byte to
-    it on every publish to wake its network thread; for a batch of publishes from one
-    thread that is a syscall, a GIL hand-over and a loop turn per message. While the
-    publishing thread is inside `MqttLink.publish_many`, the byte is written once, at
-    the end of the batch. Everything else goes to the real socket."""
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._batching = threading.local()
-
-    def send(self, data, *a):
-        if getattr(self._batching, "on", False):
-            self._batching.pending = True
-            return len(data)
-        return self._sock.send(data, *a)       # paho catches BlockingIOError
-
-    def begin(self) -> None:
-        self._batching.on, self._batching.pending = True, False
-
-    def end(self) -> None:
-        self._batching.on = False
-        if self._batching.pending:
-            try:
-                self._sock.send(b"0")
-            except OSError:     # full (the loop is awake anyway) or closed by a reconnect
-                pass
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
 
 
 def read_password(cfg: Mqtt, base: Path | None = None) -> str | None:
@@ -94,7 +64,7 @@ class MqttLink:
                  status: dict | None = None, config_dir: Path | None = None,
                  on_connect: Callable[[], None] | None = None,
                  on_disconnect: Callable[[], None] | None = None,
-                 max_inflight: int = 100):
+                 max_inflight: int = 100, report_refusals: bool = True):
         self.cfg = cfg
         self.client_id = client_id
         self.subscriptions = list(subscriptions)
@@ -110,7 +80,8 @@ class MqttLink:
         if cfg.tls_ca:
             c.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
         # jitter: each device picks its own ceiling between 8 and 16 s
-        c.reconnect_delay_set(min_delay=1, max_delay=8 + int(random.random() * 8))
+        self._max_delay = 8 + int(random.random() * 8)
+        c.reconnect_delay_set(min_delay=1, max_delay=self._max_delay)
         c.max_inflight_messages_set(max_inflight)
         c.max_queued_messages_set(0)
         if status_topic:
@@ -119,18 +90,35 @@ class MqttLink:
         c.on_connect = _guard(self._on_connect)
         c.on_disconnect = _guard(self._on_disconnect)
         c.on_message = _guard(self._on_message)
-        c.on_publish = _guard(self._on_publish)
+        if report_refusals:
+            # paho builds a reason code and properties for *every* QoS 0 publish just to
+            # call this; a publisher of many QoS 0 messages (the service) can opt out
+            c.on_publish = _guard(self._on_publish)
         c.on_socket_open = _guard(self._on_socket_open)
         self.client = c
         self.refused: Callable[[int, int], None] | None = None   # mid, reason code
         self._stopping = False
+        self.loop: CallerLoop | None = None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> "MqttLink":
+    def start(self, own_thread: bool = True) -> "MqttLink":
+        """Connect in the background. With own_thread=False the caller runs the network
+        loop with `poll()` on its own thread, and publishes only from that thread."""
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,
                                   clean_start=True)
-        self.client.loop_start()
+        if own_thread:
+            self.client.loop_start()
+        else:
+            self.loop = CallerLoop(self.client, max_delay=self._max_delay)
         return self
+
+    def poll(self, timeout: float, then: Callable[[], None] | None = None) -> None:
+        """One turn of the caller-run network loop (see `start` and `CallerLoop.poll`)."""
+        self.loop.poll(timeout, then)
+
+    def burst(self):
+        """A context in which publishes leave together (caller-run loop; else a no-op)."""
+        return self.loop.burst() if self.loop is not None else contextlib.nullcontext()
 
     def stop(self) -> None:
         if self.status_topic and self.connected.is_set():
@@ -138,13 +126,24 @@ class MqttLink:
             info = self.publish(self.status_topic, self._status_payload(), retain=True)
             try:
                 if info is not None:
-                    info.wait_for_publish(1.0)
+                    self._wait_published(info, 1.0)
             except (RuntimeError, ValueError):
                 pass
         self._stopping = True
         self.client.disconnect()
-        self.client.loop_stop()
+        if self.loop is not None:
+            self.loop.close()
+        else:
+            self.client.loop_stop()
         self.connected.clear()
+
+    def _wait_published(self, info, timeout: float) -> None:
+        if self.loop is None:
+            info.wait_for_publish(timeout)
+            return
+        deadline = time.monotonic() + timeout       # nobody else runs our loop now
+        while not info.is_published() and time.monotonic() < deadline and self.client.socket():
+            self.poll(0.05)
 
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
@@ -165,31 +164,11 @@ class MqttLink:
             return None
         return info
 
-    def publish_many(self, messages: Iterable[tuple[str, bytes, bool, bytes | None]], qos: int = 1) -> None:
-        """Publish (topic, payload, retain, correlation) in order, waking paho's network
-        thread once for all of them instead of once each."""
-        wake = self._wakeup()
-        if wake is None:
-            for topic, payload, retain, corr in messages:
+    def publish_many(self, messages: Iterable[tuple[str, bytes, int, bool, bytes | None]]) -> None:
+        """Publish (topic, payload, qos, retain, correlation) in order, as one burst."""
+        with self.burst():
+            for topic, payload, qos, retain, corr in messages:
                 self.publish(topic, payload, qos=qos, retain=retain, correlation=corr)
-            return
-        wake.begin()
-        try:
-            for topic, payload, retain, corr in messages:
-                self.publish(topic, payload, qos=qos, retain=retain, correlation=corr)
-        finally:
-            wake.end()
-
-    def _wakeup(self) -> "_BatchedWakeup | None":
-        w = getattr(self.client, "_sockpairW", None)
-        return w if isinstance(w, _BatchedWakeup) else None
-
-    def _wrap_wakeup(self) -> None:
-        """Runs on paho's thread (the only one that replaces the wake-up socket once the
-        loop runs), so the swap cannot race paho. Skipped if paho's internals differ."""
-        w = getattr(self.client, "_sockpairW", None)
-        if w is not None and not isinstance(w, _BatchedWakeup) and hasattr(w, "send"):
-            self.client._sockpairW = _BatchedWakeup(w)
 
     def set_status(self, **fields) -> None:
         """Update this device's retained status (merged with what was set before)."""
@@ -208,7 +187,8 @@ class MqttLink:
                         reason_code)
             return
         self.stats["connects"] += 1
-        self._wrap_wakeup()
+        if self.loop is not None:
+            self.loop.connected()
         for topic, qos in self.subscriptions:
             client.subscribe(topic, qos=qos)
         self.connected.set()
@@ -223,6 +203,10 @@ class MqttLink:
         # small messages must not wait for Nagle + delayed ACK (~40 ms per hop)
         if hasattr(sock, "setsockopt"):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.loop is not None and getattr(client, "_sock", None) is sock:
+            # our own loop reads in bulk (paho has no setting for it: its socket attribute
+            # is swapped here, where paho has just made it, before it reads anything)
+            client._sock = BufferedSocket(sock)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         was = self.connected.is_set()

@@ -1,27 +1,29 @@
 """The central counter-assignment service: the queue core behind MQTT, with a durable log.
 
-One main loop owns the core and the store. paho's thread only queues incoming
-messages. The loop takes every message waiting (a batch), handles each command, writes
-the events and the handled ids in one transaction, commits (one fsync for the batch),
-and only then publishes acks, facts and the retained state that changed. A crash before
-the commit loses nothing: the devices re-send what was not acknowledged.
+One main loop owns the core, the store and the MQTT connection (it runs paho's network
+loop itself: `MqttLink.start(own_thread=False)`). It takes every message that has
+arrived (a batch), handles each command, and hands the batch's events, handled ids and
+outgoing messages to a writer thread, which writes them in one transaction and commits
+(one fsync for the batch). Only then does the main loop publish the acks, facts and the
+retained state that changed. A crash before the commit loses nothing: the devices
+re-send what was not acknowledged.
 
-The commit and the publishing after it run on a writer thread (`_Writer`), so the main
-loop handles the next batch while this one's fsync runs; batches waiting for the writer
-are merged into one transaction. Nothing is published before the commit that holds it.
-If a commit fails, everything after it is dropped unpublished and the core is rebuilt
-from the log: the devices re-send.
+The main loop handles the next batch while this one's fsync runs; batches waiting for
+the writer are merged into one transaction. Nothing is published before the commit that
+holds it. If a commit fails, everything after it is dropped unpublished and the core is
+rebuilt from the log: the devices re-send.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import logging
-import queue
+import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import msgspec
 
@@ -41,9 +43,14 @@ log = logging.getLogger("qms.service")
 _enc = msgspec.json.Encoder()
 _REFUSAL_LOGGED = {"closed_day", "not_open", "past_cutoff", "daily_cap"}
 GAP_HOLD_MS = 15_000         # how long a command past a gap in a device's seq waits for it
-STATE_INTERVAL_S = 0.005     # under load, retained state goes out at most this often (the latest wins)
+STATE_INTERVAL_S = 0.02      # under load, retained state goes out at most this often (the latest wins)
+# QoS per kind of message (docs/protocol.md). Facts at 1: a display must not miss a call
+# while it is connected. Acks and retained state at 0: a lost ack costs the device a
+# re-send, which it makes anyway until acked, and all retained state is published again on
+# every reconnect; a PUBACK for each would double the packets per command.
+QOS_FACT, QOS_ACK, QOS_STATE = 1, 0, 0
 
-Outgoing = list[tuple[str, bytes, bool, "bytes | None"]]    # topic, payload, retain, correlation
+Outgoing = list[tuple[str, bytes, int, bool, "bytes | None"]]   # topic, payload, qos, retain, correlation
 
 
 class _Job:
@@ -54,38 +61,58 @@ class _Job:
 
 
 class _Writer:
-    """Commits batches in order and publishes what each one's commit allows."""
+    """Commits batches in order on its own thread; what each commit allows to be
+    published waits in `committed` for the main loop (`on_commit` wakes it).
+    Jobs arrive in a deque; a pipe wakes the thread only when it sleeps (a queue.Queue
+    wakes it on every put, a lock and a condition round each)."""
 
-    def __init__(self, store: EventStore, link_of: Callable[[], MqttLink]):
-        self.store, self.link_of = store, link_of
-        self.jobs: queue.Queue = queue.Queue()
+    def __init__(self, store: EventStore, on_commit: Callable[[], None]):
+        self.store, self.on_commit = store, on_commit
+        self.jobs: collections.deque = collections.deque()
+        self.committed: collections.deque[_Job] = collections.deque()
         self.failed = threading.Event()
         self.commits = 0
+        self._sleeping = False
+        self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name="service-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, job: _Job) -> None:
-        self.jobs.put(job)
+    def submit(self, job: _Job | None) -> None:
+        self.jobs.append(job)
+        if self._sleeping:          # set before the thread's last look at `jobs` (GIL order)
+            os.write(self._wake_w, b"!")
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything submitted so far is written (or dropped after a failure)."""
+        """Wait until everything submitted so far is committed (or dropped after a failure)."""
         done = threading.Event()
-        self.jobs.put(_Job(Pending(), [], done))
+        self.submit(_Job(Pending(), [], done))
         return done.wait(timeout)
+
+    def take_committed(self) -> Iterator[_Job]:
+        while self.committed:
+            yield self.committed.popleft()
 
     def stop(self) -> None:
         self.flush()
-        self.jobs.put(None)
+        self.submit(None)
         self._thread.join(5)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _next_jobs(self) -> list:
+        while not self.jobs:
+            self._sleeping = True
+            if not self.jobs:
+                os.read(self._wake_r, 4096)
+            self._sleeping = False
+        jobs = []
+        while self.jobs:
+            jobs.append(self.jobs.popleft())
+        return jobs
 
     def _run(self) -> None:
         while True:
-            jobs = [self.jobs.get()]
-            while True:
-                try:
-                    jobs.append(self.jobs.get_nowait())
-                except queue.Empty:
-                    break
+            jobs = self._next_jobs()
             stop = None in jobs
             jobs = [j for j in jobs if j is not None]
             if not self.failed.is_set():
@@ -94,13 +121,14 @@ class _Writer:
                     if rows:
                         self.store.write(rows)
                         self.commits += 1
-                    self.link_of().publish_many(m for j in jobs for m in j.out)
+                    self.committed.extend(j for j in jobs if j.out)
                 except Exception:   # noqa: BLE001 - the main loop rebuilds from the log
                     log.exception("commit failed; dropping the batches after it, devices will re-send")
                     self.failed.set()
             for j in jobs:
                 if j.done is not None:
                     j.done.set()
+            self.on_commit()
             if stop:
                 return
 
@@ -119,9 +147,10 @@ class CentralService:
         self.device_id = device_id
         self.store = EventStore(db_path or cfg.state_dir() / "service.sqlite")
         self.core = QueueCore(cfg)
-        self.inbox: queue.Queue = queue.Queue()
+        self._incoming: list = []       # filled by the MQTT loop, on the main loop's thread
         self.stats = {"handled": 0, "duplicates": 0, "invalid": 0, "refused": 0, "batches": 0, "held": 0}
         self._last_seq: dict[str, int] = self.store.last_seqs()
+        self._max_seq: dict[str, int] = self.store.max_seqs()
         self._gap_since: dict[str, int] = {}
         self.tick_seconds = tick_seconds
         self._published: dict[str, bytes] = {}
@@ -136,10 +165,13 @@ class CentralService:
         self.link = MqttLink(
             cfg.mqtt, device_id,
             subscriptions=[(self.topics.all_commands, 1)],
-            on_message=lambda t, p, props: self.inbox.put((t, p, props)),
+            on_message=lambda t, p, props: self._incoming.append((t, p, props)),
             status_topic=self.topics.status(device_id), status={"role": "service"},
             config_dir=Path(cfg.source).resolve().parent if cfg.source else None,
             on_connect=self._republish_all.set,
+            # most of what the service sends is QoS 0, and its ACL lets it publish all of
+            # its site's topics (service/provision_acl.py): no refusals to watch for
+            report_refusals=False,
         )
 
     # ------------------------------------------------------------ start-up
@@ -160,8 +192,8 @@ class CentralService:
         log.info("replayed %d events of %s", n, self.core.day)
 
     def start(self) -> "CentralService":
-        self.link.start()
-        self._writer = _Writer(self.store, lambda: self.link)
+        self.link.start(own_thread=False)
+        self._writer = _Writer(self.store, on_commit=lambda: self.link.loop.wake())
         self._thread = threading.Thread(target=self.run, name="service-main", daemon=True)
         self._thread.start()
         return self
@@ -181,16 +213,11 @@ class CentralService:
         self.heartbeat.ready("serving site " + self.cfg.site.id)
         next_tick = time.monotonic()
         while not self._stop.is_set():
-            batch = []
-            try:
-                wait = 0.25
-                if self._state_due:
-                    wait = max(0.0, self._state_at + STATE_INTERVAL_S - time.monotonic())
-                batch.append(self.inbox.get(timeout=wait))
-                while len(batch) < 512:
-                    batch.append(self.inbox.get_nowait())
-            except queue.Empty:
-                pass
+            wait = 0.25
+            if self._state_due:
+                wait = max(0.0, self._state_at + STATE_INTERVAL_S - time.monotonic())
+            self.link.poll(0.0 if self._incoming else wait, then=self._publish_committed)
+            batch, self._incoming = self._incoming, []
             try:
                 if batch:
                     self.process(batch, wait=False)
@@ -213,11 +240,22 @@ class CentralService:
             self.heartbeat.beat()
         if self._writer is not None:
             self._writer.flush()
+            self._publish_committed()
+
+    def _publish_committed(self) -> None:
+        """Publish what the writer has committed (main loop only: paho's single writer)."""
+        if self._writer is None or not self._writer.committed:
+            return
+        with self.link.burst():
+            for job in self._writer.take_committed():
+                for topic, payload, qos, retain, corr in job.out:
+                    self.link.publish(topic, payload, qos=qos, retain=retain, correlation=corr)
 
     def _recover(self) -> None:
         """Back to the state of the log: drop what was not committed, replay."""
         if self._writer is not None:
             self._writer.flush()
+            self._publish_committed()       # committed before the failure: still true
         self.store.rollback()
         self._rebuild()
         self._published.clear()
@@ -227,6 +265,7 @@ class CentralService:
 
     def _rebuild(self) -> None:
         self.core = QueueCore(self.cfg)
+        self._last_seq, self._max_seq = self.store.last_seqs(), self.store.max_seqs()
         self._replay()
 
     def process(self, batch: list, wait: bool = True) -> None:
@@ -250,15 +289,18 @@ class CentralService:
         else:
             self._state_due = True
         job = _Job(self.store.take(), out)
+        if not job.rows and not out:
+            return
         if self._writer is None:
             if job.rows:
                 self.store.write([job.rows])
-            for topic, payload, retain, corr in out:
-                self.link.publish(topic, payload, qos=1, retain=retain, correlation=corr)
+            for topic, payload, qos, retain, corr in out:
+                self.link.publish(topic, payload, qos=qos, retain=retain, correlation=corr)
             return
         self._writer.submit(job)
         if wait:
             self._writer.flush()
+            self._publish_committed()
 
     # ------------------------------------------------------------ one command
     def _handle(self, topic: str, payload: bytes, props, out: list) -> None:
@@ -275,10 +317,10 @@ class CentralService:
             return self._invalid(topic, f"envelope dev {cmd.dev!r} does not match the topic")
         corr = getattr(props, "CorrelationData", None) if props is not None else None
         ack_topic = self.topics.ack(dev)
-        stored = self.store.handled_ack(cmd.id)
+        stored = self._seen_before(cmd)
         if stored is not None:
             self.stats["duplicates"] += 1
-            out.append((ack_topic, stored, False, corr))
+            out.append((ack_topic, stored, QOS_ACK, False, corr))
             return
         now = self.clock()
         if not self._in_order(cmd, now):
@@ -297,10 +339,21 @@ class CentralService:
         ack_bytes = _enc.encode(ack)
         self.store.mark_handled(cmd.id, dev, cmd.seq, now, ack_bytes)
         self._last_seq[dev] = max(cmd.seq, self._last_seq.get(dev, 0)) if cmd.seq > 0 else 0
+        self._max_seq[dev] = max(cmd.seq, self._max_seq.get(dev, 0))
         self.stats["handled"] += 1
         for e in events:
-            out.append((self.topics.event(e.__struct_config__.tag), _enc.encode(e), False, None))
-        out.append((ack_topic, ack_bytes, False, corr))
+            out.append((self.topics.event(e.__struct_config__.tag), _enc.encode(e), QOS_FACT, False, None))
+        out.append((ack_topic, ack_bytes, QOS_ACK, False, corr))
+
+    def _seen_before(self, cmd: m.Command) -> bytes | None:
+        """The stored ack if this command was handled before. A device re-sends a command
+        with its own seq, so one whose seq is above every seq handled from that device is
+        new: no need to look it up in the log (the common case, and a read per command).
+        An id reused by another device (only a broken or hostile one does that) is then
+        taken as that device's own command; the log keeps the first record of the id."""
+        if cmd.seq > self._max_seq.get(cmd.dev, 0):
+            return None
+        return self.store.handled_ack(cmd.id)
 
     def _in_order(self, cmd: m.Command, now: int) -> bool:
         """Apply a device's commands in its own order. A command past a gap in `seq` (an
@@ -394,9 +447,9 @@ class CentralService:
         if self._published.get(topic) != payload:
             self._published[topic] = payload
             if out is None:
-                self.link.publish(topic, payload, qos=1, retain=True)
+                self.link.publish(topic, payload, qos=QOS_STATE, retain=True)
             else:
-                out.append((topic, payload, True, None))
+                out.append((topic, payload, QOS_STATE, True, None))
 
     def publish_state(self, everything: bool = False, out: Outgoing | None = None) -> None:
         """Publish the retained state that changed (to `out`, when given, for the writer)."""

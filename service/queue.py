@@ -118,6 +118,7 @@ class QueueCore:
         self.counters: dict[int, CounterState] = {
             c.number: CounterState(c.number, list(c.services)) for c in self.cfg.counters}
         self.issued: dict[str, int] = {s.id: 0 for s in self.cfg.services}
+        self.served = 0                 # tickets done today (kept, not counted per view)
         self.next_n: dict[str, int] = {s.id: s.first for s in self.cfg.services}
         self.calls: deque[dict] = deque(maxlen=CALLS_KEPT)
         self.estimator.reset_day()
@@ -436,6 +437,7 @@ class QueueCore:
         t = self.tickets[e.ticket_id]
         self._release(t)
         t.state = "done"
+        self.served += 1
         self.counters[e.counter].last_done = t.ticket_id
         if t.called_at is not None:
             self.estimator.observe_service(self, t, e.at - t.called_at)
@@ -504,7 +506,7 @@ class QueueCore:
             "counters_open": sum(1 for c in self.counters.values() if c.active and not c.paused),
             "counters_paused": sum(1 for c in self.counters.values() if c.paused),
             "issued": sum(self.issued.values()),
-            "served": sum(1 for t in self.tickets.values() if t.state == "done"),
+            "served": self.served,
             "at": now,
         }
 
@@ -537,3 +539,4 @@ class QueueCore:
             if t.state == "called":
                 assert self.counters[t.counter].current == t.ticket_id, "a called ticket has no counter"
         assert sum(self.issued.values()) == len(self.tickets)
+        assert self.served == sum(1 for t in self.tickets.values() if t.state == "done")

@@ -60,6 +60,18 @@ class Pending:
         return bool(self.events or self.handled or self.kv)
 
 
+_ROWS_PER_INSERT = 256
+
+
+def _insert_rows(c: sqlite3.Connection, head: str, rows: list[tuple]) -> None:
+    """Rows in as few statements as possible. `executemany` takes the GIL back after every
+    row; the writer thread shares it with a busy main loop and would wait each time."""
+    for i in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[i:i + _ROWS_PER_INSERT]
+        place = "(" + ",".join("?" * len(chunk[0])) + ")"
+        c.execute(head + ",".join([place] * len(chunk)), [v for r in chunk for v in r])
+
+
 class EventStore:
     def __init__(self, path: str | Path):
         path = Path(path)
@@ -109,13 +121,12 @@ class EventStore:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            for p in parts:
-                if p.events:
-                    c.executemany("INSERT INTO events(seq, day, at, type, data) VALUES (?,?,?,?,?)", p.events)
-                if p.handled:
-                    c.executemany("INSERT INTO handled(id, dev, seq, at, ack) VALUES (?,?,?,?,?)", p.handled)
-                if p.kv:
-                    c.executemany("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", p.kv)
+            _insert_rows(c, "INSERT INTO events(seq, day, at, type, data) VALUES ",
+                         [r for p in parts for r in p.events])
+            # OR IGNORE: see CentralService._seen_before (an id reused by another device)
+            _insert_rows(c, "INSERT OR IGNORE INTO handled(id, dev, seq, at, ack) VALUES ",
+                         [r for p in parts for r in p.handled])
+            _insert_rows(c, "INSERT OR REPLACE INTO kv(key, value) VALUES ", [r for p in parts for r in p.kv])
             c.execute("COMMIT")
         except BaseException:
             if c.in_transaction:
@@ -145,6 +156,10 @@ class EventStore:
         rows = self.conn.execute(
             "SELECT dev, seq FROM handled WHERE rowid IN (SELECT max(rowid) FROM handled GROUP BY dev)")
         return {dev: seq for dev, seq in rows}
+
+    def max_seqs(self) -> dict[str, int]:
+        """The highest seq ever handled per device, over all its sequences."""
+        return dict(self.conn.execute("SELECT dev, max(seq) FROM handled GROUP BY dev"))
 
     def handled_ack(self, msg_id: str) -> bytes | None:
         ack = self._recent.get(msg_id)

@@ -194,7 +194,7 @@ def test_ten_thousand_hostile_payloads_change_nothing(service, site_config, brok
         info.wait_for_publish(30)
     # every one of them is counted as invalid, or refused (a counter asking for a ticket)
     ok = wait_until(lambda: service.stats["invalid"] + service.stats["refused"] == 10_000, 60)
-    assert ok, (service.stats, service.inbox.qsize())
+    assert ok, (service.stats, len(service._incoming))
     assert service._thread.is_alive()
     assert len(service.core.tickets) == 0
     assert {n: service.core.counter_view(n) for n in service.core.counters} == before
@@ -283,4 +283,33 @@ def test_a_device_commands_apply_in_its_own_order_and_voids_hold_their_place(sit
     again = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
     again.process([c(11)])
     assert again.stats["held"] == 1
+    again.store.close()
+
+
+def test_a_late_copy_from_before_a_sequence_reset_is_still_a_duplicate(site_config, tmp_path, site_clock):
+    """The service skips the log look-up for a command whose seq is above all it has handled
+    from that device; a copy that arrives late, after the device restarted its sequence,
+    is below that mark and is found in the log (here after a service restart too)."""
+    from service.app import CentralService
+
+    def k(dev, seq, msg_id):
+        body = {"v": 1, "id": msg_id, "dev": dev, "seq": seq, "ts": 1, "type": "ticket.request",
+                "service": "chung-thuc"}
+        return (f"qms/v1/phuong-an-khanh/cmd/kiosk/{dev}", json.dumps(body).encode(), None)
+
+    svc = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
+    svc.process([k("kiosk-1", 1, "first-000001"), k("kiosk-1", 2, "first-000002"), k("kiosk-1", 3, "first-000003")])
+    svc.store.close()
+    again = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
+    again.process([k("kiosk-1", 1, "second-00001")])            # the kiosk's outbox was reset
+    again.process([k("kiosk-1", 2, "first-000002")])            # a late copy of an old command
+    assert len(again.core.tickets) == 4
+    assert again.stats["duplicates"] == 1
+    # an id another device already used (a broken device) is that device's own command; the
+    # batch still commits, and the log keeps the first record of the id
+    again.process([k("kiosk-2", 1, "first-000003"), k("kiosk-2", 2, "kiosk2-000002")])
+    assert len(again.core.tickets) == 6
+    rows = again.store.conn.execute("SELECT dev FROM handled WHERE id = 'first-000003'").fetchall()
+    assert rows == [("kiosk-1",)]
+    assert len([e for e in again.store.events() if isinstance(e, m.TicketIssued)]) == 6
     again.store.close()

@@ -1,0 +1,119 @@
+"""The caller-run MQTT loop (mqtt/loop.py) against a real Mosquitto: bulk reads keep every
+message and its order, bursts arrive whole, a broker that comes late or restarts is
+reconnected with the subscriptions back, and a wake-up from another thread ends a wait."""
+from __future__ import annotations
+
+import threading
+import time
+
+from mqtt.client import MqttLink
+from mqtt.loop import BufferedSocket
+from service.config import Mqtt
+from tests.mqtt_helpers import Recorder, wait_until
+
+
+def _caller_link(port: int, got: list, client_id: str = "caller") -> MqttLink:
+    link = MqttLink(Mqtt(port=port), client_id, subscriptions=[("t/#", 1)],
+                    on_message=lambda topic, payload, props: got.append(payload),
+                    report_refusals=False)
+    return link.start(own_thread=False)
+
+
+def _pump(link: MqttLink, until, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        link.poll(0.05)
+        if until():
+            return True
+    return False
+
+
+def test_bulk_reads_keep_every_message_in_order(broker):
+    got: list[bytes] = []
+    link = _caller_link(broker.port, got)
+    sender = MqttLink(Mqtt(port=broker.port), "sender").start()
+    try:
+        assert _pump(link, link.connected.is_set)
+        assert isinstance(link.client.socket(), BufferedSocket)
+        assert sender.wait_connected(5)
+        time.sleep(0.2)                                  # the SUBACK
+        sizes = [1, 200, 5000, 70_000]                   # some span several reads of the socket
+        sent = [(b"%05d:" % i) + b"x" * sizes[i % len(sizes)] for i in range(2000)]
+        for p in sent:
+            sender.publish("t/x", p, qos=1)
+        assert _pump(link, lambda: len(got) >= len(sent), 30), f"{len(got)} of {len(sent)}"
+        assert got == sent
+    finally:
+        sender.stop()
+        link.stop()
+
+
+def test_a_burst_arrives_whole_and_in_order(broker):
+    rec = Recorder(broker.port, "b/#")
+    got: list[bytes] = []
+    link = _caller_link(broker.port, got)
+    try:
+        assert _pump(link, link.connected.is_set)
+        with link.burst():                               # corked: one write for all of them
+            for i in range(300):
+                link.publish(f"b/{i % 2}", b"%d" % i, qos=i % 2)
+        # QoS 1 past the broker's receive maximum (20) leaves as PUBACKs come back: keep the
+        # loop going. Order holds per topic (one QoS per topic, as in the protocol).
+        assert _pump(link, lambda: len(rec.messages) >= 300), f"{len(rec.messages)} of 300"
+        for q in (0, 1):
+            assert [p for t, p, _ in rec.messages if t == f"b/{q}"] == [b"%d" % i for i in range(q, 300, 2)]
+    finally:
+        rec.close()
+        link.stop()
+
+
+def test_late_and_restarted_broker_is_reconnected_with_subscriptions(broker):
+    broker.stop()
+    got: list[bytes] = []
+    link = _caller_link(broker.port, got)
+    try:
+        for _ in range(10):                              # no broker: polls wait, nothing breaks
+            link.poll(0.05)
+        assert not link.connected.is_set()
+        broker.start()
+        assert _pump(link, link.connected.is_set, 15), "never connected once the broker came"
+        broker.restart()
+        assert _pump(link, lambda: not link.connected.is_set(), 10)
+        assert _pump(link, link.connected.is_set, 30), "never reconnected after a restart"
+        sender = MqttLink(Mqtt(port=broker.port), "sender").start()
+        try:
+            assert sender.wait_connected(5)
+            time.sleep(0.2)
+            sender.publish("t/again", b"after restart", qos=1)
+            assert _pump(link, lambda: b"after restart" in got), "subscriptions not restored"
+            assert link.stats["connects"] == 2
+        finally:
+            sender.stop()
+    finally:
+        link.stop()
+
+
+def test_wake_ends_a_wait_from_another_thread(broker):
+    got: list[bytes] = []
+    link = _caller_link(broker.port, got)
+    try:
+        assert _pump(link, link.connected.is_set)
+        timer = threading.Timer(0.2, link.loop.wake)
+        timer.start()
+        t = time.monotonic()
+        link.poll(30.0)
+        assert time.monotonic() - t < 10, "a wake-up did not end the wait"
+        timer.join()
+    finally:
+        link.stop()
+
+
+def test_stop_delivers_the_offline_status(broker):
+    rec = Recorder(broker.port, "status/#")
+    link = MqttLink(Mqtt(port=broker.port), "svc", status_topic="status/svc", status={"role": "service"})
+    link.start(own_thread=False)
+    assert _pump(link, link.connected.is_set)
+    assert _pump(link, lambda: rec.json("status/svc") and rec.json("status/svc")[-1]["online"])
+    link.stop()
+    assert wait_until(lambda: rec.json("status/svc")[-1]["online"] is False, 5)
+    rec.close()
