@@ -167,17 +167,14 @@ def serve_profiled(cfg_path: str, out: str) -> None:
     import cProfile
     import signal
 
-    from service.app import CentralService, _Writer
+    from service.app import CentralService
     from service.config import load_config
-    svc = CentralService(load_config(cfg_path))
-    svc.link.start(own_thread=False)
-    svc._writer = _Writer(svc.store, on_commit=svc.link.loop.wake)   # as start() does, minus the thread
+    svc = CentralService(load_config(cfg_path)).start(in_thread=False)
     signal.signal(signal.SIGTERM, lambda *a: svc._stop.set())
     prof = cProfile.Profile()
     prof.runcall(svc.run)
     prof.dump_stats(out)
-    svc._writer.stop()
-    svc.link.stop()
+    svc.stop()
 
 
 def main() -> None:

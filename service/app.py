@@ -1,29 +1,28 @@
 """The central counter-assignment service: the queue core behind MQTT, with a durable log.
 
-One main loop owns the core, the store and the MQTT connection (it runs paho's network
-loop itself: `MqttLink.start(own_thread=False)`). It takes every message that has
-arrived (a batch), handles each command, and hands the batch's events, handled ids and
-outgoing messages to a writer thread, which writes them in one transaction and commits
-(one fsync for the batch). Only then does the main loop publish the acks, facts and the
-retained state that changed. A crash before the commit loses nothing: the devices
-re-send what was not acknowledged.
+One thread does it all, in a loop: it runs paho's network loop itself
+(`MqttLink.start(own_thread=False)`), takes every message that has arrived (a batch),
+handles each command, writes the batch's events and handled ids in one transaction and
+commits it (one fsync for the batch: group commit), and only then publishes the acks,
+facts and the retained state that changed, in one burst. A crash before the commit loses
+nothing: the devices re-send what was not acknowledged. While a commit's fsync runs, new
+commands wait in the socket and make the next batch.
 
-The main loop handles the next batch while this one's fsync runs; batches waiting for
-the writer are merged into one transaction. Nothing is published before the commit that
-holds it. If a commit fails, everything after it is dropped unpublished and the core is
-rebuilt from the log: the devices re-send.
+Why no threads: a thread that shares the GIL with a busy loop waits for it every time it
+needs it (a commit takes it back after each SQLite call), and those waits were the
+service's worst latencies; handing each message from paho's thread to a worker cost more
+than handling it. The log's checkpoints, the one slow SQLite task, run on the store's own
+thread, which needs the GIL only to start one (service/store.py).
 """
 from __future__ import annotations
 
 import argparse
-import collections
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import msgspec
 
@@ -36,7 +35,7 @@ from service.config import SiteConfig, load_config
 from service.estimate import service_times_from_history
 from service.queue import QueueCore
 from service.sdnotify import Heartbeat, stop_on_sigterm
-from service.store import EventStore, Pending
+from service.store import EventStore
 
 log = logging.getLogger("qms.service")
 
@@ -51,86 +50,6 @@ STATE_INTERVAL_S = 0.02      # under load, retained state goes out at most this 
 QOS_FACT, QOS_ACK, QOS_STATE = 1, 0, 0
 
 Outgoing = list[tuple[str, bytes, int, bool, "bytes | None"]]   # topic, payload, qos, retain, correlation
-
-
-class _Job:
-    __slots__ = ("rows", "out", "done")
-
-    def __init__(self, rows: Pending, out: Outgoing, done: threading.Event | None = None):
-        self.rows, self.out, self.done = rows, out, done
-
-
-class _Writer:
-    """Commits batches in order on its own thread; what each commit allows to be
-    published waits in `committed` for the main loop (`on_commit` wakes it).
-    Jobs arrive in a deque; a pipe wakes the thread only when it sleeps (a queue.Queue
-    wakes it on every put, a lock and a condition round each)."""
-
-    def __init__(self, store: EventStore, on_commit: Callable[[], None]):
-        self.store, self.on_commit = store, on_commit
-        self.jobs: collections.deque = collections.deque()
-        self.committed: collections.deque[_Job] = collections.deque()
-        self.failed = threading.Event()
-        self.commits = 0
-        self._sleeping = False
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name="service-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, job: _Job | None) -> None:
-        self.jobs.append(job)
-        if self._sleeping:          # set before the thread's last look at `jobs` (GIL order)
-            os.write(self._wake_w, b"!")
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything submitted so far is committed (or dropped after a failure)."""
-        done = threading.Event()
-        self.submit(_Job(Pending(), [], done))
-        return done.wait(timeout)
-
-    def take_committed(self) -> Iterator[_Job]:
-        while self.committed:
-            yield self.committed.popleft()
-
-    def stop(self) -> None:
-        self.flush()
-        self.submit(None)
-        self._thread.join(5)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-
-    def _next_jobs(self) -> list:
-        while not self.jobs:
-            self._sleeping = True
-            if not self.jobs:
-                os.read(self._wake_r, 4096)
-            self._sleeping = False
-        jobs = []
-        while self.jobs:
-            jobs.append(self.jobs.popleft())
-        return jobs
-
-    def _run(self) -> None:
-        while True:
-            jobs = self._next_jobs()
-            stop = None in jobs
-            jobs = [j for j in jobs if j is not None]
-            if not self.failed.is_set():
-                try:
-                    rows = [j.rows for j in jobs if j.rows]
-                    if rows:
-                        self.store.write(rows)
-                        self.commits += 1
-                    self.committed.extend(j for j in jobs if j.out)
-                except Exception:   # noqa: BLE001 - the main loop rebuilds from the log
-                    log.exception("commit failed; dropping the batches after it, devices will re-send")
-                    self.failed.set()
-            for j in jobs:
-                if j.done is not None:
-                    j.done.set()
-            self.on_commit()
-            if stop:
-                return
 
 
 def _now_ms() -> int:
@@ -157,7 +76,7 @@ class CentralService:
         self._republish_all = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._writer: _Writer | None = None
+        self._started = False
         self._state_at = 0.0             # monotonic time of the last retained-state publish
         self._state_due = False          # a batch's state change is waiting for STATE_INTERVAL_S
         self.heartbeat = Heartbeat()
@@ -191,20 +110,21 @@ class CentralService:
         self.core.roll(now)
         log.info("replayed %d events of %s", n, self.core.day)
 
-    def start(self) -> "CentralService":
+    def start(self, in_thread: bool = True) -> "CentralService":
+        """Connect and serve on a thread of its own (or, in_thread=False, when the caller
+        calls `run`)."""
         self.link.start(own_thread=False)
-        self._writer = _Writer(self.store, on_commit=lambda: self.link.loop.wake())
-        self._thread = threading.Thread(target=self.run, name="service-main", daemon=True)
-        self._thread.start()
+        self.store.start_checkpoints()
+        self._started = True
+        if in_thread:
+            self._thread = threading.Thread(target=self.run, name="service-main", daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
-        if self._writer:
-            self._writer.stop()
-            self._writer = None
         self.link.stop()
         self.store.close()
 
@@ -216,11 +136,11 @@ class CentralService:
             wait = 0.25
             if self._state_due:
                 wait = max(0.0, self._state_at + STATE_INTERVAL_S - time.monotonic())
-            self.link.poll(0.0 if self._incoming else wait, then=self._publish_committed)
+            self.link.poll(0.0 if self._incoming else wait)
             batch, self._incoming = self._incoming, []
             try:
                 if batch:
-                    self.process(batch, wait=False)
+                    self.process(batch)
                 elif self._state_due:
                     with self.core.estimator.batch():     # shares the last batch's look-ahead run
                         self._submit([])
@@ -235,32 +155,13 @@ class CentralService:
             except Exception:   # noqa: BLE001 - never die on one bad batch; devices re-send
                 log.exception("batch failed; rolled back, devices will re-send")
                 self._recover()
-            if self._writer is not None and self._writer.failed.is_set():
-                self._recover()
             self.heartbeat.beat()
-        if self._writer is not None:
-            self._writer.flush()
-            self._publish_committed()
-
-    def _publish_committed(self) -> None:
-        """Publish what the writer has committed (main loop only: paho's single writer)."""
-        if self._writer is None or not self._writer.committed:
-            return
-        with self.link.burst():
-            for job in self._writer.take_committed():
-                for topic, payload, qos, retain, corr in job.out:
-                    self.link.publish(topic, payload, qos=qos, retain=retain, correlation=corr)
 
     def _recover(self) -> None:
         """Back to the state of the log: drop what was not committed, replay."""
-        if self._writer is not None:
-            self._writer.flush()
-            self._publish_committed()       # committed before the failure: still true
         self.store.rollback()
         self._rebuild()
         self._published.clear()
-        if self._writer is not None:
-            self._writer.failed.clear()
         self._republish_all.set()
 
     def _rebuild(self) -> None:
@@ -268,39 +169,28 @@ class CentralService:
         self._last_seq, self._max_seq = self.store.last_seqs(), self.store.max_seqs()
         self._replay()
 
-    def process(self, batch: list, wait: bool = True) -> None:
-        """Handle a batch of raw messages: one commit, then publish. With wait=False (the
-        main loop) the commit and publishing are left to the writer thread."""
+    def process(self, batch: list) -> None:
+        """Handle a batch of raw messages: one commit, then publish."""
         out: Outgoing = []
         with self.core.estimator.batch():
             for topic, payload, props in batch:
                 self._handle(topic, payload, props, out)
             self.stats["batches"] += 1
-            self._submit(out, wait=wait)
+            self._submit(out)
 
-    def _submit(self, out: Outgoing, everything: bool = False, wait: bool = False) -> None:
-        """Queue this batch's rows and messages (acks and facts, then the retained state
-        that changed) for commit, then publish; inline when no writer thread runs."""
+    def _submit(self, out: Outgoing, everything: bool = False) -> None:
+        """Commit this batch's rows, then publish its messages (acks and facts, then the
+        retained state that changed) as one burst."""
         now = time.monotonic()
-        if everything or wait or now - self._state_at >= STATE_INTERVAL_S:
+        if everything or not self._started or now - self._state_at >= STATE_INTERVAL_S:
             # a burst of batches shares one round of retained state: paho's cost is per message
             self.publish_state(everything, out=out)
             self._state_at, self._state_due = now, False
         else:
             self._state_due = True
-        job = _Job(self.store.take(), out)
-        if not job.rows and not out:
-            return
-        if self._writer is None:
-            if job.rows:
-                self.store.write([job.rows])
-            for topic, payload, qos, retain, corr in out:
-                self.link.publish(topic, payload, qos=qos, retain=retain, correlation=corr)
-            return
-        self._writer.submit(job)
-        if wait:
-            self._writer.flush()
-            self._publish_committed()
+        self.store.commit()             # raises (nothing published) if the disk refuses
+        if out:
+            self.link.publish_many(out)
 
     # ------------------------------------------------------------ one command
     def _handle(self, topic: str, payload: bytes, props, out: list) -> None:
@@ -346,14 +236,14 @@ class CentralService:
         out.append((ack_topic, ack_bytes, QOS_ACK, False, corr))
 
     def _seen_before(self, cmd: m.Command) -> bytes | None:
-        """The stored ack if this command was handled before. A device re-sends a command
-        with its own seq, so one whose seq is above every seq handled from that device is
-        new: no need to look it up in the log (the common case, and a read per command).
-        An id reused by another device (only a broken or hostile one does that) is then
-        taken as that device's own command; the log keeps the first record of the id."""
+        """The stored ack if this device sent this command before. A device re-sends a
+        command with its own seq, so one whose seq is above every seq handled from that
+        device is new: no need to look it up in the log (the common case, and a read per
+        command). Commands are told apart per device: an id that another device used
+        (only a broken or hostile one would) is this device's own command."""
         if cmd.seq > self._max_seq.get(cmd.dev, 0):
             return None
-        return self.store.handled_ack(cmd.id)
+        return self.store.handled_ack(cmd.id, cmd.dev, cmd.seq)
 
     def _in_order(self, cmd: m.Command, now: int) -> bool:
         """Apply a device's commands in its own order. A command past a gap in `seq` (an
@@ -361,9 +251,10 @@ class CentralService:
         the device re-sends its unacked tail in order, so the gap fills first. A gap that
         stays open longer than GAP_HOLD_MS (a device that lost a command for good) is
         accepted, so no device can stall. A lower seq with a new id means the device's
-        outbox was reset: it starts a new sequence."""
-        last = self._last_seq.get(cmd.dev)
-        if last is None or cmd.seq <= last + 1:
+        outbox was reset: it starts a new sequence. A device not heard from before starts
+        at 1: its first commands may be the ones lost."""
+        last = self._last_seq.get(cmd.dev, 0)
+        if cmd.seq <= last + 1:
             self._gap_since.pop(cmd.dev, None)
             return True
         since = self._gap_since.setdefault(cmd.dev, now)

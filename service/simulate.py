@@ -84,6 +84,10 @@ class LoopbackLink:
         else:
             self.facts += 1
 
+    def publish_many(self, messages) -> None:
+        for topic, payload, qos, retain, corr in messages:
+            self.publish(topic, payload, qos, retain, corr)
+
     def stop(self) -> None:
         pass
 

@@ -1,0 +1,78 @@
+"""The service's event log (service/store.py): a log of the first schema is converted on
+open without losing a handled command, and checkpoints run on their own thread."""
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from service.store import EventStore
+
+OLD_SCHEMA = """
+CREATE TABLE events (seq INTEGER PRIMARY KEY, day TEXT NOT NULL, at INTEGER NOT NULL,
+                     type TEXT NOT NULL, data BLOB NOT NULL);
+CREATE INDEX events_day ON events(day);
+CREATE TABLE handled (id TEXT PRIMARY KEY, dev TEXT NOT NULL, seq INTEGER NOT NULL,
+                      at INTEGER NOT NULL, ack BLOB NOT NULL);
+CREATE INDEX handled_dev_seq ON handled(dev, seq);
+CREATE TABLE kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+"""
+
+
+def test_a_log_of_the_first_schema_is_converted_and_keeps_every_handled_command(tmp_path):
+    path = tmp_path / "old.sqlite"
+    c = sqlite3.connect(path)
+    c.executescript(OLD_SCHEMA)
+    rows = [(f"cmd-{i:08d}", f"kiosk-{i % 3}", i // 3 + 1, 1000 + i, b'{"ok":true,"n":%d}' % i) for i in range(300)]
+    c.executemany("INSERT INTO handled VALUES (?,?,?,?,?)", rows)
+    c.commit()
+    c.close()
+
+    store = EventStore(path)
+    try:
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+        assert "sqlite_autoindex_handled_1" not in names and "handled_dev_seq_id" in names
+        for msg_id, dev, seq, _, ack in rows:
+            assert store.handled_ack(msg_id, dev, seq) == ack
+        assert store.handled_ack("cmd-00000001", "kiosk-2", 1) is None     # another device's id
+        assert store.last_seqs() == {"kiosk-0": 100, "kiosk-1": 100, "kiosk-2": 100}
+        assert store.max_seqs() == {"kiosk-0": 100, "kiosk-1": 100, "kiosk-2": 100}
+    finally:
+        store.close()
+    again = EventStore(path)                  # converted once: opening again changes nothing
+    try:
+        assert again.conn.execute("SELECT count(*) FROM handled").fetchone()[0] == 300
+    finally:
+        again.close()
+
+
+def _fill(store: EventStore, n: int = 200) -> None:
+    for i in range(n):
+        store.mark_handled(f"cmd-{i:08d}", "kiosk-1", i + 1, i, b"{}" * 200)
+        store.commit()
+
+
+def test_checkpoints_run_on_their_own_thread(tmp_path):
+    """Checkpoints copy the WAL into the database file; the committing connection leaves
+    them to the store's thread (its own limit is far away), so the file grows only when
+    that thread runs."""
+    without, with_thread = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    a, b = EventStore(without), EventStore(with_thread)
+    try:
+        a.conn.execute("PRAGMA wal_autocheckpoint=20000")      # as start_checkpoints sets it
+        b.start_checkpoints()
+        empty = without.stat().st_size
+        _fill(a)
+        _fill(b)
+        deadline = time.monotonic() + 10
+        while with_thread.stat().st_size <= empty and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert with_thread.stat().st_size > empty, "the checkpoint thread never ran"
+        assert without.stat().st_size == empty, "the committing connection checkpointed"
+    finally:
+        a.close()
+        b.close()
+    reopened = EventStore(with_thread)
+    try:
+        assert reopened.max_seqs() == {"kiosk-1": 200}
+    finally:
+        reopened.close()
