@@ -11,8 +11,7 @@ commands wait in the socket and make the next batch.
 Why no threads: a thread that shares the GIL with a busy loop waits for it every time it
 needs it (a commit takes it back after each SQLite call), and those waits were the
 service's worst latencies; handing each message from paho's thread to a worker cost more
-than handling it. The log's checkpoints, the one slow SQLite task, run on the store's own
-thread, which needs the GIL only to start one (service/store.py).
+than handling it (bench/README.md).
 """
 from __future__ import annotations
 
@@ -114,7 +113,6 @@ class CentralService:
         """Connect and serve on a thread of its own (or, in_thread=False, when the caller
         calls `run`)."""
         self.link.start(own_thread=False)
-        self.store.start_checkpoints()
         self._started = True
         if in_thread:
             self._thread = threading.Thread(target=self.run, name="service-main", daemon=True)

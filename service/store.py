@@ -9,18 +9,11 @@ Writes are buffered in memory (`append`, `mark_handled`, `put`) and reach SQLite
 transaction at `commit()`. Recently handled ids stay in memory (also before their
 commit), so duplicate checks rarely reach SQLite; older ones are looked up through a
 separate read connection (WAL readers do not block).
-
-Checkpoints (copying the WAL back into the database) are the one slow thing SQLite does:
-by default the connection that commits runs one every 1,000 pages, a stall of 5-20 ms
-for whoever waits on that commit. With `start_checkpoints()` they run on a thread of
-their own connection instead (PASSIVE: they never block the writer), and the committing
-connection checkpoints only as a backstop, should that thread fall far behind.
 """
 from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +60,6 @@ ALTER TABLE handled_v2 RENAME TO handled;
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(AnyEvent)
 RECENT_IDS = 50_000        # handled ids (with their acks) kept in memory
-CHECKPOINT_EVERY_S = 0.25  # the checkpoint thread's pace
-BACKSTOP_PAGES = 20_000    # the committing connection checkpoints past this (~80 MB of WAL)
-WAL_KEEP_BYTES = 8 << 20   # a WAL restarted from its beginning is cut back to this
 
 
 @dataclass
@@ -83,18 +73,6 @@ class Pending:
         return bool(self.events or self.handled or self.kv)
 
 
-_ROWS_PER_INSERT = 256
-
-
-def _insert_rows(c: sqlite3.Connection, head: str, rows: list[tuple]) -> None:
-    """Rows in as few statements as possible. `executemany` takes the GIL back after every
-    row; the writer thread shares it with a busy main loop and would wait each time."""
-    for i in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[i:i + _ROWS_PER_INSERT]
-        place = "(" + ",".join("?" * len(chunk[0])) + ")"
-        c.execute(head + ",".join([place] * len(chunk)), [v for r in chunk for v in r])
-
-
 class EventStore:
     def __init__(self, path: str | Path):
         path = Path(path)
@@ -103,7 +81,6 @@ class EventStore:
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
         self._migrate()
         self.conn.executescript(_SCHEMA)
         self._reader = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -111,33 +88,12 @@ class EventStore:
         self._pending = Pending()
         self._recent: OrderedDict[tuple[str, str], bytes] = OrderedDict()   # (dev, id) -> ack
         self._kv: dict[str, bytes | None] = {}
-        self._checkpoints: threading.Thread | None = None
-        self._closing = threading.Event()
 
     def _migrate(self) -> None:
         old = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_autoindex_handled_1'").fetchall()
         if old:
             log.info("converting the handled-commands table of %s to its new index", self.path)
             self.conn.executescript("BEGIN IMMEDIATE;" + _MIGRATE_HANDLED + "COMMIT;")
-
-    def start_checkpoints(self) -> None:
-        """Checkpoint on a thread of its own from now on (see the module's docstring)."""
-        if self._checkpoints is None:
-            self.conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
-            self._checkpoints = threading.Thread(target=self._checkpoint_loop, name="store-checkpoint",
-                                                 daemon=True)
-            self._checkpoints.start()
-
-    def _checkpoint_loop(self) -> None:
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        try:
-            while not self._closing.wait(CHECKPOINT_EVERY_S):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as e:      # e.g. the disk is full: the backstop remains
-                    log.warning("checkpoint failed: %s", e)
-        finally:
-            conn.close()
 
     # ------------------------------------------------------------ writing
     def begin(self) -> None:
@@ -173,11 +129,13 @@ class EventStore:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            _insert_rows(c, "INSERT INTO events(seq, day, at, type, data) VALUES ",
-                         [r for p in parts for r in p.events])
-            _insert_rows(c, "INSERT INTO handled(id, dev, seq, at, ack) VALUES ",
-                         [r for p in parts for r in p.handled])
-            _insert_rows(c, "INSERT OR REPLACE INTO kv(key, value) VALUES ", [r for p in parts for r in p.kv])
+            for p in parts:
+                if p.events:
+                    c.executemany("INSERT INTO events(seq, day, at, type, data) VALUES (?,?,?,?,?)", p.events)
+                if p.handled:
+                    c.executemany("INSERT INTO handled(id, dev, seq, at, ack) VALUES (?,?,?,?,?)", p.handled)
+                if p.kv:
+                    c.executemany("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", p.kv)
             c.execute("COMMIT")
         except BaseException:
             if c.in_transaction:
@@ -241,8 +199,5 @@ class EventStore:
 
     def close(self) -> None:
         self.commit()
-        self._closing.set()
-        if self._checkpoints is not None:
-            self._checkpoints.join(5)
         self._reader.close()
         self.conn.close()

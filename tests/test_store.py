@@ -1,9 +1,8 @@
 """The service's event log (service/store.py): a log of the first schema is converted on
-open without losing a handled command, and checkpoints run on their own thread."""
+open without losing a handled command."""
 from __future__ import annotations
 
 import sqlite3
-import time
 
 from service.store import EventStore
 
@@ -43,36 +42,3 @@ def test_a_log_of_the_first_schema_is_converted_and_keeps_every_handled_command(
         assert again.conn.execute("SELECT count(*) FROM handled").fetchone()[0] == 300
     finally:
         again.close()
-
-
-def _fill(store: EventStore, n: int = 200) -> None:
-    for i in range(n):
-        store.mark_handled(f"cmd-{i:08d}", "kiosk-1", i + 1, i, b"{}" * 200)
-        store.commit()
-
-
-def test_checkpoints_run_on_their_own_thread(tmp_path):
-    """Checkpoints copy the WAL into the database file; the committing connection leaves
-    them to the store's thread (its own limit is far away), so the file grows only when
-    that thread runs."""
-    without, with_thread = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
-    a, b = EventStore(without), EventStore(with_thread)
-    try:
-        a.conn.execute("PRAGMA wal_autocheckpoint=20000")      # as start_checkpoints sets it
-        b.start_checkpoints()
-        empty = without.stat().st_size
-        _fill(a)
-        _fill(b)
-        deadline = time.monotonic() + 10
-        while with_thread.stat().st_size <= empty and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert with_thread.stat().st_size > empty, "the checkpoint thread never ran"
-        assert without.stat().st_size == empty, "the committing connection checkpointed"
-    finally:
-        a.close()
-        b.close()
-    reopened = EventStore(with_thread)
-    try:
-        assert reopened.max_seqs() == {"kiosk-1": 200}
-    finally:
-        reopened.close()
