@@ -1,13 +1,15 @@
-"""A lean MQTT 5 load generator for bench/service.py: V virtual devices, one operation in
-flight each, on one raw TCP connection.
+"""Load generators for bench/service.py: V virtual devices, alternately kiosks
+(`ticket.request` over the services) and counters (`counter.next`), each with one
+operation in flight (closed loop: the next leaves when the ack of the last arrives).
+Latency = send -> ack. The first `warmup` operations are not measured.
 
-Why not paho here: in production the devices are other machines, but this benchmark runs
-them on the service's own 2 cores. paho spends ~250 µs of CPU per operation (its own
-thread, a PUBACK each way, per-packet Python), which the service then does not get. This
-speaks only what the benchmark needs (CONNECT, SUBSCRIBE, PUBLISH at QoS 1 with its
-PUBACK, incoming PUBLISH at QoS 0 or 1) and keeps the devices' side of the protocol as it
-is: each command is its own QoS 1 PUBLISH, written with its own `send`, as a device does.
-`--loadgen paho` in bench/service.py keeps the paho generator for comparison.
+`RawLoad` (the default) speaks just the MQTT 5 the benchmark needs on one raw TCP
+connection. Why not paho: in production the devices are other machines, but here they
+run on the service's own 2 cores, and paho spends ~250 µs of CPU per operation (its own
+thread, a PUBACK each way, per-packet Python) that the service then does not get. The
+devices' side of the protocol is unchanged: each command is its own QoS 1 PUBLISH,
+written with its own `send`, as a device does. `PahoLoad` is the same load through paho,
+for comparison (`--loadgen paho`).
 """
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ import os
 import select
 import socket
 import struct
+import threading
 import time
 
 import msgspec
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 class _Ack(msgspec.Struct):
@@ -27,6 +32,63 @@ class _Ack(msgspec.Struct):
 
 _ack = msgspec.json.Decoder(_Ack)
 _enc = msgspec.json.Encoder()
+
+
+class _Devices:
+    """The virtual devices' bookkeeping, whatever carries their messages."""
+
+    def __init__(self, site: str, devices: int, ops: int, warmup: int, services: list[str]):
+        self.site, self.services = site, services
+        self.devices = [("kiosk", f"bk{n // 2}") if n % 2 == 0 else ("counter", f"bc{20 + n // 2}")
+                        for n in range(devices)]
+        self.to_send = ops + warmup - len(self.devices)     # after the first one of each
+        self.warmup = warmup
+        self.completed = 0
+        self.dev_seq = {d: 0 for _, d in self.devices}
+        self.in_flight: dict[str, tuple[float, str, str]] = {}     # command id -> sent, role, dev
+        self.lat: list[float] = []
+        self.started = time.perf_counter()
+        self.on_warm = lambda: None         # called once the warm-up is over (CPU snapshots)
+
+    def command(self, role: str, dev: str) -> tuple[str, bytes]:
+        self.dev_seq[dev] += 1
+        seq = self.dev_seq[dev]
+        cmd_id = os.urandom(16).hex()
+        msg = {"v": 1, "id": cmd_id, "dev": dev, "seq": seq, "ts": int(time.time() * 1000)}
+        if role == "kiosk":   # spread each kiosk's tickets over the services (daily caps)
+            msg.update(type="ticket.request", service=self.services[(seq + int(dev[2:])) % len(self.services)])
+        else:
+            msg["type"] = "counter.next"
+        self.in_flight[cmd_id] = (time.perf_counter(), role, dev)
+        return f"qms/v1/{self.site}/cmd/{role}/{dev}", _enc.encode(msg)
+
+    def acked(self, payload: bytes) -> tuple[str, str] | None:
+        """Record an ack; the (role, device) whose next operation should leave, if any."""
+        ack = _ack.decode(payload)
+        sent = self.in_flight.pop(ack.id, None)
+        if sent is None:
+            return None
+        if not ack.ok:
+            raise SystemExit(f"operation refused: {payload!r}")
+        t, role, dev = sent
+        self.completed += 1
+        if self.completed > self.warmup:
+            self.lat.append(time.perf_counter() - t)
+        elif self.completed == self.warmup:
+            self.started = time.perf_counter()
+            self.on_warm()
+        if self.to_send <= 0:
+            return None
+        self.to_send -= 1
+        return role, dev
+
+    def begin(self) -> None:
+        self.started = time.perf_counter()
+        if not self.warmup:
+            self.on_warm()
+
+    def wall(self) -> float:
+        return time.perf_counter() - self.started
 
 
 def _varint(n: int) -> bytes:
@@ -47,45 +109,30 @@ def _str(s: str) -> bytes:
     return struct.pack("!H", len(b)) + b
 
 
-class RawLoad:
-    """Same load as bench/service.py's paho `Load`: alternately kiosks (`ticket.request`
-    over the given services) and counters (`counter.next`); latency = send → ack."""
-
-    def __init__(self, port: int, site: str, devices: int, rounds: int, services: list[str]):
-        self.site, self.services = site, services
-        self.devices = [("kiosk", f"bk{n // 2}") if n % 2 == 0 else ("counter", f"bc{20 + n // 2}")
-                        for n in range(devices)]
-        self.remaining = {d: rounds for _, d in self.devices}
-        self.dev_seq = {d: 0 for _, d in self.devices}
-        self.in_flight: dict[str, tuple[float, str, str]] = {}     # command id -> sent, role, dev
-        self.lat: list[float] = []
+class RawLoad(_Devices):
+    def __init__(self, port: int, site: str, devices: int, ops: int, warmup: int, services: list[str]):
+        super().__init__(site, devices, ops, warmup, services)
         self.mid = 0
         s = socket.create_connection(("127.0.0.1", port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client_id = "bench-" + os.urandom(3).hex()
         # CONNECT: protocol "MQTT" v5, clean start, keepalive 60 s, no properties
         s.sendall(_packet(0x10, _str("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 60) + b"\x00"
-                          + _str(client_id)))
+                          + _str("bench-" + os.urandom(3).hex())))
         self.sock, self.buf = s, b""
         self._expect(0x20)                                           # CONNACK
-        topic = f"qms/v1/{site}/ack/+"
-        s.sendall(_packet(0x82, struct.pack("!H", 1) + b"\x00" + _str(topic) + b"\x01"))
+        s.sendall(_packet(0x82, struct.pack("!H", 1) + b"\x00" + _str(f"qms/v1/{site}/ack/+") + b"\x01"))
         self._expect(0x90)                                           # SUBACK
 
     def _expect(self, kind: int) -> None:
-        while True:
-            for first, body in self._packets(self.sock.recv(65536)):
-                if first & 0xF0 == kind:
-                    return
+        while not any(first & 0xF0 == kind for first, _ in self._packets(self.sock.recv(65536))):
+            pass
 
     def _packets(self, data: bytes) -> list[tuple[int, bytes]]:
         if not data:
             raise SystemExit("the broker closed the load generator's connection")
         buf = self.buf + data
         out, i = [], 0
-        while True:
-            if len(buf) - i < 2:
-                break
+        while len(buf) - i >= 2:
             n, mult, j = 0, 1, i + 1
             while j < len(buf):
                 b = buf[j]
@@ -104,22 +151,13 @@ class RawLoad:
         return out
 
     def send(self, role: str, dev: str) -> None:
-        self.dev_seq[dev] += 1
-        seq = self.dev_seq[dev]
-        cmd_id = os.urandom(16).hex()
-        msg = {"v": 1, "id": cmd_id, "dev": dev, "seq": seq, "ts": int(time.time() * 1000)}
-        if role == "kiosk":   # spread each kiosk's tickets over the services
-            msg.update(type="ticket.request", service=self.services[(seq + int(dev[2:])) % len(self.services)])
-        else:
-            msg["type"] = "counter.next"
+        topic, payload = self.command(role, dev)
         self.mid = self.mid % 65535 + 1
-        body = _str(f"qms/v1/{self.site}/cmd/{role}/{dev}") + struct.pack("!H", self.mid) + b"\x00" + _enc.encode(msg)
-        self.in_flight[cmd_id] = (time.perf_counter(), role, dev)
+        body = _str(topic) + struct.pack("!H", self.mid) + b"\x00" + payload
         self.sock.send(_packet(0x32, body))                      # PUBLISH, QoS 1
 
     def _on_publish(self, first: int, body: bytes) -> None:
-        tlen = struct.unpack_from("!H", body)[0]
-        i = 2 + tlen
+        i = 2 + struct.unpack_from("!H", body)[0]                 # past the topic
         if first & 0x06:                                          # QoS 1: acknowledge it
             self.sock.send(_packet(0x40, body[i:i + 2] + b"\x00"))
             i += 2
@@ -131,20 +169,12 @@ class RawLoad:
             mult *= 128
             if not b & 128:
                 break
-        ack = _ack.decode(body[i + plen:])
-        sent = self.in_flight.pop(ack.id, None)
-        if sent is None:
-            return
-        if not ack.ok:
-            raise SystemExit(f"operation refused: {bytes(body[i + plen:])!r}")
-        t, role, dev = sent
-        self.lat.append(time.perf_counter() - t)
-        self.remaining[dev] -= 1
-        if self.remaining[dev] > 0:
-            self.send(role, dev)
+        nxt = self.acked(body[i + plen:])
+        if nxt:
+            self.send(*nxt)
 
     def run(self) -> float:
-        start = time.perf_counter()
+        self.begin()
         for role, dev in self.devices:
             self.send(role, dev)
         deadline = time.monotonic() + 300
@@ -156,6 +186,47 @@ class RawLoad:
             for first, body in self._packets(self.sock.recv(65536)):
                 if first & 0xF0 == 0x30:
                     self._on_publish(first, body)
-        wall = time.perf_counter() - start
+        wall = self.wall()
         self.sock.close()
+        return wall
+
+
+class PahoLoad(_Devices):
+    def __init__(self, port: int, site: str, devices: int, ops: int, warmup: int, services: list[str]):
+        super().__init__(site, devices, ops, warmup, services)
+        self.done = threading.Event()
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-" + os.urandom(3).hex(),
+                        protocol=paho.MQTTv5)
+        c.on_connect = lambda cl, *a: cl.subscribe(f"qms/v1/{site}/ack/+", qos=1)
+        c.on_message = self._on_ack
+        c.on_socket_open = lambda cl, ud, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.max_inflight_messages_set(1000)
+        c.connect("127.0.0.1", port)
+        self.client = c
+
+    def send(self, role: str, dev: str) -> None:
+        topic, payload = self.command(role, dev)
+        self.client.publish(topic, payload, qos=1)
+
+    def _on_ack(self, client, userdata, msg):
+        try:
+            nxt = self.acked(msg.payload)
+        except SystemExit as e:          # paho's thread: report and end the run
+            print(e, flush=True)
+            os._exit(1)
+        if nxt:
+            self.send(*nxt)
+        elif not self.in_flight:
+            self.done.set()
+
+    def run(self) -> float:
+        self.client.loop_start()
+        time.sleep(0.5)
+        self.begin()
+        for role, dev in self.devices:
+            self.send(role, dev)
+        if not self.done.wait(300):
+            raise SystemExit("benchmark did not finish")
+        wall = self.wall()
+        self.client.loop_stop()
         return wall

@@ -42,11 +42,20 @@ _enc = msgspec.json.Encoder()
 _REFUSAL_LOGGED = {"closed_day", "not_open", "past_cutoff", "daily_cap"}
 GAP_HOLD_MS = 15_000         # how long a command past a gap in a device's seq waits for it
 STATE_INTERVAL_S = 0.02      # under load, retained state goes out at most this often (the latest wins)
-# QoS per kind of message (docs/protocol.md). Facts at 1: a display must not miss a call
-# while it is connected. Acks and retained state at 0: a lost ack costs the device a
-# re-send, which it makes anyway until acked, and all retained state is published again on
-# every reconnect; a PUBACK for each would double the packets per command.
-QOS_FACT, QOS_ACK, QOS_STATE = 1, 0, 0
+# QoS per kind of message (docs/protocol.md). A call (`ticket.called`, `ticket.recalled`)
+# at 1: a hall display that is connected must not miss one because the service's own
+# connection dropped with it in flight. Every other fact, the acks and the retained state
+# at 0: a lost ack costs the device a re-send, which it makes anyway until acked; all
+# retained state is published again on every reconnect; the other facts are for live
+# views, and the log and the retained state hold the truth. A PUBACK for each would
+# double the packets per command.
+QOS_CALL_FACTS = {"ticket.called", "ticket.recalled"}
+QOS_ACK, QOS_STATE = 0, 0
+
+
+def qos_of_fact(event_type: str) -> int:
+    return 1 if event_type in QOS_CALL_FACTS else 0
+
 
 Outgoing = list[tuple[str, bytes, int, bool, "bytes | None"]]   # topic, payload, qos, retain, correlation
 
@@ -230,7 +239,8 @@ class CentralService:
         self._max_seq[dev] = max(cmd.seq, self._max_seq.get(dev, 0))
         self.stats["handled"] += 1
         for e in events:
-            out.append((self.topics.event(e.__struct_config__.tag), _enc.encode(e), QOS_FACT, False, None))
+            kind = e.__struct_config__.tag
+            out.append((self.topics.event(kind), _enc.encode(e), qos_of_fact(kind), False, None))
         out.append((ack_topic, ack_bytes, QOS_ACK, False, corr))
 
     def _seen_before(self, cmd: m.Command) -> bytes | None:

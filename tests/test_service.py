@@ -312,3 +312,41 @@ def test_a_late_copy_from_before_a_sequence_reset_is_still_a_duplicate(site_conf
     assert rows == [("kiosk-1",), ("kiosk-2",)]
     assert len([e for e in again.store.events() if isinstance(e, m.TicketIssued)]) == 6
     again.store.close()
+
+
+def test_calls_arrive_at_qos_1_and_the_rest_at_qos_0(service, site_config, tmp_path, broker):
+    """A subscriber at QoS 1 gets calls at QoS 1 (a display must not miss one) and acks,
+    other facts and retained state at QoS 0 (docs/protocol.md: why)."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    cfg = load_config(site_config)
+    topics = Topics(cfg.site.id)
+    seen: dict[str, set[int]] = {}
+    lock = threading.Lock()
+
+    def on_message(client, userdata, msg):
+        kind = msg.topic.split("/")[3] if "/event/" not in msg.topic else msg.topic.rsplit("/", 1)[1]
+        with lock:
+            seen.setdefault(kind, set()).add(msg.qos)
+
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="qos-watch", protocol=paho.MQTTv5)
+    c.on_message = on_message
+    c.on_connect = lambda cl, *a: cl.subscribe([(f"{topics.base}/#", 1)])
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    kiosk, counter = devices(cfg, tmp_path, ("kiosk-1", "kiosk"), ("counter-2", "counter"))
+    try:
+        assert kiosk.request("ticket.request", 5, service="ho-tich")[1].ok
+        assert counter.request("counter.next", 5)[1].ok
+        assert counter.request("counter.recall", 5)[1].ok
+        assert counter.request("counter.done", 5)[1].ok
+        want = {"ticket.called", "ticket.recalled", "ticket.issued", "ticket.done", "ack", "state"}
+        assert wait_until(lambda: want <= set(seen), 10), seen
+        with lock:
+            assert seen["ticket.called"] == seen["ticket.recalled"] == {1}
+            assert seen["ticket.issued"] == seen["ticket.done"] == seen["ack"] == seen["state"] == {0}
+    finally:
+        for d in (kiosk, counter):
+            d.stop()
+        c.loop_stop()
+        c.disconnect()
