@@ -498,11 +498,13 @@ class QueueCore:
         return {"v": 1, "calls": list(self.calls), "day": self.day}
 
     def summary_view(self, now: int) -> dict:
-        waiting = [t for line in self.lines.values() for lst in (line.priority, line.normal) for _, t in lst]
-        waiting += [t for line in self.targeted.values() for lst in (line.priority, line.normal) for _, t in lst]
-        longest = max((now - t.issued_at for t in waiting), default=0)
+        # lines are sorted by (issued_at, number): each one's oldest ticket is its head
+        lists = [lst for line in (*self.lines.values(), *self.targeted.values())
+                 for lst in (line.priority, line.normal)]
+        waiting = sum(len(lst) for lst in lists)
+        longest = max((now - lst[0][0][0] for lst in lists if lst), default=0)
         return {
-            "v": 1, "day": self.day, "waiting": len(waiting), "longest_wait_s": max(0, longest) // 1000,
+            "v": 1, "day": self.day, "waiting": waiting, "longest_wait_s": max(0, longest) // 1000,
             "counters_open": sum(1 for c in self.counters.values() if c.active and not c.paused),
             "counters_paused": sum(1 for c in self.counters.values() if c.paused),
             "issued": sum(self.issued.values()),
@@ -510,12 +512,20 @@ class QueueCore:
             "at": now,
         }
 
+    def ahead_of(self, t: Ticket) -> int:
+        """Waiting tickets of its line issued before it (priority ones count for everyone;
+        a priority ticket issued later may still overtake a normal one)."""
+        if t.state != "waiting":
+            return 0
+        line = self.targeted[t.target_counter] if t.target_counter else self.lines[t.service]
+        key = t.sort_key()
+        ahead = bisect.bisect_left(line.priority, key, key=lambda e: e[0])
+        if not t.priority:
+            ahead += bisect.bisect_left(line.normal, key, key=lambda e: e[0])
+        return ahead
+
     def ticket_view(self, t: Ticket, now: int) -> dict:
-        ahead = 0
-        if t.state == "waiting":
-            line = self.targeted[t.target_counter] if t.target_counter else self.lines[t.service]
-            lst = line.priority if t.priority else line.priority + line.normal
-            ahead = sum(1 for k, _ in lst if k < t.sort_key())
+        ahead = self.ahead_of(t)
         return {
             "ticket_id": t.ticket_id, "number": t.number, "service": t.service, "priority": t.priority,
             "issued_at": t.issued_at, "state": t.state, "counter": t.counter, "people_ahead": ahead,
@@ -540,3 +550,12 @@ class QueueCore:
                 assert self.counters[t.counter].current == t.ticket_id, "a called ticket has no counter"
         assert sum(self.issued.values()) == len(self.tickets)
         assert self.served == sum(1 for t in self.tickets.values() if t.state == "done")
+        waiting = [t for t in self.tickets.values() if t.state == "waiting"]
+        now = max((t.issued_at for t in self.tickets.values()), default=0) + 3_600_000
+        summary = self.summary_view(now)
+        assert summary["waiting"] == len(waiting)
+        assert summary["longest_wait_s"] == max([(now - t.issued_at) // 1000 for t in waiting], default=0)
+        for t in waiting:
+            line = self.targeted[t.target_counter] if t.target_counter else self.lines[t.service]
+            lst = line.priority if t.priority else line.priority + line.normal
+            assert self.ahead_of(t) == sum(1 for k, _ in lst if k < t.sort_key())
