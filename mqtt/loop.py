@@ -170,5 +170,14 @@ class BufferedSocket:
         inner = getattr(self._sock, "pending", None)
         return len(self._buf) - self._pos + (inner() if inner else 0)
 
+    def send(self, data, *flags) -> int:      # the hot ones, without __getattr__
+        return self._sock.send(data, *flags)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def setsockopt(self, *args) -> None:
+        self._sock.setsockopt(*args)
+
     def __getattr__(self, name):
         return getattr(self._sock, name)

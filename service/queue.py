@@ -99,6 +99,7 @@ class QueueCore:
         self.cfg = cfg
         self.tz = cfg.tz
         self.estimator = estimator or WaitEstimator(cfg)
+        self._day_memo: tuple[int, str] = (-1, "")
         self.day: str | None = None
         self._reset_day(None)
         self.dirty_counters: set[int] = set()
@@ -107,7 +108,11 @@ class QueueCore:
 
     # ------------------------------------------------------------ day boundary
     def day_of(self, ms: int) -> str:
-        return dt.datetime.fromtimestamp(ms / 1000, self.tz).date().isoformat()
+        # asked several times per command; a day (in any time zone) starts on a whole minute
+        minute = ms // 60_000
+        if minute != self._day_memo[0]:
+            self._day_memo = (minute, dt.datetime.fromtimestamp(minute * 60, self.tz).date().isoformat())
+        return self._day_memo[1]
 
     def _reset_day(self, day: str | None) -> None:
         self.day = day
