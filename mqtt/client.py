@@ -114,9 +114,9 @@ class MqttLink:
             self.loop = CallerLoop(self.client, max_delay=self._max_delay)
         return self
 
-    def poll(self, timeout: float, then: Callable[[], None] | None = None) -> None:
+    def poll(self, timeout: float) -> None:
         """One turn of the caller-run network loop (see `start` and `CallerLoop.poll`)."""
-        self.loop.poll(timeout, then)
+        self.loop.poll(timeout)
 
     def burst(self):
         """A context in which publishes leave together (caller-run loop; else a no-op)."""

@@ -21,7 +21,6 @@ import random
 import select
 import socket
 import time
-from typing import Callable
 
 import paho.mqtt.client as paho
 
@@ -48,16 +47,13 @@ class CallerLoop:
         except BlockingIOError:         # already full of wake-ups: the loop will notice
             pass
 
-    def poll(self, timeout: float, then: Callable[[], None] | None = None) -> None:
-        """Wait up to `timeout` for traffic or a wake-up; read, call `then` (which may
-        publish), write, keep the link alive. What this turn writes (the PUBACKs of what
-        it read, what `then` publishes) leaves as one burst."""
+    def poll(self, timeout: float) -> None:
+        """Wait up to `timeout` for traffic or a wake-up; read, write, keep the link alive.
+        What this turn writes (the PUBACKs of what it read) leaves as one burst."""
         c = self.client
         sock = c.socket()
         if sock is None:
             self._try_connect(timeout)
-            if then is not None:
-                then()
             return
         wlist = [sock] if c.want_write() else []
         if _buffered(sock):             # read from the kernel already: don't wait for more
@@ -70,13 +66,11 @@ class CallerLoop:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_r, 4096)
         with self.burst():
-            if sock in readable and c.loop_read() == paho.MQTT_ERR_SUCCESS:
+            if (sock in readable or _buffered(sock)) and c.loop_read() == paho.MQTT_ERR_SUCCESS:
                 # paho reads only a few packets per call: drain what has arrived
                 for _ in range(256):
                     if not _pending(c.socket()) or c.loop_read() != paho.MQTT_ERR_SUCCESS:
                         break
-            if then is not None:
-                then()
             if c.socket() is not None and c.want_write():
                 c.loop_write()
         if c.socket() is not None:

@@ -130,6 +130,9 @@ class CentralService:
 
     def stop(self) -> None:
         self._stop.set()
+        loop = getattr(self.link, "loop", None)
+        if loop is not None:
+            loop.wake()                 # out of its wait at once
         if self._thread:
             self._thread.join(5)
         self.link.stop()

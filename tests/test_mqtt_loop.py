@@ -117,3 +117,23 @@ def test_stop_delivers_the_offline_status(broker):
     link.stop()
     assert wait_until(lambda: rec.json("status/svc")[-1]["online"] is False, 5)
     rec.close()
+
+
+def test_packets_left_in_the_read_buffer_are_handled_without_new_traffic(broker):
+    """One read can bring hundreds of small packets, more than a poll turn handles; the
+    rest must be handled by the next turns even if nothing else arrives."""
+    got: list[bytes] = []
+    link = _caller_link(broker.port, got)
+    sender = MqttLink(Mqtt(port=broker.port), "sender").start()
+    try:
+        assert _pump(link, link.connected.is_set)
+        assert sender.wait_connected(5)
+        time.sleep(0.2)
+        for i in range(1500):
+            sender.publish("t/s", b"%d" % i, qos=0)
+        time.sleep(1.0)                       # all of it waits in our socket before we read
+        assert _pump(link, lambda: len(got) >= 1500, 5), f"{len(got)} of 1500"
+        assert got == [b"%d" % i for i in range(1500)]
+    finally:
+        sender.stop()
+        link.stop()
