@@ -305,7 +305,9 @@ class CentralService:
             tid = cmd.ticket_id or new_id()
             events = core.issue(now, cmd.service, cmd.priority, tid, source=cmd.source, dev=cmd.dev)
             self._apply(events)
-            return {"ticket": core.ticket_view(core.tickets[tid], now)}, events
+            # the ack prints the ticket: the same estimate as the log's (one run, not two)
+            est = events[0].est_wait_s if events else None
+            return {"ticket": core.ticket_view(core.tickets[tid], now, est_wait_s=est)}, events
         if isinstance(cmd, m.TicketOffline):
             events = core.accept_offline(now, cmd)
             self._apply(events)

@@ -529,13 +529,18 @@ class QueueCore:
             ahead += bisect.bisect_left(line.normal, key, key=lambda e: e[0])
         return ahead
 
-    def ticket_view(self, t: Ticket, now: int) -> dict:
+    def ticket_view(self, t: Ticket, now: int, est_wait_s: int | None = None) -> dict:
+        """The ticket as devices see it. `est_wait_s`: the estimate just made for it (the
+        one its TicketIssued records, which is printed), instead of a new look-ahead run."""
         ahead = self.ahead_of(t)
+        if t.state != "waiting":
+            est_wait_s = 0
+        elif est_wait_s is None:
+            est_wait_s = self.estimator.estimate(self, t.service, ahead, bool(t.priority), now)
         return {
             "ticket_id": t.ticket_id, "number": t.number, "service": t.service, "priority": t.priority,
             "issued_at": t.issued_at, "state": t.state, "counter": t.counter, "people_ahead": ahead,
-            "est_wait_s": self.estimator.estimate(self, t.service, ahead, bool(t.priority), now)
-            if t.state == "waiting" else 0,
+            "est_wait_s": est_wait_s,
             "day": self.day, "source": t.source,
         }
 

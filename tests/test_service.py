@@ -350,3 +350,21 @@ def test_calls_arrive_at_qos_1_and_the_rest_at_qos_0(service, site_config, tmp_p
             d.stop()
         c.loop_stop()
         c.disconnect()
+
+
+def test_the_printed_estimate_is_the_logged_one(site_config, tmp_path, site_clock):
+    """The kiosk prints the wait from the ack; the accuracy report reads it from the log."""
+    from service.app import CentralService
+    svc = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
+    for i in range(30):
+        svc.process([_cmd("kiosk-1", "kiosk", i + 1, "ticket.request", service=("ho-tich", "chung-thuc")[i % 2])])
+        if i % 4 == 3:
+            svc.process([_cmd("counter-2", "counter", i // 4 + 1, "counter.next")])
+        site_clock.advance(40)
+    acks = {r[0]: msgspec.json.decode(r[1]) for r in svc.store.conn.execute(
+        "SELECT id, ack FROM handled WHERE dev = 'kiosk-1'")}
+    printed = {a["result"]["ticket"]["ticket_id"]: a["result"]["ticket"]["est_wait_s"] for a in acks.values()}
+    logged = {e.ticket_id: e.est_wait_s for e in svc.store.events() if isinstance(e, m.TicketIssued)}
+    assert len(printed) == 30 and printed == logged
+    assert len(set(logged.values())) > 3            # the estimates move as the lines grow
+    svc.store.close()
