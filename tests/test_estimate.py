@@ -1,6 +1,8 @@
 """The wait estimator on the real queue core: what it knows, and that a replay rebuilds it."""
 from __future__ import annotations
 
+import math
+
 from service.config import parse_config
 from service.queue import QueueCore
 
@@ -211,8 +213,92 @@ def test_the_look_ahead_follows_the_aging_rule():
 
 
 def test_a_long_running_service_is_expected_to_run_longer_still():
-    from service.estimate import residual_s
-    assert residual_s(600, 0) == 600
-    assert residual_s(600, 300) > 300                  # more than mean - elapsed
-    assert residual_s(600, 1200) > 0                    # past the mean: still some time left
-    assert residual_s(600, 1200) < residual_s(600, 0)
+    from service.service_times import time_left_s
+    median = 600 * math.exp(-0.5 ** 2 / 2)             # of log-normal times of mean 600, CV 0.5
+    assert abs(time_left_s(600, 0) - median) < 1       # the median, not the mean: |error| counts
+    assert time_left_s(600, 300) > median - 300        # more than median - elapsed
+    assert time_left_s(600, 1200) > 60                 # past the mean: still some time left
+    assert time_left_s(600, 1200) < time_left_s(600, 0)
+
+
+def test_the_service_time_is_the_days_mean_with_the_prior_counting_as_a_few_services():
+    from service.service_times import PRIOR_WEIGHT
+    core = _core()
+    _open(core, BASE, 1)
+    now = BASE
+    durations = [5] * 20 + [25]                    # minutes; "a" is configured at 10
+    for i in range(len(durations) + 1):
+        _issue(core, now, "a", i)
+    for d in [0] + durations:                      # the first "next" only calls
+        now += d * MIN
+        _do(core, core.next(now, 1))
+    expected = (PRIOR_WEIGHT * 10 + sum(durations)) / (PRIOR_WEIGHT + len(durations)) * 60
+    assert abs(core.estimator.avg_s["a"] - expected) < 1
+    # one long service after twenty short ones moves the mean a little, not by a fifth
+    assert core.estimator.avg_s["a"] < 7 * 60
+
+
+def test_past_days_count_by_how_many_services_they_saw():
+    from service.service_times import HISTORY_WEIGHT_MAX, PastDays
+    core = _core()
+    core.estimator.learn_history(PastDays({"a": 300.0, "b": 600.0}, {"a": 500, "b": 20}))
+    _open(core, BASE, 1)
+    _issue(core, BASE, "a", 0)
+    _issue(core, BASE, "b", 0)
+    _do(core, core.next(BASE, 1))
+    _do(core, core.next(BASE + 15 * MIN, 1))       # one "a" of 15 minutes
+    n = HISTORY_WEIGHT_MAX                          # a week of services counts as this many
+    assert abs(core.estimator.avg_s["a"] - (n * 300 + 900) / (n + 1)) < 1
+
+
+def test_a_quiet_stream_of_priority_tickets_is_projected_within_a_typical_wait():
+    from service.arrivals import whole
+    assert whole(0.49) == 0 and whole(0.5) == 1 and whole(1.7) == 2
+
+    def wait(recent_priority: bool) -> int:
+        core = QueueCore(parse_config(CONFIG + PRIORITY_CLASS))
+        _open(core, BASE - 40 * MIN, 1)
+        # one ticket in the last half hour, served: a priority one, or not
+        _issue(core, BASE - 20 * MIN, "a", 99, priority="nguoi-cao-tuoi" if recent_priority else None)
+        _do(core, core.next(BASE - 20 * MIN, 1))
+        _do(core, core.next(BASE - 12 * MIN, 1))
+        for i in range(4):
+            _issue(core, BASE - 5 * MIN, "a", i)
+        _do(core, core.next(BASE - 1 * MIN, 1))
+        return core.estimator.estimate(core, "a", 3, False, BASE)
+    # about one an hour: the next is expected within the 40 minutes this ticket waits, and
+    # it goes first (truncating the expected count would never project it: it stays below 1)
+    assert wait(True) - wait(False) >= 8 * 60
+
+
+PRIORITY_CLASS = """
+[[priority_classes]]
+id = "nguoi-cao-tuoi"
+name_vi = "Người cao tuổi"
+name_en = "Elderly"
+"""
+
+
+def test_a_batch_shares_one_run_but_a_later_batch_sees_the_calls_since(monkeypatch):
+    import service.estimate as E
+    runs = []
+    real_run = E._Lookahead.run
+
+    def counted(self):
+        runs.append(self.now)
+        return real_run(self)
+    core = _core()
+    _open(core, BASE, 1)
+    for i in range(5):
+        _issue(core, BASE, "a", i)
+    monkeypatch.setattr(E._Lookahead, "run", counted)
+    with core.estimator.batch():                   # a burst: twenty tickets at once, one run
+        for i in range(5, 25):
+            _issue(core, BASE + 5_000, "a", i)
+    assert len(runs) == 1
+    _do(core, core.next(BASE + 20_000, 1))         # a call 20 s later, then another batch
+    with core.estimator.batch():
+        later = core.estimator.estimate(core, "a", 24, False, BASE + 30_000)
+    assert len(runs) == 2                          # a run of the queue as it is now...
+    core.estimator._memo = core.estimator._memo_key = None
+    assert later == core.estimator.estimate(core, "a", 24, False, BASE + 30_000)   # ...exactly
