@@ -8,7 +8,8 @@ position would be called. The run knows:
 
 - each counter's state: serving (free after the median remaining service time of the
   ticket it serves), idle (free now), paused (back after a typical pause), not yet opened
-  (free at opening time; a counter still unopened long after opening is not staffed today);
+  (free at opening time plus how late counters started on past days; a counter still
+  unopened long after opening is not staffed today);
 - expected service time per service: today's mean of observed service times (done -
   called) with a prior from past days or the configured `avg_service_minutes`
   (service/service_times.py);
@@ -26,11 +27,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import heapq
+import statistics
 from typing import TYPE_CHECKING
 
 from service.arrivals import next_whole_at, recent_curves, whole
 from service.config import minutes_of
-from service.service_times import ServiceTimes, service_times_from_history, time_left_s
+from service.past_days import service_times_from_history
+from service.service_times import ServiceTimes, time_left_s
 
 __all__ = ["WaitEstimator", "service_times_from_history"]
 
@@ -63,6 +66,7 @@ class WaitEstimator:
     def __init__(self, cfg: "SiteConfig"):
         self.cfg = cfg
         self.times = ServiceTimes(cfg)
+        self.opening_delay_s = 0.0
         self.reset_day()
 
     @property
@@ -71,9 +75,15 @@ class WaitEstimator:
         return self.times.avg
 
     def learn_history(self, service_times: dict[str, float]) -> None:
-        """Start each day from the service times seen on past days
-        (service_times_from_history)."""
+        """Start each day from what past days showed (service_times_from_history): their
+        service times, and how late after opening time counters start calling."""
         self.times.learn_history(service_times)
+        # how late after opening time a counter starts calling, typically (the median of
+        # past days' first calls: today's own cannot tell more, each is at most as late as
+        # now, when the counters still closed are later already)
+        delays = [d for _, at in getattr(service_times, "first_calls", [])
+                  if (d := self._opening_delay(at)) is not None]
+        self.opening_delay_s = statistics.median(delays) if delays else 0.0
 
     def reset_day(self) -> None:
         self.times.reset_day()
@@ -107,6 +117,14 @@ class WaitEstimator:
         if started is not None and not core.counters[t.counter].paused:
             self.pause_total_s += max(0, at - started) / 1000
             self.pauses += 1
+
+    def _opening_delay(self, at: int) -> float | None:
+        """Seconds from the day's opening time to `at` (a counter's first call); None when
+        it is too late to be a start at opening (a counter staffed later in the day)."""
+        local = dt.datetime.fromtimestamp(at / 1000, self.cfg.tz)
+        since_midnight = local.hour * 3600 + local.minute * 60 + local.second
+        delay = since_midnight - minutes_of(self.cfg.hours.open) * 60
+        return max(delay, 0.0) if delay <= UNSTAFFED_AFTER_S else None
 
     def pause_guess_s(self) -> float:
         """Expected length of a pause: today's mean, the prior counting as one pause."""
@@ -255,7 +273,7 @@ class _Lookahead:
                     free = time_left_s(mean, elapsed)
                 out.append((free, n))
             elif not any_active or self.open_at > -UNSTAFFED_AFTER_S:
-                out.append((max(self.open_at, 0.0), n))
+                out.append((max(self.open_at + self.est.opening_delay_s, 0.0), n))
         return out
 
     def _add_arrivals(self, until: float) -> None:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from service.config import SiteConfig
 
-HISTORY_MIN_SAMPLES = 20       # a service needs this many past services to trust its history
 PRIOR_WEIGHT = 3               # the configured service time counts as this many services...
 HISTORY_WEIGHT_MAX = 30        # ...past days' mean as up to this many (service times drift)
 SERVICE_SIGMA = 0.5            # spread of service times (log-normal shape; CV ≈ 0.5)
@@ -24,34 +23,6 @@ MIN_SERVICE_S, MAX_SERVICE_S = 10.0, 4 * 3600.0   # outside this, a service time
 MIN_LEFT_S = 5.0               # a running service always has at least this long to go
 
 _normal = NormalDist()
-
-
-class PastDays(dict):
-    """What the service learns from past days' events at start-up: service -> mean service
-    time in seconds (the dict itself), and `counts`, how many services each mean is from.
-    (The service hands the estimator this one object, see CentralService._replay.)"""
-
-    def __init__(self, means: dict[str, float], counts: dict[str, int]):
-        super().__init__(means)
-        self.counts = counts
-
-
-def service_times_from_history(events) -> PastDays:
-    """Mean service time (call to done) per service, in seconds, over past days' events:
-    a center's real service times replace the configured guesses from the second day on."""
-    called: dict[str, tuple[str, int]] = {}
-    sums: dict[str, list[float]] = {}
-    for e in events:
-        kind = e.__struct_config__.tag
-        if kind == "ticket.called":
-            called[e.ticket_id] = (e.service, e.at)
-        elif kind == "ticket.done" and e.ticket_id in called:
-            service, at = called.pop(e.ticket_id)
-            d = (e.at - at) / 1000
-            if MIN_SERVICE_S <= d <= MAX_SERVICE_S:
-                sums.setdefault(service, []).append(d)
-    return PastDays({s: sum(v) / len(v) for s, v in sums.items() if len(v) >= HISTORY_MIN_SAMPLES},
-                    {s: len(v) for s, v in sums.items()})
 
 
 class ServiceTimes:
@@ -67,7 +38,7 @@ class ServiceTimes:
         for s, secs in past.items():
             if s in self.prior:
                 self.prior[s] = secs
-                self.prior_n[s] = float(min(counts.get(s, HISTORY_MIN_SAMPLES), HISTORY_WEIGHT_MAX))
+                self.prior_n[s] = float(min(counts.get(s, HISTORY_WEIGHT_MAX), HISTORY_WEIGHT_MAX))
         self.reset_day()
 
     def reset_day(self) -> None:

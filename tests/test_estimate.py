@@ -239,7 +239,8 @@ def test_the_service_time_is_the_days_mean_with_the_prior_counting_as_a_few_serv
 
 
 def test_past_days_count_by_how_many_services_they_saw():
-    from service.service_times import HISTORY_WEIGHT_MAX, PastDays
+    from service.past_days import PastDays
+    from service.service_times import HISTORY_WEIGHT_MAX
     core = _core()
     core.estimator.learn_history(PastDays({"a": 300.0, "b": 600.0}, {"a": 500, "b": 20}))
     _open(core, BASE, 1)
@@ -249,6 +250,11 @@ def test_past_days_count_by_how_many_services_they_saw():
     _do(core, core.next(BASE + 15 * MIN, 1))       # one "a" of 15 minutes
     n = HISTORY_WEIGHT_MAX                          # a week of services counts as this many
     assert abs(core.estimator.avg_s["a"] - (n * 300 + 900) / (n + 1)) < 1
+    _open(core, BASE, 2)                           # "b" from 20 past services: as 20 of today's
+    _issue(core, BASE, "b", 1)
+    _do(core, core.next(BASE, 2))
+    _do(core, core.next(BASE + 20 * MIN, 2))
+    assert abs(core.estimator.avg_s["b"] - (20 * 600 + 1200) / 21) < 1
 
 
 def test_a_quiet_stream_of_priority_tickets_is_projected_within_a_typical_wait():
@@ -302,3 +308,22 @@ def test_a_batch_shares_one_run_but_a_later_batch_sees_the_calls_since(monkeypat
     assert len(runs) == 2                          # a run of the queue as it is now...
     core.estimator._memo = core.estimator._memo_key = None
     assert later == core.estimator.estimate(core, "a", 24, False, BASE + 30_000)   # ...exactly
+
+
+def test_counters_are_expected_as_late_after_opening_as_on_past_days():
+    from mqtt import messages as m
+    from service.estimate import service_times_from_history
+    events, n = [], 0
+    for day, late in ((0, 6), (1, 4), (2, 8)):      # counter 1 starts 6, 4, 8 minutes late
+        opening = BASE - 60 * MIN + (day - 3) * 24 * 60 * MIN     # 08:00 on past days
+        for k in range(3):                           # then calls every 10 minutes
+            n += 1
+            events.append(m.TicketCalled(at=opening + (late + 10 * k) * MIN, ticket_id=f"t{n}",
+                                         number=1000 + n, service="a", counter=1))
+    past = service_times_from_history(events)
+    assert [at for _, at in past.first_calls] == [events[i].at for i in (0, 3, 6)]
+    plain, learned = _core(), _core()
+    learned.estimator.learn_history(past)
+    early = BASE - 75 * MIN                          # 07:45, doors open at 08:00
+    a, b = (_issue(core, early, "a", 1).est_wait_s for core in (plain, learned))
+    assert 5 * 60 <= b - a <= 7 * 60                 # the median start: 6 minutes late
