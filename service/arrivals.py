@@ -42,13 +42,19 @@ def whole(expected: float) -> int:
     k - 1/2 are expected (rounding, not truncating). Truncating would hold every ticket
     back until a whole one is expected, which for a quiet stream (one priority ticket an
     hour) means never within a typical wait, though some arrive in most hours."""
-    return int(expected + 0.5)
+    return int(expected + 0.5 + 1e-9)      # (+1e-9: at(time_of(k - 1/2)) may fall short by a hair)
 
 
-def next_whole_at(curve: FadingCurve, after: float) -> float | None:
-    """When the run's next whole ticket of this curve arrives after `after` (see whole)."""
+NEVER = float("inf")
+
+
+def next_whole_at(curve: FadingCurve, after: float) -> float:
+    """When the run's next whole ticket of this curve arrives after `after` (see whole);
+    NEVER if not before the cut-off."""
     t = curve.time_of(whole(curve.at(max(after, 0.0))) + 0.5)
-    return t if t is not None and t > after else None
+    if t is None:
+        return NEVER
+    return max(t, after + 1e-3)     # a crossing "now" by float rounding: just after now
 
 
 def recent_curves(core: "QueueCore", now: int, stop: float) -> tuple[dict, dict[str, float]]:

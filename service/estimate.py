@@ -30,7 +30,7 @@ import heapq
 import statistics
 from typing import TYPE_CHECKING
 
-from service.arrivals import next_whole_at, recent_curves, whole
+from service.arrivals import NEVER, next_whole_at, recent_curves, whole
 from service.config import minutes_of
 from service.past_days import service_times_from_history
 from service.service_times import ServiceTimes, time_left_s
@@ -212,8 +212,11 @@ class _Lookahead:
                          for n, x in core.targeted.items()}
         self.open_at, self.stop_at = self._hours()
         self.curves, self.prio_share = recent_curves(core, now, self.stop_at)
-        self.arrived = dict.fromkeys(core.lines, 0.0)       # fractional future arrivals so far
-        self._arrivals_until: float | None = None
+        # projected tickets played so far (all, priority), and when the next one comes: a
+        # curve is only read again then (the run asks at every step)
+        self.played = dict.fromkeys(self.curves, 0)
+        self.played_prio = dict.fromkeys(self.curves, 0)
+        self.next_at = {s: next_whole_at(c, 0) for s, c in self.curves.items()}
         self.streak = {n: c.priority_streak for n, c in core.counters.items()}
         self.breaks = self._breaks()
 
@@ -277,23 +280,24 @@ class _Lookahead:
         return out
 
     def _add_arrivals(self, until: float) -> None:
-        if until == self._arrivals_until:       # several calls at one instant
-            return
-        self._arrivals_until = until
-        for s, curve in self.curves.items():
-            total = curve.at(until)
-            new = whole(total) - whole(self.arrived[s])
-            if new > 0:
-                share = self.prio_share[s]
-                p = whole(total * share) - whole(self.arrived[s] * share)
-                self.prio[s] += p
-                self.normal[s] += new - p
-            self.arrived[s] = total
+        """Put the projected tickets that have arrived by `until` in their lines; of them, as
+        many are priority tickets as the service's priority share says by then."""
+        for s, at in self.next_at.items():
+            if until < at:
+                continue
+            total = self.curves[s].at(until)
+            n = whole(total)
+            p = min(whole(total * self.prio_share[s]) - self.played_prio[s], n - self.played[s])
+            self.prio[s] += p
+            self.normal[s] += n - self.played[s] - p
+            self.played[s], self.played_prio[s] = n, self.played_prio[s] + p
+            self.next_at[s] = next_whole_at(self.curves[s], until)
 
     def _next_arrival(self, services: list[str], after: float) -> float | None:
-        """When the next projected ticket for one of these services arrives, if ever."""
-        times = [next_whole_at(self.curves[s], after) for s in services if s in self.curves]
-        return min((t for t in times if t is not None), default=None)
+        """When the next projected ticket for one of these services arrives, if ever
+        (called once the arrivals until `after` are in)."""
+        t = min((self.next_at.get(s, NEVER) for s in services), default=NEVER)
+        return None if t == NEVER else t
 
     def _head(self, n: int, services: list[str], priority: bool) -> tuple[str, str] | None:
         """The first line with a ticket of this kind for counter n: ('target', service) or

@@ -327,3 +327,23 @@ def test_counters_are_expected_as_late_after_opening_as_on_past_days():
     early = BASE - 75 * MIN                          # 07:45, doors open at 08:00
     a, b = (_issue(core, early, "a", 1).est_wait_s for core in (plain, learned))
     assert 5 * 60 <= b - a <= 7 * 60                 # the median start: 6 minutes late
+
+
+def test_projected_tickets_arrive_whole_and_keep_the_priority_share():
+    from service.arrivals import whole
+    from service.estimate import _Lookahead
+    core = QueueCore(parse_config(CONFIG + PRIORITY_CLASS))
+    for i in range(12):                               # the last half hour: 12 "a", a quarter priority
+        _issue(core, BASE - 29 * MIN + i * 2 * MIN, "a", i, priority="nguoi-cao-tuoi" if i % 4 == 0 else None)
+    run = _Lookahead(core.estimator, core, BASE)
+    waiting = run.prio["a"], run.normal["a"]
+    k = 0
+    while run.next_at["a"] < 3 * 3600:                # each projected ticket as it comes
+        t = run.next_at["a"]
+        run._add_arrivals(t - 1)
+        assert run.prio["a"] + run.normal["a"] - sum(waiting) == k      # not yet
+        run._add_arrivals(t)
+        k += 1
+        assert run.prio["a"] + run.normal["a"] - sum(waiting) == k == whole(run.curves["a"].at(t))
+        assert run.prio["a"] - waiting[0] == whole(run.curves["a"].at(t) * 0.25)
+    assert k >= 5                                     # 12 in the last half hour, fading
