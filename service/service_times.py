@@ -34,24 +34,29 @@ class ServiceTimes:
         self.reset_day()
 
     def learn_history(self, past: dict[str, float]) -> None:
+        """Past days' means (service_times_from_history) become the priors."""
         counts = getattr(past, "counts", {})
         for s, secs in past.items():
             if s in self.prior:
                 self.prior[s] = secs
                 self.prior_n[s] = float(min(counts.get(s, HISTORY_WEIGHT_MAX), HISTORY_WEIGHT_MAX))
-        self.reset_day()
+                self._update(s)
 
     def reset_day(self) -> None:
         self.total = dict.fromkeys(self.prior, 0.0)      # today's service times, summed...
         self.count = dict.fromkeys(self.prior, 0)        # ...and counted
-        self.avg = {s: self.prior[s] for s in self.prior}
+        self.avg: dict[str, float] = {}
+        for s in self.prior:
+            self._update(s)
 
     def observe(self, service: str, duration_ms: int) -> None:
-        d = min(max(duration_ms / 1000.0, MIN_SERVICE_S), MAX_SERVICE_S)
-        self.total[service] += d
+        self.total[service] += min(max(duration_ms / 1000.0, MIN_SERVICE_S), MAX_SERVICE_S)
         self.count[service] += 1
-        n = self.prior_n[service]
-        self.avg[service] = (n * self.prior[service] + self.total[service]) / (n + self.count[service])
+        self._update(service)
+
+    def _update(self, s: str) -> None:
+        n = self.prior_n[s]
+        self.avg[s] = (n * self.prior[s] + self.total[s]) / (n + self.count[s])
 
 
 def time_left_s(mean: float, elapsed: float, sigma: float = SERVICE_SIGMA) -> float:
