@@ -80,7 +80,8 @@ class QueuePolicy(_Strict):
     recall_cap: Annotated[int, msgspec.Meta(ge=0, le=10)] = 3
     # numbers per service reserved for each kiosk's offline tickets (top of the range)
     offline_block: Annotated[int, msgspec.Meta(ge=0, le=200)] = 50
-    # weight of the newest service time in the moving average (0..1)
+    # no longer used (the estimator takes the day's mean service time, see
+    # service/service_times.py); still accepted so that configs setting it load
     service_time_alpha: Annotated[float, msgspec.Meta(ge=0.01, le=1.0)] = 0.2
 
 

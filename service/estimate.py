@@ -6,13 +6,16 @@ forward in time with expected service times and the same choice rule as
 preference, priority first with the interleave guard), and read off when each waiting
 position would be called. The run knows:
 
-- each counter's state: serving (free after the expected remaining service time of the
+- each counter's state: serving (free after the median remaining service time of the
   ticket it serves), idle (free now), paused (back after a typical pause), not yet opened
-  (free at opening time; a counter still unopened long after opening is not staffed today);
-- expected service time per service: a moving average of observed service times
-  (done - called), starting from the configured `avg_service_minutes`;
-- future arrivals at the rates seen in the last half hour: other services' tickets that a
-  shared counter prefers, and priority tickets, overtake a waiting ticket.
+  (free at opening time plus how late counters started on past days; a counter still
+  unopened long after opening is not staffed today);
+- expected service time per service: today's mean of observed service times (done -
+  called) with a prior from past days or the configured `avg_service_minutes`
+  (service/service_times.py);
+- future arrivals at the rates seen in the last half hour (service/arrivals.py): other
+  services' tickets that a shared counter prefers, and priority tickets, overtake a
+  waiting ticket.
 
 Each service's line gets a zero-length marker at its end (one normal, one priority), so a
 single run answers "how long for a new ticket" for every service at once; the run is
@@ -24,10 +27,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import heapq
-import math
+import statistics
 from typing import TYPE_CHECKING
 
+from service.arrivals import NEVER, next_whole_at, recent_curves, whole
 from service.config import minutes_of
+from service.past_days import service_times_from_history
+from service.service_times import ServiceTimes, time_left_s
+
+__all__ = ["WaitEstimator", "service_times_from_history"]
 
 if TYPE_CHECKING:
     from service.config import SiteConfig
@@ -36,10 +44,7 @@ if TYPE_CHECKING:
 PAUSE_GUESS_S = 30 * 60        # a paused counter is expected back after this long...
 PAUSE_OVERDUE_S = 5 * 60       # ...or in this long once the guess has passed
 UNSTAFFED_AFTER_S = 30 * 60    # a counter not opened this long after opening is not staffed
-RATE_WINDOW_S = 30 * 60        # arrival rates are measured over this window...
-ARRIVAL_FADE_S = 30 * 60       # ...and projected ahead fading with this time constant
 IDLE_REACTION_S = 15.0         # an idle counter notices a new ticket after about this long
-MIN_REMAINING = 0.25           # a service running longer than average still needs this share
 # A run's length in steps (one call each) is bounded by the queue it starts from: a calm
 # queue needs about one step per waiting ticket plus the arrivals that overtake it. Under
 # an arrival rate far past the counters' capacity the projected arrivals never end, and a
@@ -50,63 +55,38 @@ BASE_STEPS = 200
 STEPS_PER_WAITING = 4
 
 
-HISTORY_MIN_SAMPLES = 20       # a service needs this many past services to trust its history
-
-
-def service_times_from_history(events) -> dict[str, float]:
-    """Mean service time (call to done) per service, in seconds, over past days' events:
-    a center's real service times replace the configured guesses from the second day on."""
-    called: dict[str, tuple[str, int]] = {}
-    sums: dict[str, list[float]] = {}
-    for e in events:
-        kind = e.__struct_config__.tag
-        if kind == "ticket.called":
-            called[e.ticket_id] = (e.service, e.at)
-        elif kind == "ticket.done" and e.ticket_id in called:
-            service, at = called.pop(e.ticket_id)
-            d = (e.at - at) / 1000
-            if 10 <= d <= 4 * 3600:
-                sums.setdefault(service, []).append(d)
-    return {s: sum(v) / len(v) for s, v in sums.items() if len(v) >= HISTORY_MIN_SAMPLES}
-
-
-SERVICE_SIGMA = 0.5            # spread of service times (log-normal shape; CV ≈ 0.5)
-
-
-def _phi(x: float) -> float:
-    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
-
-
-def residual_s(mean: float, elapsed: float, sigma: float = SERVICE_SIGMA) -> float:
-    """Expected time left of a service that has already run `elapsed` seconds, for
-    log-normal service times of this mean: a service that runs long tends to run longer
-    still, so this is more than mean - elapsed."""
-    if elapsed <= 0:
-        return mean
-    mu = math.log(mean) - sigma * sigma / 2
-    z = (mu - math.log(elapsed)) / sigma
-    survive = _phi(z)
-    if survive < 1e-9:
-        return MIN_REMAINING * mean
-    return max(mean * _phi(z + sigma) / survive - elapsed, MIN_REMAINING * mean * 0.5)
+# Estimates made in one batch of commands share a run; a later batch reuses it only this
+# soon after (site time). Under a benchmark's load that is one run per second at most; at a
+# real center's pace (seconds between commands) every ticket gets a run of the queue as it
+# is, not one from before the calls since.
+REUSE_MS = 1_000
 
 
 class WaitEstimator:
     def __init__(self, cfg: "SiteConfig"):
         self.cfg = cfg
-        self.alpha = cfg.queue.service_time_alpha
-        self.prior_s = {s.id: s.avg_service_minutes * 60.0 for s in cfg.services}
+        self.times = ServiceTimes(cfg)
+        self.opening_delay_s = 0.0
         self.reset_day()
 
+    @property
+    def avg_s(self) -> dict[str, float]:
+        """Expected service time per service, seconds."""
+        return self.times.avg
+
     def learn_history(self, service_times: dict[str, float]) -> None:
-        """Start each day from the service times seen on past days (see the function above)."""
-        for s, secs in service_times.items():
-            if s in self.prior_s:
-                self.prior_s[s] = secs
-                self.avg_s[s] = secs
+        """Start each day from what past days showed (service_times_from_history): their
+        service times, and how late after opening time counters start calling."""
+        self.times.learn_history(service_times)
+        # how late after opening time a counter starts calling, typically (the median of
+        # past days' first calls: today's own cannot tell more, each is at most as late as
+        # now, when the counters still closed are later already)
+        delays = [d for _, at in getattr(service_times, "first_calls", [])
+                  if (d := self._opening_delay(at)) is not None]
+        self.opening_delay_s = statistics.median(delays) if delays else 0.0
 
     def reset_day(self) -> None:
-        self.avg_s = dict(self.prior_s)
+        self.times.reset_day()
         self.observed = 0
         self.pause_started: dict[int, int] = {}     # counter -> paused_at, as last seen
         self.pause_total_s, self.pauses = 0.0, 0
@@ -138,14 +118,20 @@ class WaitEstimator:
             self.pause_total_s += max(0, at - started) / 1000
             self.pauses += 1
 
+    def _opening_delay(self, at: int) -> float | None:
+        """Seconds from the day's opening time to `at` (a counter's first call); None when
+        it is too late to be a start at opening (a counter staffed later in the day)."""
+        local = dt.datetime.fromtimestamp(at / 1000, self.cfg.tz)
+        since_midnight = local.hour * 3600 + local.minute * 60 + local.second
+        delay = since_midnight - minutes_of(self.cfg.hours.open) * 60
+        return max(delay, 0.0) if delay <= UNSTAFFED_AFTER_S else None
+
     def pause_guess_s(self) -> float:
         """Expected length of a pause: today's mean, the prior counting as one pause."""
         return (PAUSE_GUESS_S + self.pause_total_s) / (1 + self.pauses)
 
     def observe_service(self, core: "QueueCore", t: "Ticket", duration_ms: int) -> None:
-        d = min(max(duration_ms / 1000.0, 10.0), 4 * 3600.0)   # ignore absurd outliers
-        a = self.alpha
-        self.avg_s[t.service] = (1 - a) * self.avg_s[t.service] + a * d
+        self.times.observe(t.service, duration_ms)
         self.observed += 1
 
     # ------------------------------------------------------------ estimates
@@ -192,7 +178,7 @@ class WaitEstimator:
             # within a batch (commands that arrived together), one run serves them all
             # while the counters stay the same; later positions are extended from it
             shape = (id(core), core.day, tuple((c.paused, c.active) for c in core.counters.values()))
-            reuse = self._in_batch and shape == self._memo_shape and 0 <= now - self._memo_now < 60_000
+            reuse = self._in_batch and shape == self._memo_shape and 0 <= now - self._memo_now < REUSE_MS
             if self._memo is None or not reuse:
                 self._memo = _Lookahead(self, core, now).run()
                 self._memo_now, self._memo_shape = now, shape
@@ -206,6 +192,8 @@ class _Lookahead:
     def __init__(self, est: WaitEstimator, core: "QueueCore", now: int):
         self.est, self.core, self.now = est, core, now
         cfg = core.cfg
+        local = dt.datetime.fromtimestamp(now / 1000, cfg.tz)
+        self.midnight_s = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         self.avg = est.avg_s
         self.mode_interleave = cfg.queue.priority_mode == "interleave"
         self.burst = cfg.queue.priority_burst
@@ -223,16 +211,17 @@ class _Lookahead:
         self.targeted = {n: [t.service for _, t in x.priority + x.normal]
                          for n, x in core.targeted.items()}
         self.open_at, self.stop_at = self._hours()
-        self.rates, self.prio_share = self._arrival_rates()
-        self.arrived = dict.fromkeys(core.lines, 0.0)       # fractional future arrivals so far
-        self._arrivals_until: float | None = None
+        self.curves, self.prio_share = recent_curves(core, now, self.stop_at)
+        # projected tickets played so far (all, priority), and when the next one comes: a
+        # curve is only read again then (the run asks at every step)
+        self.played = dict.fromkeys(self.curves, 0)
+        self.played_prio = dict.fromkeys(self.curves, 0)
+        self.next_at = {s: next_whole_at(c, 0) for s, c in self.curves.items()}
         self.streak = {n: c.priority_streak for n, c in core.counters.items()}
         self.breaks = self._breaks()
 
     def _hours(self) -> tuple[float, float]:
-        cfg, core = self.core.cfg, self.core
-        local = dt.datetime.fromtimestamp(self.now / 1000, cfg.tz)
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        cfg, midnight = self.core.cfg, self.midnight_s
         now_s = self.now / 1000
         open_at = midnight + minutes_of(cfg.hours.open) * 60 - now_s
         stop_at = midnight + (minutes_of(cfg.hours.close) - cfg.hours.cutoff_minutes) * 60 - now_s
@@ -241,9 +230,7 @@ class _Lookahead:
     def _breaks(self) -> dict[int, tuple[float, float]]:
         """Configured breaks still to come: counter -> (earliest start, length), seconds from
         now. A counter that resumed after its break's start has had it."""
-        core, out = self.core, {}
-        local = dt.datetime.fromtimestamp(self.now / 1000, core.cfg.tz)
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        core, out, midnight = self.core, {}, self.midnight_s
         for b in core.cfg.hours.breaks:
             start = midnight + minutes_of(b.start) * 60 - self.now / 1000
             for n in b.counters:
@@ -262,31 +249,10 @@ class _Lookahead:
         """Seconds until a counter that is away on its configured break comes back."""
         for b in self.core.cfg.hours.breaks:
             if n in b.counters and c.paused_at is not None:
-                local = dt.datetime.fromtimestamp(self.now / 1000, self.core.cfg.tz)
-                start_ms = (local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-                            + minutes_of(b.start) * 60) * 1000
+                start_ms = (self.midnight_s + minutes_of(b.start) * 60) * 1000
                 if c.paused_at >= start_ms - 600_000:
                     return max((c.paused_at + b.minutes * 60_000 - self.now) / 1000, 0.0)
         return None
-
-    def _arrival_rates(self) -> tuple[dict[str, float], dict[str, float]]:
-        """Tickets per second per service over the last window, and their priority share."""
-        counts = dict.fromkeys(self.core.lines, 0)
-        prios = dict.fromkeys(self.core.lines, 0)
-        since = self.now - RATE_WINDOW_S * 1000
-        tickets = self.core.tickets
-        if not tickets:
-            return dict.fromkeys(counts, 0.0), dict.fromkeys(counts, 0.0)
-        for t in reversed(tickets.values()):
-            if t.issued_at < since:
-                break
-            if t.source != "offline" and t.service in counts:
-                counts[t.service] += 1
-                prios[t.service] += t.priority is not None
-        day_first = next(iter(tickets.values())).issued_at
-        window = min(max((self.now - max(since, day_first)) / 1000, 600.0), RATE_WINDOW_S)
-        return ({s: n / window for s, n in counts.items()},
-                {s: prios[s] / n if n else 0.0 for s, n in counts.items()})
 
     def _free_at(self) -> list[tuple[float, int]]:
         """When each staffed counter can next call someone."""
@@ -307,49 +273,31 @@ class _Lookahead:
                     t = core.tickets[c.current]
                     mean = self.avg.get(t.service, 480.0)
                     elapsed = (self.now - (t.called_at or self.now)) / 1000
-                    free = residual_s(mean, elapsed)
+                    free = time_left_s(mean, elapsed)
                 out.append((free, n))
             elif not any_active or self.open_at > -UNSTAFFED_AFTER_S:
-                out.append((max(self.open_at, 0.0), n))
+                out.append((max(self.open_at + self.est.opening_delay_s, 0.0), n))
         return out
 
-    def _expected_arrivals(self, rate: float, t: float) -> float:
-        """Arrivals expected in the next t seconds. The recent rate is trusted less the
-        further ahead we look (peaks pass), so it fades: rate x fade x (1 - e^(-t/fade))."""
-        t = min(t, self.stop_at)
-        return rate * ARRIVAL_FADE_S * -math.expm1(-t / ARRIVAL_FADE_S) if t > 0 else 0.0
-
     def _add_arrivals(self, until: float) -> None:
-        if until == self._arrivals_until:       # several calls at one instant
-            return
-        self._arrivals_until = until
-        for s, rate in self.rates.items():
-            if rate <= 0:
+        """Put the projected tickets that have arrived by `until` in their lines; of them, as
+        many are priority tickets as the service's priority share says by then."""
+        for s, at in self.next_at.items():
+            if until < at:
                 continue
-            total = self._expected_arrivals(rate, until)
-            new = int(total) - int(self.arrived[s])
-            if new > 0:
-                share = self.prio_share[s]
-                p = int(total * share) - int(self.arrived[s] * share)
-                self.prio[s] += p
-                self.normal[s] += new - p
-            self.arrived[s] = total
+            total = self.curves[s].at(until)
+            n = whole(total)
+            p = min(whole(total * self.prio_share[s]) - self.played_prio[s], n - self.played[s])
+            self.prio[s] += p
+            self.normal[s] += n - self.played[s] - p
+            self.played[s], self.played_prio[s] = n, self.played_prio[s] + p
+            self.next_at[s] = next_whole_at(self.curves[s], until)
 
     def _next_arrival(self, services: list[str], after: float) -> float | None:
-        """When the next projected ticket for one of these services arrives, if ever."""
-        best = None
-        for s in services:
-            rate = self.rates.get(s, 0.0)
-            if rate <= 0:
-                continue
-            k = int(self._expected_arrivals(rate, max(after, 0.0))) + 1
-            x = 1 - k / (rate * ARRIVAL_FADE_S)
-            if x <= 0:
-                continue
-            t = -ARRIVAL_FADE_S * math.log(x)
-            if t < self.stop_at and t > after and (best is None or t < best):
-                best = t
-        return best
+        """When the next projected ticket for one of these services arrives, if ever
+        (called once the arrivals until `after` are in)."""
+        t = min((self.next_at.get(s, NEVER) for s in services), default=NEVER)
+        return None if t == NEVER else t
 
     def _head(self, n: int, services: list[str], priority: bool) -> tuple[str, str] | None:
         """The first line with a ticket of this kind for counter n: ('target', service) or

@@ -250,6 +250,8 @@ class DaySimulation:
                 k.lunch_minutes = planned[k.counter][1]
             elif len(self.clerks) > 1:  # half the counters eat first, the other half after
                 k.lunch_at = lunch + (i % 2) * self.profile.lunch_minutes * MIN
+            if k.lunch_at:              # a clerk with nobody to serve goes at the time
+                self.at(k.lunch_at, lambda k=k: k.state == "idle" and self._lunch(k))
         self.closing = self._at(self.day, self.cfg.hours.close)
 
     def _start(self, k: _Clerk) -> None:
@@ -303,17 +305,20 @@ class DaySimulation:
         self._after_ticket(k)
 
     def _after_ticket(self, k: _Clerk) -> None:
-        if k.lunch_at and self.now >= k.lunch_at:
+        if k.lunch_at and self.now >= k.lunch_at:   # a clerk serving someone goes after them
             if k.current is not None:
                 self.send("counter", k.dev, "counter.done")
                 self._rate_later(k)
                 k.current = None
-            k.lunch_at = 0
-            k.state = "paused"
-            self.send("counter", k.dev, "counter.pause", reason="Nghỉ trưa")
-            self.at(self.now + (k.lunch_minutes or self.profile.lunch_minutes) * MIN, lambda: self._resume(k))
+            self._lunch(k)
             return
         self._next(k)
+
+    def _lunch(self, k: _Clerk) -> None:
+        k.lunch_at = 0
+        k.state = "paused"
+        self.send("counter", k.dev, "counter.pause", reason="Nghỉ trưa")
+        self.at(self.now + (k.lunch_minutes or self.profile.lunch_minutes) * MIN, lambda: self._resume(k))
 
     def _resume(self, k: _Clerk) -> None:
         self.send("counter", k.dev, "counter.resume")

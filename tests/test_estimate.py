@@ -1,6 +1,8 @@
 """The wait estimator on the real queue core: what it knows, and that a replay rebuilds it."""
 from __future__ import annotations
 
+import math
+
 from service.config import parse_config
 from service.queue import QueueCore
 
@@ -211,8 +213,137 @@ def test_the_look_ahead_follows_the_aging_rule():
 
 
 def test_a_long_running_service_is_expected_to_run_longer_still():
-    from service.estimate import residual_s
-    assert residual_s(600, 0) == 600
-    assert residual_s(600, 300) > 300                  # more than mean - elapsed
-    assert residual_s(600, 1200) > 0                    # past the mean: still some time left
-    assert residual_s(600, 1200) < residual_s(600, 0)
+    from service.service_times import time_left_s
+    median = 600 * math.exp(-0.5 ** 2 / 2)             # of log-normal times of mean 600, CV 0.5
+    assert abs(time_left_s(600, 0) - median) < 1       # the median, not the mean: |error| counts
+    assert time_left_s(600, 300) > median - 300        # more than median - elapsed
+    assert time_left_s(600, 1200) > 60                 # past the mean: still some time left
+    assert time_left_s(600, 1200) < time_left_s(600, 0)
+
+
+def test_the_service_time_is_the_days_mean_with_the_prior_counting_as_a_few_services():
+    from service.service_times import PRIOR_WEIGHT
+    core = _core()
+    _open(core, BASE, 1)
+    now = BASE
+    durations = [5] * 20 + [25]                    # minutes; "a" is configured at 10
+    for i in range(len(durations) + 1):
+        _issue(core, now, "a", i)
+    for d in [0] + durations:                      # the first "next" only calls
+        now += d * MIN
+        _do(core, core.next(now, 1))
+    expected = (PRIOR_WEIGHT * 10 + sum(durations)) / (PRIOR_WEIGHT + len(durations)) * 60
+    assert abs(core.estimator.avg_s["a"] - expected) < 1
+    # one long service after twenty short ones moves the mean a little, not by a fifth
+    assert core.estimator.avg_s["a"] < 7 * 60
+
+
+def test_past_days_count_by_how_many_services_they_saw():
+    from service.past_days import PastDays
+    from service.service_times import HISTORY_WEIGHT_MAX
+    core = _core()
+    core.estimator.learn_history(PastDays({"a": 300.0, "b": 600.0}, {"a": 500, "b": 20}))
+    _open(core, BASE, 1)
+    _issue(core, BASE, "a", 0)
+    _issue(core, BASE, "b", 0)
+    _do(core, core.next(BASE, 1))
+    _do(core, core.next(BASE + 15 * MIN, 1))       # one "a" of 15 minutes
+    n = HISTORY_WEIGHT_MAX                          # a week of services counts as this many
+    assert abs(core.estimator.avg_s["a"] - (n * 300 + 900) / (n + 1)) < 1
+    _open(core, BASE, 2)                           # "b" from 20 past services: as 20 of today's
+    _issue(core, BASE, "b", 1)
+    _do(core, core.next(BASE, 2))
+    _do(core, core.next(BASE + 20 * MIN, 2))
+    assert abs(core.estimator.avg_s["b"] - (20 * 600 + 1200) / 21) < 1
+
+
+def test_a_quiet_stream_of_priority_tickets_is_projected_within_a_typical_wait():
+    from service.arrivals import whole
+    assert whole(0.49) == 0 and whole(0.5) == 1 and whole(1.7) == 2
+
+    def wait(recent_priority: bool) -> int:
+        core = QueueCore(parse_config(CONFIG + PRIORITY_CLASS))
+        _open(core, BASE - 40 * MIN, 1)
+        # one ticket in the last half hour, served: a priority one, or not
+        _issue(core, BASE - 20 * MIN, "a", 99, priority="nguoi-cao-tuoi" if recent_priority else None)
+        _do(core, core.next(BASE - 20 * MIN, 1))
+        _do(core, core.next(BASE - 12 * MIN, 1))
+        for i in range(4):
+            _issue(core, BASE - 5 * MIN, "a", i)
+        _do(core, core.next(BASE - 1 * MIN, 1))
+        return core.estimator.estimate(core, "a", 3, False, BASE)
+    # about one an hour: the next is expected within the 40 minutes this ticket waits, and
+    # it goes first (truncating the expected count would never project it: it stays below 1)
+    assert wait(True) - wait(False) >= 8 * 60
+
+
+PRIORITY_CLASS = """
+[[priority_classes]]
+id = "nguoi-cao-tuoi"
+name_vi = "Người cao tuổi"
+name_en = "Elderly"
+"""
+
+
+def test_a_batch_shares_one_run_but_a_later_batch_sees_the_calls_since(monkeypatch):
+    import service.estimate as E
+    runs = []
+    real_run = E._Lookahead.run
+
+    def counted(self):
+        runs.append(self.now)
+        return real_run(self)
+    core = _core()
+    _open(core, BASE, 1)
+    for i in range(5):
+        _issue(core, BASE, "a", i)
+    monkeypatch.setattr(E._Lookahead, "run", counted)
+    with core.estimator.batch():                   # a burst: twenty tickets at once, one run
+        for i in range(5, 25):
+            _issue(core, BASE + 5_000, "a", i)
+    assert len(runs) == 1
+    _do(core, core.next(BASE + 20_000, 1))         # a call 20 s later, then another batch
+    with core.estimator.batch():
+        later = core.estimator.estimate(core, "a", 24, False, BASE + 30_000)
+    assert len(runs) == 2                          # a run of the queue as it is now...
+    core.estimator._memo = core.estimator._memo_key = None
+    assert later == core.estimator.estimate(core, "a", 24, False, BASE + 30_000)   # ...exactly
+
+
+def test_counters_are_expected_as_late_after_opening_as_on_past_days():
+    from mqtt import messages as m
+    from service.estimate import service_times_from_history
+    events, n = [], 0
+    for day, late in ((0, 6), (1, 4), (2, 8)):      # counter 1 starts 6, 4, 8 minutes late
+        opening = BASE - 60 * MIN + (day - 3) * 24 * 60 * MIN     # 08:00 on past days
+        for k in range(3):                           # then calls every 10 minutes
+            n += 1
+            events.append(m.TicketCalled(at=opening + (late + 10 * k) * MIN, ticket_id=f"t{n}",
+                                         number=1000 + n, service="a", counter=1))
+    past = service_times_from_history(events)
+    assert [at for _, at in past.first_calls] == [events[i].at for i in (0, 3, 6)]
+    plain, learned = _core(), _core()
+    learned.estimator.learn_history(past)
+    early = BASE - 75 * MIN                          # 07:45, doors open at 08:00
+    a, b = (_issue(core, early, "a", 1).est_wait_s for core in (plain, learned))
+    assert 5 * 60 <= b - a <= 7 * 60                 # the median start: 6 minutes late
+
+
+def test_projected_tickets_arrive_whole_and_keep_the_priority_share():
+    from service.arrivals import whole
+    from service.estimate import _Lookahead
+    core = QueueCore(parse_config(CONFIG + PRIORITY_CLASS))
+    for i in range(12):                               # the last half hour: 12 "a", a quarter priority
+        _issue(core, BASE - 29 * MIN + i * 2 * MIN, "a", i, priority="nguoi-cao-tuoi" if i % 4 == 0 else None)
+    run = _Lookahead(core.estimator, core, BASE)
+    waiting = run.prio["a"], run.normal["a"]
+    k = 0
+    while run.next_at["a"] < 3 * 3600:                # each projected ticket as it comes
+        t = run.next_at["a"]
+        run._add_arrivals(t - 1)
+        assert run.prio["a"] + run.normal["a"] - sum(waiting) == k      # not yet
+        run._add_arrivals(t)
+        k += 1
+        assert run.prio["a"] + run.normal["a"] - sum(waiting) == k == whole(run.curves["a"].at(t))
+        assert run.prio["a"] - waiting[0] == whole(run.curves["a"].at(t) * 0.25)
+    assert k >= 5                                     # 12 in the last half hour, fading

@@ -59,3 +59,14 @@ def test_cli_prints_the_result_and_refuses_bad_input(tmp_path, capsys):
     assert main(["simulate", "-c", str(TEST_CONFIG), "--db", str(db), "--day", "24/11/2026"]) == 2
     assert "error" in capsys.readouterr().err
     assert main(["simulate", "-c", str(TEST_CONFIG), "--db", str(db), "--tickets", "-5"]) == 2
+
+
+def test_a_clerk_with_nobody_to_serve_goes_to_lunch_at_the_time(tmp_path):
+    cfg = load_config(TEST_CONFIG)                   # breaks: 1, 3, 5 at 11:30; 2, 4, 6 at 12:15
+    sim = DaySimulation(cfg, tmp_path / "sim.sqlite", DAY, DayProfile(tickets=10), seed=5)
+    at = int(dt.datetime(2026, 11, 24, 11, 31, tzinfo=cfg.tz).timestamp() * 1000)
+    sim.run(until=at)                                # a quiet morning: every counter is idle
+    counters = sim.svc.core.counters
+    assert [n for n, c in counters.items() if c.paused] == [1, 3, 5]
+    assert all(abs(counters[n].paused_at - (at - 60_000)) < 1000 for n in (1, 3, 5))
+    sim.close()
