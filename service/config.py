@@ -8,6 +8,7 @@ here.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import tomllib
 import unicodedata
@@ -26,6 +27,8 @@ from service.sections import (
     VoiceConfig,
     WebConfig,
 )
+
+log = logging.getLogger("qms.config")
 
 Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 HHMM = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
@@ -81,8 +84,8 @@ class QueuePolicy(_Strict):
     # numbers per service reserved for each kiosk's offline tickets (top of the range)
     offline_block: Annotated[int, msgspec.Meta(ge=0, le=200)] = 50
     # no longer used (the estimator takes the day's mean service time, see
-    # service/service_times.py); still accepted so that configs setting it load
-    service_time_alpha: Annotated[float, msgspec.Meta(ge=0.01, le=1.0)] = 0.2
+    # service/service_times.py); still accepted so that configs setting it load, with a warning
+    service_time_alpha: Annotated[float, msgspec.Meta(ge=0.01, le=1.0)] | None = None
 
 
 class Service(_Strict):
@@ -298,6 +301,9 @@ def parse_config(text: str, source: str = "<string>") -> SiteConfig:
         raise _fail(source, _jsonpath_to_toml(str(e))) from None
     cfg.source = source
     _check(cfg, source)
+    if cfg.queue.service_time_alpha is not None:
+        log.warning("%s: queue.service_time_alpha is no longer used (the wait estimate takes the "
+                    "day's mean service time); it can be removed", source)
     return cfg
 
 

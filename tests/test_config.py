@@ -69,3 +69,15 @@ def test_cli_config_check(capsys, tmp_path):
     assert main(["config", "check", str(bad)]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and "`services[2].code`" in err
+
+
+def test_a_setting_no_longer_used_loads_with_a_warning(caplog):
+    text = EXAMPLE.read_text(encoding="utf-8").replace("[queue]\n", "[queue]\nservice_time_alpha = 0.3\n", 1)
+    assert "service_time_alpha" in text
+    with caplog.at_level("WARNING", logger="qms.config"):
+        parse_config(text, "site.toml")
+    assert any("site.toml: queue.service_time_alpha is no longer used" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="qms.config"):
+        load_config(EXAMPLE)
+    assert not caplog.records
