@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from service.arrivals import NEVER, next_whole_at, recent_curves, whole
 from service.config import minutes_of
-from service.past_days import service_times_from_history
+from service.past_days import PastDays, service_times_from_history
 from service.service_times import ServiceTimes, time_left_s
 
 __all__ = ["WaitEstimator", "service_times_from_history"]
@@ -74,15 +74,14 @@ class WaitEstimator:
         """Expected service time per service, seconds."""
         return self.times.avg
 
-    def learn_history(self, service_times: dict[str, float]) -> None:
+    def learn_history(self, past: PastDays) -> None:
         """Start each day from what past days showed (service_times_from_history): their
         service times, and how late after opening time counters start calling."""
-        self.times.learn_history(service_times)
+        self.times.learn_history(past)
         # how late after opening time a counter starts calling, typically (the median of
         # past days' first calls: today's own cannot tell more, each is at most as late as
         # now, when the counters still closed are later already)
-        delays = [d for _, at in getattr(service_times, "first_calls", [])
-                  if (d := self._opening_delay(at)) is not None]
+        delays = [d for _, at in past.first_calls if (d := self._opening_delay(at)) is not None]
         self.opening_delay_s = statistics.median(delays) if delays else 0.0
 
     def reset_day(self) -> None:

@@ -6,22 +6,22 @@ of today's log still rebuilds the same estimator state.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from service.service_times import MAX_SERVICE_S, MIN_SERVICE_S
 
 HISTORY_MIN_SAMPLES = 20       # a service needs this many past services to trust its history
 NIGHT_MS = 6 * 3600_000        # a counter's first call after a silence this long opens its day
 
 
-class PastDays(dict):
-    """service -> mean service time in seconds (the dict itself); `counts`, how many
-    services each mean is from; `first_calls`, (counter, at) of each counter's first call
-    of each day (the estimator turns them into a typical opening delay)."""
-
-    def __init__(self, means: dict[str, float], counts: dict[str, int],
-                 first_calls: list[tuple[int, int]] | None = None):
-        super().__init__(means)
-        self.counts = counts
-        self.first_calls = first_calls or []
+@dataclass
+class PastDays:
+    """`means`: service -> mean service time in seconds (services seen often enough);
+    `counts`: how many services each mean is from; `first_calls`: (counter, at) of each
+    counter's first call of each day (the estimator turns them into a typical opening delay)."""
+    means: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    first_calls: list[tuple[int, int]] = field(default_factory=list)
 
 
 def service_times_from_history(events) -> PastDays:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from service.config import SiteConfig
+    from service.past_days import PastDays
 
 PRIOR_WEIGHT = 3               # the configured service time counts as this many services...
 HISTORY_WEIGHT_MAX = 30        # ...past days' mean as up to this many (service times drift)
@@ -33,13 +34,12 @@ class ServiceTimes:
         self.prior_n = dict.fromkeys(self.prior, float(PRIOR_WEIGHT))
         self.reset_day()
 
-    def learn_history(self, past: dict[str, float]) -> None:
+    def learn_history(self, past: PastDays) -> None:
         """Past days' means (service_times_from_history) become the priors."""
-        counts = getattr(past, "counts", {})
-        for s, secs in past.items():
+        for s, secs in past.means.items():
             if s in self.prior:
                 self.prior[s] = secs
-                self.prior_n[s] = float(min(counts.get(s, HISTORY_WEIGHT_MAX), HISTORY_WEIGHT_MAX))
+                self.prior_n[s] = float(min(past.counts.get(s, HISTORY_WEIGHT_MAX), HISTORY_WEIGHT_MAX))
                 self._update(s)
 
     def reset_day(self) -> None:

@@ -64,7 +64,7 @@ RECENT_IDS = 50_000        # handled ids (with their acks) kept in memory
 
 @dataclass
 class Pending:
-    """Rows of one or more batches not yet written."""
+    """Rows of a batch not yet written."""
     events: list[tuple] = field(default_factory=list)
     handled: list[tuple] = field(default_factory=list)
     kv: list[tuple] = field(default_factory=list)
@@ -96,9 +96,6 @@ class EventStore:
             self.conn.executescript("BEGIN IMMEDIATE;" + _MIGRATE_HANDLED + "COMMIT;")
 
     # ------------------------------------------------------------ writing
-    def begin(self) -> None:
-        """Kept for callers that mark a transaction's start: rows are buffered until commit."""
-
     def append(self, day: str, e: Event) -> int:
         self._last_seq += 1
         e.seq = self._last_seq
@@ -119,23 +116,17 @@ class EventStore:
             self._kv[key] = rows[0][0] if rows else None
         return self._kv[key]
 
-    def take(self) -> Pending:
-        """Hand over the rows buffered so far (for `write`, maybe on another thread)."""
-        pending, self._pending = self._pending, Pending()
-        return pending
-
-    def write(self, parts: list[Pending]) -> None:
-        """One durable transaction for these rows, in order; raises (rolled back) on failure."""
+    def write(self, p: Pending) -> None:
+        """One durable transaction for these rows; raises (rolled back) on failure."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            for p in parts:
-                if p.events:
-                    c.executemany("INSERT INTO events(seq, day, at, type, data) VALUES (?,?,?,?,?)", p.events)
-                if p.handled:
-                    c.executemany("INSERT INTO handled(id, dev, seq, at, ack) VALUES (?,?,?,?,?)", p.handled)
-                if p.kv:
-                    c.executemany("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", p.kv)
+            if p.events:
+                c.executemany("INSERT INTO events(seq, day, at, type, data) VALUES (?,?,?,?,?)", p.events)
+            if p.handled:
+                c.executemany("INSERT INTO handled(id, dev, seq, at, ack) VALUES (?,?,?,?,?)", p.handled)
+            if p.kv:
+                c.executemany("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", p.kv)
             c.execute("COMMIT")
         except BaseException:
             if c.in_transaction:
@@ -143,9 +134,10 @@ class EventStore:
             raise
 
     def commit(self) -> None:
-        pending = self.take()
+        """Write what was buffered since the last commit (see `write`)."""
+        pending, self._pending = self._pending, Pending()
         if pending:
-            self.write([pending])
+            self.write(pending)
 
     def rollback(self) -> None:
         """Forget everything not written; caches are rebuilt from the database."""

@@ -184,14 +184,14 @@ def test_service_times_of_past_days_seed_the_estimate():
     for i in range(25):
         events.append(m.TicketCalled(at=i * 1_000_000, ticket_id=f"t{i}", number=1000 + i, service="a", counter=1))
         events.append(m.TicketDone(at=i * 1_000_000 + 300_000, ticket_id=f"t{i}", number=1000 + i, counter=1))
-    assert service_times_from_history(events) == {"a": 300.0}
-    assert service_times_from_history(events[:20]) == {}          # too few to trust
+    assert service_times_from_history(events).means == {"a": 300.0}
+    assert service_times_from_history(events[:20]).means == {}    # too few to trust
     core = _core()
     _open(core, BASE, 1)
     for i in range(3):
         _issue(core, BASE, "a", i)
     before = core.estimator.estimate(core, "a", 3, False, BASE)
-    core.estimator.learn_history({"a": 300.0})
+    core.estimator.learn_history(service_times_from_history(events))
     after = core.estimator.estimate(core, "a", 3, False, BASE + 1)
     assert after < before * 0.6                                    # 5 min instead of 10
 

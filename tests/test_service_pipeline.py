@@ -1,4 +1,4 @@
-"""The service's pipelined commit: nothing is published before its commit, and a failed
+"""The service's group commit: nothing is published before its commit, and a failed
 commit loses nothing and doubles nothing (the devices re-send)."""
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ def test_a_failed_commit_publishes_nothing_and_the_resent_commands_count_once(tm
     real_write = svc.store.write
     failures = []
 
-    def write_failing_once(parts):        # the disk refuses one commit (e.g. full for a moment)
+    def write_failing_once(rows):         # the disk refuses one commit (e.g. full for a moment)
         if not failures:
-            failures.append(sum(len(p.handled) for p in parts))
+            failures.append(len(rows.handled))
             raise sqlite3.OperationalError("database or disk is full")
-        return real_write(parts)
+        return real_write(rows)
 
     svc.store.write = write_failing_once
     rec = Recorder(broker.port, topics.all_events)
