@@ -289,6 +289,9 @@ class _Lookahead:
             p = min(whole(total * self.prio_share[s]) - self.played_prio[s], n - self.played[s])
             self.prio[s] += p
             self.normal[s] += n - self.played[s] - p
+            if self.aging_s:              # projected tickets age too, from when they come
+                self.issued_prio[s].extend([at] * p)
+                self.issued_normal[s].extend([at] * (n - self.played[s] - p))
             self.played[s], self.played_prio[s] = n, self.played_prio[s] + p
             self.next_at[s] = next_whole_at(self.curves[s], until)
 
@@ -337,6 +340,8 @@ class _Lookahead:
         for s in self.prio:
             self.prio[s] += 1
             self.normal[s] += 1
+            self.issued_prio[s].append(0.0)      # the marker is a ticket issued now: it ages
+            self.issued_normal[s].append(0.0)
         pending = 2 * len(staffed & set(self.prio))
         waiting = sum(self.prio.values()) + sum(self.normal.values()) + sum(map(len, self.targeted.values()))
         max_steps = BASE_STEPS + STEPS_PER_WAITING * waiting

@@ -212,6 +212,20 @@ def test_the_look_ahead_follows_the_aging_rule():
     assert old_aging <= 60                      # next at counter 2
 
 
+def test_a_new_ticket_is_expected_to_age_past_the_preferred_line():
+    """Counter 2 prefers "b", which keeps coming faster than it is served. A new "a" ticket
+    waits for the b tickets issued before it only: once it has waited past the aging limit
+    it goes before every b that came after it (the look-ahead ages the new ticket too)."""
+    def estimate(aging: int) -> float:
+        core = QueueCore(parse_config(CONFIG.replace("[[services]]", f"[queue]\naging_minutes = {aging}\n\n[[services]]", 1), "t"))
+        _open(core, BASE - 60 * MIN, 2)                      # counter 1 never opens today
+        for i in range(12):                                  # one b every 2.5 min, none served
+            _issue(core, BASE - 30 * MIN + i * 150_000, "b", i)
+        return core.estimator.estimate(core, "a", 0, False, BASE) / 60
+    assert estimate(0) >= 100                    # strict preference: after 12 b and 12 more coming
+    assert 12 * 5 <= estimate(30) <= 12 * 5 + 3  # after the 12 b issued before it
+
+
 def test_a_long_running_service_is_expected_to_run_longer_still():
     from service.service_times import time_left_s
     median = 600 * math.exp(-0.5 ** 2 / 2)             # of log-normal times of mean 600, CV 0.5

@@ -96,8 +96,8 @@ def test_counter_prefers_its_services_in_order_then_oldest():
     q.issue(at(8), "chung-thuc")      # 1001
     q.issue(at(8, 1), "ho-tich")      # 2001
     q.issue(at(8, 2), "ho-tich")      # 2002
-    assert q.next(at(9), 3) == 2001   # counter 3: ho-tich first
-    assert q.next(at(9), 2) == 1001   # counter 2: chung-thuc first
+    assert q.next(at(8, 30), 3) == 2001   # counter 3: ho-tich first (nobody past the aging limit)
+    assert q.next(at(8, 30), 2) == 1001   # counter 2: chung-thuc first
     assert q.next(at(9, 1), 2) == 2002
     assert q.next(at(9, 2), 2) is None
     assert q.next(at(9), 4) is None   # land/construction: nobody waiting
@@ -108,7 +108,7 @@ def test_priority_first_but_never_starves_others():
     q.issue(at(8), "chung-thuc")                        # 1001 normal, oldest
     for i in range(5):
         q.issue(at(8, 1 + i), "chung-thuc", "nguoi-cao-tuoi")   # 1002..1006 priority
-    calls = [q.next(at(9, i), 1) for i in range(6)]
+    calls = [q.next(at(8, 10 + i), 1) for i in range(6)]     # within the aging limit
     # interleave with burst 2: two priority, then the waiting normal one, then priority again
     assert calls == [1002, 1003, 1001, 1004, 1005, 1006]
 
@@ -119,7 +119,7 @@ def test_strict_priority_mode():
     q.issue(at(8))
     for i in range(3):
         q.issue(at(8, 1 + i), priority="phu-nu-mang-thai")
-    assert [q.next(at(9, i), 1) for i in range(4)] == [1002, 1003, 1004, 1001]
+    assert [q.next(at(8, 10 + i), 1) for i in range(4)] == [1002, 1003, 1004, 1001]
 
 
 def test_next_finishes_current_recall_capped_no_show_and_call_back():
@@ -282,7 +282,7 @@ def test_random_interleavings_keep_every_invariant(actions):
 
 
 def test_aging_lets_a_long_wait_jump_the_preference_order():
-    text = EXAMPLE.read_text(encoding="utf-8").replace("aging_minutes = 0 ", "aging_minutes = 40 ")
+    text = EXAMPLE.read_text(encoding="utf-8").replace("aging_minutes = 45 ", "aging_minutes = 40 ")
     assert "aging_minutes = 40" in text
     q = Q(parse_config(text, "x"))
     q.issue(at(8, 0), "xay-dung")                    # counter 4 prefers dat-dai
@@ -290,7 +290,9 @@ def test_aging_lets_a_long_wait_jump_the_preference_order():
         q.issue(at(8, 30 + i), "dat-dai")
     assert q.next(at(8, 35), 4) == 3001              # 35 min: preference still rules
     assert q.next(at(8, 45), 4) == 4001              # 45 min > 40: the long wait goes first
-    assert Q().core.cfg.queue.aging_minutes == 0     # off unless the center turns it on
+    assert Q().core.cfg.queue.aging_minutes == 45    # the example ward's choice
+    plain = EXAMPLE.read_text(encoding="utf-8").replace("aging_minutes = 45 ", "")
+    assert parse_config(plain, "x").queue.aging_minutes == 0    # off unless a center sets it
 
 
 def test_breaks_must_name_known_counters():
