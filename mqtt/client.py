@@ -3,7 +3,8 @@
 paho-mqtt 2.x with MQTT 5. It boots without a broker (connect_async), reconnects with
 jittered back-off (thousands of devices must not reconnect in lock-step), guards every
 callback (an exception escaping a paho callback kills its network thread for good),
-re-subscribes on every connect, and hands incoming messages to the caller, who should
+re-subscribes on every connect (and reports itself connected only once the broker has
+confirmed the subscriptions: a clean session starts without them), and hands incoming messages to the caller, who should
 only queue them: the work happens on the caller's main loop, not on paho's thread. A
 process that does its work per message (the central service) runs the network loop on
 its own thread instead (`start(own_thread=False)`, `poll()`; mqtt/loop.py).
@@ -92,6 +93,8 @@ class MqttLink:
         c.on_connect = _guard(self._on_connect)
         c.on_disconnect = _guard(self._on_disconnect)
         c.on_message = _guard(self._on_message)
+        c.on_subscribe = _guard(self._on_subscribe)
+        self._suback_mid: int | None = None
         if report_refusals:
             # paho builds a reason code and properties for *every* QoS 0 publish just to
             # call this; a publisher of many QoS 0 messages (the service) can opt out
@@ -191,15 +194,30 @@ class MqttLink:
         self.stats["connects"] += 1
         if self.loop is not None:
             self.loop.connected()
-        for topic, qos in self.subscriptions:
-            client.subscribe(topic, qos=qos)
-        self.connected.set()
+        # a clean session has no subscriptions: "connected" waits for the broker's SUBACK,
+        # so nothing published to us right after counts on a subscription not yet there
+        self._suback_mid = None
+        if self.subscriptions:
+            rc, self._suback_mid = client.subscribe(list(self.subscriptions))
+            if rc != paho.MQTT_ERR_SUCCESS:
+                log.warning("subscribe not sent: %s", paho.error_string(rc))
+                self._suback_mid = None
+        if self._suback_mid is None:
+            self.connected.set()
         if self.status_topic:
             self._status["online"] = True
             self.publish(self.status_topic, self._status_payload(), retain=True)
         log.info("connected to %s:%s as %s", self.cfg.host, self.cfg.port, self.client_id)
         if self._user_on_connect:
             self._user_on_connect()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if mid != self._suback_mid:
+            return
+        for (topic, _), rc in zip(self.subscriptions, reason_codes):
+            if rc.is_failure:
+                log.error("broker refused the subscription to %s: %s", topic, rc)
+        self.connected.set()
 
     def _on_socket_open(self, client, userdata, sock):
         # small messages must not wait for Nagle + delayed ACK (~40 ms per hop)

@@ -19,20 +19,20 @@ class Recorder:
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
 
         def on_connect(client, userdata, flags, rc, props):
-            for t in topics:
-                client.subscribe(t, qos=1)
-            self.connected.set()
+            client.subscribe([(t, 1) for t in topics])
+
+        def on_subscribe(client, userdata, mid, reason_codes, props):
+            self.connected.set()          # subscribed: nothing published from now on is missed
 
         def on_message(client, userdata, msg):
             with self.lock:
                 self.messages.append((msg.topic, msg.payload, msg.retain))
 
-        c.on_connect, c.on_message = on_connect, on_message
+        c.on_connect, c.on_message, c.on_subscribe = on_connect, on_message, on_subscribe
         c.connect("127.0.0.1", port)
         c.loop_start()
         self.client = c
         assert self.connected.wait(5)
-        time.sleep(0.2)     # let the SUBACKs arrive
 
     def json(self, topic_prefix: str) -> list[dict]:
         with self.lock:

@@ -36,13 +36,32 @@ def test_bulk_reads_keep_every_message_in_order(broker):
         assert _pump(link, link.connected.is_set)
         assert isinstance(link.client.socket(), BufferedSocket)
         assert sender.wait_connected(5)
-        time.sleep(0.2)                                  # the SUBACK
         sizes = [1, 200, 5000, 70_000]                   # some span several reads of the socket
         sent = [(b"%05d:" % i) + b"x" * sizes[i % len(sizes)] for i in range(2000)]
         for p in sent:
             sender.publish("t/x", p, qos=1)
         assert _pump(link, lambda: len(got) >= len(sent), 30), f"{len(got)} of {len(sent)}"
         assert got == sent
+    finally:
+        sender.stop()
+        link.stop()
+
+
+def test_connected_means_subscribed(broker):
+    """A clean session starts without subscriptions: the link reports itself connected only
+    once the broker confirmed them, so a message sent to it at that moment is not lost
+    (the service's readiness, and every device's `wait_connected`, rest on this)."""
+    got: list[bytes] = []
+    link = _caller_link(broker.port, got)
+    sender = MqttLink(Mqtt(port=broker.port), "sender").start()
+    try:
+        assert sender.wait_connected(5)
+        assert _pump(link, lambda: link.stats["connects"] == 1)
+        # the poll that read the CONNACK sent the SUBSCRIBE; the SUBACK comes in a later one
+        assert not link.connected.is_set()
+        assert _pump(link, link.connected.is_set)
+        sender.publish("t/first", b"right away", qos=1).wait_for_publish(5)
+        assert _pump(link, lambda: got == [b"right away"])
     finally:
         sender.stop()
         link.stop()
