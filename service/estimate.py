@@ -314,19 +314,19 @@ class _Lookahead:
                 return "line", s
         return None
 
-    def _aged(self, services: list[str], t: float) -> tuple[bool, str, str] | None:
-        """The oldest line head of this counter's services that has waited past
-        `queue.aging_minutes` at time t (only tickets waiting now can have)."""
+    def _aged(self, services: list[str], t: float, priority: bool) -> str | None:
+        """The service whose line head of this class is the oldest of this counter's that
+        has waited past `queue.aging_minutes` at time t, if any."""
+        issued, taken = ((self.issued_prio, self.taken_prio) if priority
+                         else (self.issued_normal, self.taken_normal))
+        lines = self.prio if priority else self.normal
         best = None
-        for priority, issued, taken in ((True, self.issued_prio, self.taken_prio),
-                                        (False, self.issued_normal, self.taken_normal)):
-            lines = self.prio if priority else self.normal
-            for s in services:
-                pos = taken[s]
-                if pos < len(issued[s]) and pos < lines[s] and t - issued[s][pos] > self.aging_s:
-                    if best is None or issued[s][pos] < best[0]:
-                        best = (issued[s][pos], priority, s)
-        return None if best is None else (best[1], "line", best[2])
+        for s in services:
+            pos = taken[s]
+            if pos < len(issued[s]) and pos < lines[s] and t - issued[s][pos] > self.aging_s:
+                if best is None or issued[s][pos] < best[0]:
+                    best = (issued[s][pos], s)
+        return None if best is None else best[1]
 
     def run(self) -> dict:
         core = self.core
@@ -364,9 +364,9 @@ class _Lookahead:
             use_prio = p is not None and (q is None or not self.mode_interleave
                                           or self.streak[n] < self.burst)
             kind, s = p if use_prio else q
-            aged = self._aged(services[n], t) if self.aging_s else None
+            aged = self._aged(services[n], t, use_prio) if self.aging_s else None
             if aged is not None:                  # QueueCore._pick's aging rule
-                use_prio, kind, s = aged
+                kind, s = "line", aged
             if kind == "target":
                 self.targeted[n].pop(0)
                 self.streak[n] = 0

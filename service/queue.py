@@ -236,17 +236,19 @@ class QueueCore:
 
     def _pick(self, c: CounterState, now: int = 0) -> Ticket | None:
         """The best waiting ticket for counter c: priority first (with the anti-starvation
-        guard), then the counter's order of service preference, then the oldest. A ticket
-        that has waited past `queue.aging_minutes` goes first regardless of preference."""
+        guard), then the counter's order of service preference, then the oldest. Within
+        each class, a ticket that has waited past `queue.aging_minutes` goes first
+        regardless of preference (the oldest such); it does not go before priority
+        citizens: aging overrides the order of preference, not the priority rule."""
         lines = [self.targeted[c.number]] + [self.lines[s] for s in c.services]
-        aging = self.cfg.queue.aging_minutes * 60_000
-        if aging and now:
-            heads = [t for line in lines for t in (line.head(True), line.head(False)) if t is not None]
-            old = [t for t in heads if now - t.issued_at > aging]
-            if old:
-                return min(old, key=Ticket.sort_key)
+        aging = self.cfg.queue.aging_minutes * 60_000 if now else 0
 
         def best(priority: bool) -> Ticket | None:
+            if aging:
+                old = [t for line in lines if (t := line.head(priority)) is not None
+                       and now - t.issued_at > aging]
+                if old:
+                    return min(old, key=Ticket.sort_key)
             for line in lines:
                 t = line.head(priority)
                 if t is not None:

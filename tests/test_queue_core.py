@@ -295,6 +295,16 @@ def test_aging_lets_a_long_wait_jump_the_preference_order():
     assert parse_config(plain, "x").queue.aging_minutes == 0    # off unless a center sets it
 
 
+def test_aging_does_not_jump_priority_citizens():
+    q = Q()                                          # the example: aging after 45 minutes
+    q.issue(at(8, 0), "xay-dung")                    # 4001, counter 4 prefers dat-dai
+    q.issue(at(8, 50), "dat-dai", "nguoi-cao-tuoi")  # 3001, priority
+    q.issue(at(8, 51), "dat-dai")                    # 3002
+    assert q.next(at(8, 55), 4) == 3001              # priority first, aged or not
+    assert q.next(at(8, 56), 4) == 4001              # then the long wait, before the preferred line
+    assert q.next(at(8, 57), 4) == 3002
+
+
 def test_breaks_must_name_known_counters():
     bad = EXAMPLE.read_text(encoding="utf-8").replace("counters = [1, 3, 5]", "counters = [1, 3, 7]")
     with pytest.raises(Exception, match=r"unknown counter 7 at `hours.breaks\[0\].counters\[2\]`"):
