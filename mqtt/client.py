@@ -4,8 +4,9 @@ paho-mqtt 2.x with MQTT 5. It boots without a broker (connect_async), reconnects
 jittered back-off (thousands of devices must not reconnect in lock-step), guards every
 callback (an exception escaping a paho callback kills its network thread for good),
 re-subscribes on every connect (and reports itself connected only once the broker has
-confirmed the subscriptions: a clean session starts without them), and hands incoming messages to the caller, who should
-only queue them: the work happens on the caller's main loop, not on paho's thread. A
+confirmed the subscriptions: a clean session starts without them), and hands incoming
+messages to the caller, who should only queue them: the work happens on the caller's
+main loop, not on paho's thread. A
 process that does its work per message (the central service) runs the network loop on
 its own thread instead (`start(own_thread=False)`, `poll()`; mqtt/loop.py).
 """

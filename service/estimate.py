@@ -200,9 +200,11 @@ class _Lookahead:
         self.prio = {s: len(x.priority) for s, x in core.lines.items()}
         self.normal = {s: len(x.normal) for s, x in core.lines.items()}
         # for the aging rule: when each ticket waiting now was issued (seconds from now)
+        # (built only when the rule is on: a run per issued ticket should not pay for it)
         self.aging_s = cfg.queue.aging_minutes * 60
-        self.issued_prio = {s: [(k[0] - now) / 1000 for k, _ in x.priority] for s, x in core.lines.items()}
-        self.issued_normal = {s: [(k[0] - now) / 1000 for k, _ in x.normal] for s, x in core.lines.items()}
+        lines = core.lines.items() if self.aging_s else ()
+        self.issued_prio = {s: [(k[0] - now) / 1000 for k, _ in x.priority] for s, x in lines}
+        self.issued_normal = {s: [(k[0] - now) / 1000 for k, _ in x.normal] for s, x in lines}
         self.taken_prio = dict.fromkeys(core.lines, 0)     # how many were called so far
         self.taken_normal = dict.fromkeys(core.lines, 0)
         self.calls: dict[str, tuple[dict[int, float], dict[int, float]]] = {
@@ -340,8 +342,9 @@ class _Lookahead:
         for s in self.prio:
             self.prio[s] += 1
             self.normal[s] += 1
-            self.issued_prio[s].append(0.0)      # the marker is a ticket issued now: it ages
-            self.issued_normal[s].append(0.0)
+            if self.aging_s:                     # the marker is a ticket issued now: it ages
+                self.issued_prio[s].append(0.0)
+                self.issued_normal[s].append(0.0)
         pending = 2 * len(staffed & set(self.prio))
         waiting = sum(self.prio.values()) + sum(self.normal.values()) + sum(map(len, self.targeted.values()))
         max_steps = BASE_STEPS + STEPS_PER_WAITING * waiting
