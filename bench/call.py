@@ -61,7 +61,7 @@ class Trace:
 def start_display(cfg_path: Path, trace: Path, env_extra: dict, extra_args=()) -> subprocess.Popen:
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="disk", SDL_DISKAUDIOFILE="/dev/null",
                PYTHONPATH=str(ROOT), **env_extra)
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "display", "--config", str(cfg_path),
+    return subprocess.Popen([sys.executable, "-m", "qms", "display", "--config", str(cfg_path),
                              "--size", "1920x1080", "--windowed", "--trace", str(trace), *extra_args],
                             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -93,9 +93,9 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
     args = ap.parse_args()
 
-    from mqtt.device import Device
-    from service.app import CentralService
-    from service.config import load_config
+    from qms.mqtt.device import Device
+    from qms.service.app import CentralService
+    from qms.config.site import load_config
 
     work = Path(tempfile.mkdtemp(prefix="qms-bench-call-"))
     broker = Broker(work).start()

@@ -57,7 +57,7 @@ class FirstByte:
 
 
 def touch_to_first_byte(app, reader, services: list[str], n: int) -> list[float]:
-    from kiosk.testing import post_touch, tap, target
+    from qms.sim.kiosk_testing import post_touch, tap, target
     out = []
     for i in range(n):
         app.reset()
@@ -100,7 +100,7 @@ def cold_start(config: Path, runs: int = 3) -> tuple[list[float], list[float]]:
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
     for _ in range(runs):
         t0 = time.perf_counter()
-        p = subprocess.Popen([sys.executable, "-m", "service.cli", "kiosk", "--config", str(config),
+        p = subprocess.Popen([sys.executable, "-m", "qms", "kiosk", "--config", str(config),
                               "--headless", "--frames", "15"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
         for line in p.stdout:
@@ -125,11 +125,11 @@ def main() -> int:
     args = ap.parse_args()
     import logging
     logging.disable(logging.WARNING)
-    from kiosk.app import KioskApp
-    from kiosk.printing import make_printer
-    from kiosk.voice import SilentSpeaker
-    from service.app import CentralService
-    from service.config import load_config
+    from qms.kiosk.app import KioskApp
+    from qms.kiosk.printing import make_printer
+    from qms.kiosk.voice import SilentSpeaker
+    from qms.service.app import CentralService
+    from qms.config.site import load_config
     from tests.conftest import Broker, make_config
 
     n = max(5, min(args.tickets, 45))          # stays within one kiosk's offline block

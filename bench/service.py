@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import PahoLoad, RawLoad  # noqa: E402
-from mqtt.broker import LocalBroker  # noqa: E402
+from qms.mqtt.broker import LocalBroker  # noqa: E402
 
 SERVICES = ["chung-thuc", "ho-tich", "dat-dai", "xay-dung", "ho-kinh-doanh", "van-hoa-xa-hoi", "bhxh-bhyt",
             "nhan-ket-qua"]
@@ -67,7 +67,7 @@ def measure(devices: int, ops: int, warmup: int = 500, profile: str | None = Non
         cfg = site_config(tmp, broker.port, (devices + 1) // 2)
         env = dict(os.environ, QMS_LOG="WARNING")
         cmd = ([sys.executable, __file__, "--serve-profiled", str(cfg), profile] if profile else
-               [sys.executable, "-m", "service.cli", "service", "--config", str(cfg)])
+               [sys.executable, "-m", "qms", "service", "--config", str(cfg)])
         svc = subprocess.Popen(cmd, cwd=root, env=env)
         try:
             time.sleep(1.5)
@@ -104,8 +104,8 @@ def serve_profiled(cfg_path: str, out: str) -> None:
     import cProfile
     import signal
 
-    from service.app import CentralService
-    from service.config import load_config
+    from qms.service.app import CentralService
+    from qms.config.site import load_config
     svc = CentralService(load_config(cfg_path)).start(in_thread=False)
     signal.signal(signal.SIGTERM, lambda *a: svc._stop.set())
     prof = cProfile.Profile()

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PIL import ImageOps  # noqa: E402
 
 from drivers import escpos_env  # noqa: E402
-from drivers.config import PrinterConfig  # noqa: E402
-from drivers.escpos_render import render  # noqa: E402
-from drivers.ticket import sample_ticket  # noqa: E402
-from drivers.ticket_encoder import TicketEncoder  # noqa: E402
+from qms.config.printer import PrinterConfig  # noqa: E402
+from qms.drivers.escpos_render import render  # noqa: E402
+from qms.drivers.ticket import sample_ticket  # noqa: E402
+from qms.drivers.ticket_encoder import TicketEncoder  # noqa: E402
 
 
 def naive_image_job(width: int) -> bytes:

@@ -134,8 +134,8 @@ def main() -> int:
         return client_main(args)
 
     from conftest import Broker, free_port, make_config
-    from mqtt.device import Device
-    from service.config import load_config
+    from qms.mqtt.device import Device
+    from qms.config.site import load_config
 
     tmp = Path(tempfile.mkdtemp(prefix="qms-bench-web-"))
     broker = Broker(tmp).start()
@@ -143,7 +143,7 @@ def main() -> int:
     cfg_path = make_config(tmp, broker.port, extra=(
         "[web]\nenabled = true\npages_per_minute = 1000000\nmax_streams = 1000\n"))
     env = {**os.environ, "QMS_LOG": "WARNING"}
-    qms = [sys.executable, "-m", "service.cli"]
+    qms = [sys.executable, "-m", "qms"]
     procs = [subprocess.Popen(qms + ["service", "-c", str(cfg_path)], cwd=ROOT, env=env),
              subprocess.Popen(qms + ["web", "-c", str(cfg_path), "--bind", "127.0.0.1", "--port", str(port)],
                               cwd=ROOT, env=env)]

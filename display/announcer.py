@@ -15,10 +15,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from display.chime import chime_wav
-from display.config import VoiceConfig
-from display.player import Player, volume_at
-from display.voices import VoiceError, VoiceSource, call_tokens
+from qms.voice.chime import chime_wav
+from qms.config.display import VoiceConfig
+from qms.voice.player import Player, volume_at
+from qms.voice.packs import VoiceError, VoiceSource, call_tokens
 
 log = logging.getLogger("qms.voice")
 

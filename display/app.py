@@ -17,7 +17,7 @@ import queue
 import time
 from pathlib import Path
 
-from display.board import ALERTS, HEADER, HERO, TICKER, BoardModel
+from qms.display.board import ALERTS, HEADER, HERO, TICKER, BoardModel
 
 log = logging.getLogger("qms.display")
 
@@ -36,8 +36,8 @@ class DisplayApp:
                  trace: str | Path | None = None, connect: bool = True):
         import pygame
 
-        from display.render import BoardRenderer, Fonts
-        from mqtt.topics import Topics
+        from qms.display.render import BoardRenderer, Fonts
+        from qms.protocol.topics import Topics
 
         self.cfg = cfg
         d = cfg.display
@@ -72,7 +72,7 @@ class DisplayApp:
         self._stop = False
         self.link = None
         if connect:
-            from mqtt.client import MqttLink
+            from qms.mqtt.client import MqttLink
             self.link = MqttLink(
                 cfg.mqtt, self.device_id,
                 subscriptions=[(self.topics.all_state, 1), (self.topics.all_alerts, 1),
@@ -86,9 +86,9 @@ class DisplayApp:
                 on_disconnect=lambda: self.inbox.put(("link", False)))
 
     def _make_announcer(self):
-        from display.announcer import CallAnnouncer
-        from display.player import Player
-        from display.voices import VoiceError, make_voice
+        from qms.display.announcer import CallAnnouncer
+        from qms.voice.player import Player
+        from qms.voice.packs import VoiceError, make_voice
         v = self.cfg.voice
         try:
             voice = make_voice(v, Path(self.cfg.source).resolve().parent if self.cfg.source else None)
@@ -239,7 +239,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from service.config import load_config
+    from qms.config.site import load_config
     cfg = load_config(args.config)
     if args.headless:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -255,7 +255,7 @@ def run(args) -> int:
         except ValueError:
             log.error("--size must look like 1920x1080, not %r", args.size)
             return 2
-    from service.sdnotify import Heartbeat, stop_on_sigterm
+    from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
     app = DisplayApp(cfg, device_id=args.device, size=size,
                      fullscreen=False if (args.windowed or args.headless) else None,
                      voice=False if args.no_voice else None, trace=args.trace).start()

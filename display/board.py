@@ -18,8 +18,8 @@ from typing import Callable, Literal
 
 import msgspec
 
-from mqtt.alerts import ActiveAlerts
-from mqtt.topics import Topics
+from qms.protocol.alerts import ActiveAlerts
+from qms.protocol.topics import Topics
 
 log = logging.getLogger("qms.display")
 

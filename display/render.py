@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pygame
 
-from display.board import (ALERTS, ALL_REGIONS, CALLS, COUNTERS, HEADER, HERO, LINK, SERVICES,
+from qms.display.board import (ALERTS, ALL_REGIONS, CALLS, COUNTERS, HEADER, HERO, LINK, SERVICES,
                            TICKER, BoardModel, CounterView, nfc)
 
 # DejaVu Sans first: it has every Vietnamese letter and also → and ●, which Noto Sans

@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from drivers.printer_status import PrinterConfigError
+from qms.drivers.printer_status import PrinterConfigError
 
 
 def _prepare() -> None:

@@ -17,8 +17,8 @@ from typing import Callable
 import qrcode
 from PIL import Image, ImageChops, ImageOps
 
-from drivers import escpos_env
-from drivers.glyphs import CELL_H, CELL_W, MONO, SANS, cell_glyph, find_font
+from qms.drivers import escpos_env
+from qms.drivers.glyphs import CELL_H, CELL_W, MONO, SANS, cell_glyph, find_font
 
 ESC, GS, DLE, FS = 0x1B, 0x1D, 0x10, 0x1C
 DEFAULT_PITCH = 30

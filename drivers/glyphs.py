@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from drivers.printer_status import PrinterConfigError
+from qms.drivers.printer_status import PrinterConfigError
 
 FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/noto")]
 SANS = ["DejaVuSans.ttf", "NotoSans-Regular.ttf"]

@@ -14,15 +14,15 @@ import logging
 import threading
 from pathlib import Path
 
-from drivers.config import PrinterConfig
-from drivers.printer_sim import SimulatedPrinter
-from drivers.printer_status import (DLE_EOT_OFFLINE_CAUSE, DLE_EOT_PAPER, DLE_EOT_PRINTER,
+from qms.config.printer import PrinterConfig
+from qms.drivers.printer_sim import SimulatedPrinter
+from qms.drivers.printer_status import (DLE_EOT_OFFLINE_CAUSE, DLE_EOT_PAPER, DLE_EOT_PRINTER,
                                     ERROR_FOR_STATUS, PrinterError, PrinterOffline, PrinterStatus,
                                     decode_status)
-from drivers.printer_transport import (FileTransport, NetworkTransport, SerialTransport, Transport,
+from qms.drivers.printer_transport import (FileTransport, NetworkTransport, SerialTransport, Transport,
                                        UsbTransport)
-from drivers.ticket import TicketPrint
-from drivers.ticket_encoder import TicketEncoder
+from qms.drivers.ticket import TicketPrint
+from qms.drivers.ticket_encoder import TicketEncoder
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from drivers.escpos_render import EscposRenderer
-from drivers.printer_status import PrinterStatus
+from qms.drivers.escpos_render import EscposRenderer
+from qms.drivers.printer_status import PrinterStatus
 
 log = logging.getLogger(__name__)
 

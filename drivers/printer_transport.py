@@ -9,8 +9,8 @@ import select
 import socket
 import time
 
-from drivers import escpos_env
-from drivers.printer_status import PrinterConfigError, PrinterOffline, is_status_byte
+from qms.drivers import escpos_env
+from qms.drivers.printer_status import PrinterConfigError, PrinterOffline, is_status_byte
 
 DeviceNotFoundError = __import__("escpos.exceptions", fromlist=["DeviceNotFoundError"]).DeviceNotFoundError
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from drivers.config import PrinterConfig
-from drivers.ticket import TicketPrint, nfc
+from qms.config.printer import PrinterConfig
+from qms.drivers.ticket import TicketPrint, nfc
 
 WEEKDAYS_VI = ["Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật"]
 

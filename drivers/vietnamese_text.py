@@ -18,11 +18,11 @@ from typing import Protocol
 
 from PIL import Image, ImageOps
 
-from drivers import escpos_env
-from drivers.glyphs import (CELL_H, CELL_W, SANS, SANS_BOLD, SANS_NARROW, cell_glyph, find_font, glyph_columns,
+from qms.drivers import escpos_env
+from qms.drivers.glyphs import (CELL_H, CELL_W, SANS, SANS_BOLD, SANS_NARROW, cell_glyph, find_font, glyph_columns,
                             line_font_px, render_line, text_width, wrap)
-from drivers.printer_status import PrinterConfigError
-from drivers.ticket_layout import Style
+from qms.drivers.printer_status import PrinterConfigError
+from qms.drivers.ticket_layout import Style
 
 ESC = b"\x1b"
 LINE_PITCH = 30      # dots between text lines at magnification 1 (ESC 2 default on 180-203 dpi heads)

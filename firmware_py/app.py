@@ -1,11 +1,11 @@
 """Puts a counter box together from its parts; the box (main.py) and the tests both
 build it here, with real or simulated parts."""
-from firmware_py import protocol
-from firmware_py.box import CounterBox
-from firmware_py.channel import Channel
-from firmware_py.keys import KeyPad
-from firmware_py.link import MqttLink
-from firmware_py.outbox import Outbox
+from . import protocol
+from .box import CounterBox
+from .channel import Channel
+from .keys import KeyPad
+from .link import MqttLink
+from .outbox import Outbox
 
 
 def build(cfg, *, key_sources, board, led, client_factory, clock, store, rng, network=None,

@@ -1,6 +1,6 @@
 """The counter box: keys in; commands, the number display and the status LED out.
 
-Same behaviour as the Pi counter terminal (counter/terminal.py, docs/counter.md):
+Same behaviour as the Pi counter terminal (qms/counter/terminal.py, docs/counter.md):
 - calls (next, recall, no-show, transfer) are refused while the link is down (the
   display says OFF) and withdrawn when unanswered for `call_timeout_ms` (Err);
 - done, pause/resume and ratings are kept (on flash) and take effect in order when the
@@ -12,7 +12,7 @@ Same behaviour as the Pi counter terminal (counter/terminal.py, docs/counter.md)
 - after done, the rating keys 1..4 rate the ticket just served, once, for `rating_s`.
 Everything runs from `step()` in one loop; nothing blocks but a publish.
 """
-from firmware_py import protocol
+from . import protocol
 
 CALL_KEYS = {"next": "counter.next", "recall": "counter.recall", "no_show": "counter.no_show"}
 IDLE = "----"

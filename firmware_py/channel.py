@@ -6,7 +6,7 @@ service applies each once however often it arrives. A call (next, recall, no-sho
 transfer) that stays unanswered for `call_timeout_ms` is withdrawn: it must not call a
 citizen long after the press. Durable commands wait for the service as long as it takes.
 """
-from firmware_py import protocol
+from . import protocol
 
 
 class Channel:

@@ -78,7 +78,7 @@ def mqtt_factory(cfg):
     try:
         from umqtt.simple import MQTTClient         # frozen into the ESP32 firmware
     except ImportError:
-        from firmware_py.vendor.umqtt_simple import MQTTClient
+        from .vendor.umqtt_simple import MQTTClient
 
     def make():
         return MQTTClient(cfg.device, cfg.mqtt_host, cfg.mqtt_port, cfg.mqtt_user,
@@ -97,7 +97,7 @@ def pin_out(n, value=0, open_drain=False):
 
 
 def key_sources(cfg):
-    from firmware_py.keys import MatrixKeys, PinKeys
+    from .keys import MatrixKeys, PinKeys
     sources = []
     if cfg.key_pins:
         pins = {}
@@ -117,7 +117,7 @@ class NoDisplay:
 
 
 def display(cfg):
-    from firmware_py import segments
+    from . import segments
     p = cfg.display_pins
     if cfg.display_kind == "tm1637":
         drv = segments.TM1637(pin_out(p["clk"], 1), pin_out(p["dio"], 1, open_drain=True),
@@ -136,6 +136,6 @@ class NoPin:
 
 
 def led(cfg, clock):
-    from firmware_py.led import StatusLed
+    from .led import StatusLed
     pin = pin_out(cfg.led_pin, 1 if cfg.led_active_low else 0) if cfg.led_pin is not None else NoPin()
     return StatusLed(pin, clock, cfg.led_active_low)

@@ -1,4 +1,5 @@
-"""Entry point on the box: `import firmware_py.main` from the board's /main.py.
+"""Entry point on the box: `import firmware_py.main` from the board's /main.py
+(on CPython the same package is `qms.firmware`; imports inside it are relative).
 
 Reads /config.json, builds the box from real parts and runs its loop forever under a
 watchdog. A config that cannot be used shows "CFG" (when the display pins can be read)
@@ -7,8 +8,10 @@ and repeats the reason on the console; it never boot-loops silently.
 import json
 import time
 
-from firmware_py import app, config, hardware
-from firmware_py.storage import FileStore, MemoryStore
+from . import app
+from . import config
+from . import hardware
+from .storage import FileStore, MemoryStore
 
 CONFIG_PATH = "/config.json"
 WATCHDOG_MS = 30000

@@ -7,7 +7,7 @@ pause/resume, ratings) are kept in one small flash file, rewritten on each chang
 Calls (next, recall, no-show, transfer) live in RAM only: after a reboot they would be
 stale, and a citizen must not be called minutes after the press.
 """
-from firmware_py import protocol
+from . import protocol
 
 FILE = "outbox.json"
 

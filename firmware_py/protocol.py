@@ -1,4 +1,4 @@
-"""Protocol v1 as the counter box speaks it (mirrors mqtt/topics.py and mqtt/messages.py).
+"""Protocol v1 as the counter box speaks it (mirrors qms/protocol/topics.py and qms/protocol/messages.py).
 
 MicroPython-safe: no typing, no dataclasses, only `json`. The CPython tests check
 these messages against the service's own msgspec decoders, so the two cannot drift.

@@ -18,15 +18,16 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kiosk import gpio, screens
-from kiosk.catalog import Catalog, load_catalog
-from kiosk.checkin import NOT_A_CODE, SEE_STAFF, CheckinClient, make_checkin, parse_code
-from kiosk.issuer import Refusal, TicketIssuer
-from kiosk.printing import ERRORS_BY_STATUS, KioskPrinter, PrintedTicket, PrinterError, can_print, make_printer
-from kiosk.robot import Dispenser, Greeter, Stock, stock_state
-from kiosk.texts import T as TEXTS
-from kiosk.voice import Speaker, make_speaker
-from service.config import SiteConfig
+from qms.kiosk import gpio
+from qms.kiosk import screens
+from qms.kiosk.catalog import Catalog, load_catalog
+from qms.kiosk.checkin import NOT_A_CODE, SEE_STAFF, CheckinClient, make_checkin, parse_code
+from qms.kiosk.issuer import Refusal, TicketIssuer
+from qms.kiosk.printing import ERRORS_BY_STATUS, KioskPrinter, PrintedTicket, PrinterError, can_print, make_printer
+from qms.kiosk.robot import Dispenser, Greeter, Stock, stock_state
+from qms.kiosk.texts import T as TEXTS
+from qms.kiosk.voice import Speaker, make_speaker
+from qms.config.site import SiteConfig
 
 log = logging.getLogger("qms.kiosk")
 
@@ -62,8 +63,8 @@ class KioskApp:
                  clock: Callable[[], int] = _now_ms,
                  monotonic: Callable[[], float] = time.monotonic, db: str | Path | None = None):
         import pygame
-        from mqtt.device import Device
-        from service.sdnotify import Heartbeat
+        from qms.mqtt.device import Device
+        from qms.ops.sdnotify import Heartbeat
         global TOUCH_EVENTS
         TOUCH_EVENTS = (pygame.MOUSEBUTTONDOWN, pygame.FINGERDOWN)
         self.pg = pygame
@@ -512,7 +513,7 @@ def _parse_size(s: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
-    from service.config import load_config
+    from qms.config.site import load_config
     cfg = load_config(args.config)
     if args.action == "check-catalog":
         return _check_catalog(cfg, args.catalog or cfg.kiosk.catalog or None)
@@ -538,12 +539,12 @@ def run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     app.start()
-    from service.sdnotify import stop_on_sigterm
+    from qms.ops.sdnotify import stop_on_sigterm
     stop_on_sigterm(lambda: setattr(app, "running", False))    # the frame loop ends, then stop()
     try:
         visitors = None
         if args.demo_visitors:
-            from kiosk.demo_visitors import DemoVisitors
+            from qms.sim.visitors import DemoVisitors
             visitors = DemoVisitors(args.demo_visitors)
         app.run(frames=args.frames, on_ready=lambda: print("kiosk ready: idle screen drawn", flush=True),
                 visitors=visitors)
@@ -555,7 +556,7 @@ def run(args) -> int:
 
 
 def _check_catalog(cfg: SiteConfig, path: str | None) -> int:
-    from kiosk.catalog import DEFAULT, parse_catalog
+    from qms.kiosk.catalog import DEFAULT, parse_catalog
     target = Path(path) if path else DEFAULT
     try:
         cat = parse_catalog(target, {s.id for s in cfg.services})
@@ -571,7 +572,7 @@ def _check_catalog(cfg: SiteConfig, path: str | None) -> int:
 
 
 def _refill(cfg: SiteConfig, device_id: str, items: int | None) -> int:
-    from mqtt.outbox import connect
+    from qms.mqtt.outbox import connect
     if items is not None and items < 0:
         print("error: --items must be 0 or more", file=sys.stderr)
         return 2

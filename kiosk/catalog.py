@@ -13,7 +13,7 @@ from typing import Annotated
 
 import msgspec
 
-from service.config import _nfc
+from qms.config.site import _nfc
 
 DEFAULT = Path(__file__).with_name("catalog_default.toml")
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]

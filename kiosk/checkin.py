@@ -19,10 +19,10 @@ import socket
 import urllib.parse
 from pathlib import Path
 
-from kiosk.issuer import Refusal
-from service.config import SiteConfig
-from service.web_bookings import display_code, normalize_code
-from service.web_errors import WebError
+from qms.kiosk.issuer import Refusal
+from qms.config.site import SiteConfig
+from qms.web.bookings import display_code, normalize_code
+from qms.web.errors import WebError
 
 log = logging.getLogger("qms.kiosk.checkin")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from kiosk.config import KioskConfig
+from qms.config.kiosk import KioskConfig
 
 log = logging.getLogger("qms.kiosk.gpio")
 

@@ -16,12 +16,12 @@ import threading
 import time
 from typing import Callable
 
-from mqtt.device import Device
-from mqtt.outbox import new_id
-from service import refusals as R
-from service.config import SiteConfig
-from kiosk.offline import BlockExhausted, OfflineNumbers
-from kiosk.printing import PrintedTicket
+from qms.mqtt.device import Device
+from qms.mqtt.outbox import new_id
+from qms.core import refusals as R
+from qms.config.site import SiteConfig
+from qms.kiosk.offline import BlockExhausted, OfflineNumbers
+from qms.kiosk.printing import PrintedTicket
 
 log = logging.getLogger("qms.kiosk.issuer")
 

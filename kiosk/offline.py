@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 
-from service.config import SiteConfig
-from service.queue import QueueCore
+from qms.config.site import SiteConfig
+from qms.core.queue import QueueCore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS offline_tickets (

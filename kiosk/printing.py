@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from drivers import printer_status as ps
+from qms.drivers import printer_status as ps
 
 
 class PrinterError(Exception):
@@ -86,13 +86,13 @@ class DriverPrinter:
     """The printer driver behind the kiosk's interface."""
 
     def __init__(self, driver):
-        self.driver = driver             # drivers.printer.TicketPrinter
+        self.driver = driver             # qms.drivers.printer.TicketPrinter
 
     def status(self) -> str:
         return self.driver.status().value
 
     def print_ticket(self, ticket: PrintedTicket) -> None:
-        from drivers.ticket import TicketPrint
+        from qms.drivers.ticket import TicketPrint
         job = TicketPrint(
             center_name=ticket.center, point_name=ticket.site_name, service_vi=ticket.service_vi,
             service_en=ticket.service_en, number=ticket.number, issued_at=ticket.local_time().replace(tzinfo=None),
@@ -141,5 +141,5 @@ def make_printer(printer_cfg, state_dir: Path, memory: bool = False) -> KioskPri
     """As configured in `[printer]` (opened; an absent printer is retried on each ticket)."""
     if memory:
         return MemoryPrinter()
-    from drivers.printer import open_printer
+    from qms.drivers.printer import open_printer
     return DriverPrinter(open_printer(printer_cfg, state_dir))

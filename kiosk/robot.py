@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable
 
-from kiosk.voice import Speaker
+from qms.kiosk.voice import Speaker
 
 log = logging.getLogger("qms.kiosk.robot")
 

@@ -13,11 +13,11 @@ import math
 
 import pygame
 
-from kiosk import ui
-from kiosk.catalog import Catalog, Procedure
-from kiosk.printing import PrintedTicket
-from kiosk.texts import t
-from service.config import SiteConfig
+from qms.kiosk import ui
+from qms.kiosk.catalog import Catalog, Procedure
+from qms.kiosk.printing import PrintedTicket
+from qms.kiosk.texts import t
+from qms.config.site import SiteConfig
 
 Hit = tuple[pygame.Rect, tuple]
 

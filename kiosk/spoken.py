@@ -10,7 +10,7 @@ to people who may not read the screen, so what it says must be what a clerk woul
 - "thứ 4" → "thứ tư", "thứ 1" → "thứ nhất"; "12/3/2026" → "mười hai tháng ba năm hai nghìn không trăm hai mươi sáu";
 - form codes ("Mẫu 04/ĐK", "TK1-TS") keep their letters and spell their digits one by one.
 
-Numbers are read by display/numbers.py (the hall's caller), so the kiosk and the hall
+Numbers are read by qms/voice/numbers.py (the hall's caller), so the kiosk and the hall
 say numbers the same way, in the site's region (nghìn/ngàn, linh/lẻ).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from display.numbers import Region, digit_words, number_words
+from qms.voice.numbers import Region, digit_words, number_words
 
 _NUM = r"\d{1,3}(?:\.\d{3})+(?!\d)|\d+"           # 10.000 (dots group thousands) or 25
 _CODE = re.compile(r"(?<![\w])(?=[\w/-]*\d)(?=[\w/-]*[^\W\d_])\w+(?:[/-]\w+)+(?![\w])"   # 04/ĐK, TK1-TS

@@ -5,9 +5,9 @@ still waiting and cuts short one being played) and `busy()`.
 
 `VoiceSpeaker` is a small adapter over the hall display's voice stack, so both speak
 with the same engine, voice, audio device and volume schedule (`[voice]`):
-`display.voices.EspeakVoice` renders the words (pyttsx3 worker with a timeout, falling
-back to the espeak-ng command) and `display.player.Player` plays them (pygame.mixer,
-one reserved channel). Before synthesis the text goes through `kiosk.spoken`, which
+`qms.voice.packs.EspeakVoice` renders the words (pyttsx3 worker with a timeout, falling
+back to the espeak-ng command) and `qms.voice.player.Player` plays them (pygame.mixer,
+one reserved channel). Before synthesis the text goes through `qms.kiosk.spoken`, which
 writes fees, deadlines and form codes out in words ("10.000 đ" → "mười nghìn đồng").
 A recorded voice pack only has the words of a call, so free text always uses the
 engine. `SilentSpeaker` only records what it was asked to say (tests, `enabled = false`).
@@ -21,7 +21,7 @@ import threading
 import unicodedata
 from typing import Callable, Protocol
 
-from kiosk.spoken import spoken
+from qms.kiosk.spoken import spoken
 
 log = logging.getLogger("qms.kiosk.voice")
 
@@ -115,8 +115,8 @@ def make_speaker(cfg) -> Speaker:
     if not voice.enabled:
         return SilentSpeaker()
     import pygame
-    from display.player import Player, volume_at
-    from display.voices import EspeakVoice
+    from qms.voice.player import Player, volume_at
+    from qms.voice.packs import EspeakVoice
     try:
         player = Player(voice.audio_device)
     except pygame.error as e:

@@ -16,10 +16,10 @@ from typing import Callable
 
 import msgspec
 
-from mqtt.client import MqttLink
-from mqtt.messages import Ack, decode_ack
-from mqtt.outbox import Outbox
-from mqtt.topics import Topics
+from qms.mqtt.client import MqttLink
+from qms.protocol.messages import Ack, decode_ack
+from qms.mqtt.outbox import Outbox
+from qms.protocol.topics import Topics
 
 log = logging.getLogger("qms.channel")
 

@@ -28,8 +28,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
 
-from mqtt.loop import BufferedSocket, CallerLoop
-from service.config import Mqtt
+from qms.mqtt.loop import BufferedSocket, CallerLoop
+from qms.config.site import Mqtt
 
 log = logging.getLogger("qms.mqtt")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from mqtt.channel import CommandChannel
-from mqtt.client import MqttLink, OnMessage
-from mqtt.outbox import Outbox
-from mqtt.topics import Topics
-from service.config import SiteConfig
+from qms.mqtt.channel import CommandChannel
+from qms.mqtt.client import MqttLink, OnMessage
+from qms.mqtt.outbox import Outbox
+from qms.protocol.topics import Topics
+from qms.config.site import SiteConfig
 
 
 class Device:

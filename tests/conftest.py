@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt.broker import BrokerMissing, LocalBroker, free_port  # noqa: F401 (re-exported)
+from qms.mqtt.broker import BrokerMissing, LocalBroker, free_port  # noqa: F401 (re-exported)
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -80,8 +80,8 @@ def site_clock():
 
 @pytest.fixture
 def service(site_config, tmp_path, site_clock):
-    from service.app import CentralService
-    from service.config import load_config
+    from qms.service.app import CentralService
+    from qms.config.site import load_config
     svc = CentralService(load_config(site_config), tmp_path / "service.sqlite", clock=site_clock,
                          tick_seconds=3600).start()
     assert svc.link.wait_connected(10)

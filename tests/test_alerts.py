@@ -10,12 +10,12 @@ import unicodedata
 import pygame
 import pytest
 
-from display.board import ALERTS, BoardModel
-from display.render import ALERT, BoardRenderer, make_layout
-from mqtt.alerts import ActiveAlerts
-from mqtt.client import MqttLink
-from mqtt.topics import Topics
-from service.config import load_config
+from qms.display.board import ALERTS, BoardModel
+from qms.display.render import ALERT, BoardRenderer, make_layout
+from qms.protocol.alerts import ActiveAlerts
+from qms.mqtt.client import MqttLink
+from qms.protocol.topics import Topics
+from qms.config.site import load_config
 from tests.test_counter import CounterRig, wait_for
 from tests.test_counter_keys import mock_pins  # noqa: F401 - fixture
 from tests.test_display import colour_count
@@ -28,7 +28,7 @@ LAND_VI = "Đất đai: có người đã chờ 48 phút (mục tiêu 45 phút).
 
 
 def alert(kind: str, key: str, message_vi: str, value_min: int = 50, **extra) -> bytes:
-    """The payload of service/web_alerts.py (docs/web.md)."""
+    """The payload of qms/web/alerts.py (docs/web.md)."""
     return json.dumps({"v": 1, "active": True, "kind": kind, "key": key, "since": 1795488300000,
                        "value_min": value_min, "target_min": 45, "message_vi": message_vi,
                        "message_en": "…", **extra}, ensure_ascii=False).encode()
@@ -115,7 +115,7 @@ def test_alert_strip_in_portrait_and_landscape(artifacts):
 
 # ------------------------------------------------------------------ over a real broker
 def test_display_shows_and_clears_alerts_from_the_broker(broker, site_config, artifacts):
-    from display.app import DisplayApp
+    from qms.display.app import DisplayApp
     cfg = load_config(site_config)
     publish = Publisher(cfg)
     app = DisplayApp(cfg, size=(1280, 720), fullscreen=False, voice=False).start()

@@ -18,8 +18,8 @@ import msgspec
 import pytest
 
 from conftest import TEST_CONFIG, Broker, free_port
-from service import cli
-from service.config import load_config
+from qms.cli import main as cli
+from qms.config.site import load_config
 
 SUB = "phuong-an-khanh-p2"
 SUB_DEVICES = """
@@ -88,8 +88,8 @@ def wait_for(cond, timeout: float, what: str) -> None:
 
 @pytest.fixture(params=[20000, 1000], ids=["generated-queue-limit", "mosquitto-default-limit"])
 def bridged(request, tmp_path, site_clock):
-    from mqtt.device import Device
-    from service.app import CentralService
+    from qms.mqtt.device import Device
+    from qms.service.app import CentralService
     main_port, sub_port = free_port(), free_port()
     out = tmp_path / "out"
     assert cli.main(["provision", str(TEST_CONFIG), str(out), "--port", str(main_port), "--bind",

@@ -5,21 +5,21 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import SUBCOMMANDS
+from qms.cli.main import SUBCOMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
 def test_every_subcommand_has_help(name):
-    out = subprocess.run([sys.executable, "-m", "service.cli", name, "--help"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "qms", name, "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"qms {name}" in out.stdout
 
 
 def test_no_subcommand_prints_the_list():
-    out = subprocess.run([sys.executable, "-m", "service.cli"], cwd=ROOT, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "qms"], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 2
     for name in SUBCOMMANDS:
@@ -32,7 +32,7 @@ def test_a_bad_config_is_named_with_its_key_for_every_role(role, tmp_path):
     bad.write_text((ROOT / "config" / "ward-example.toml").read_text(encoding="utf-8")
                    .replace("code = 3", "code = 30"), encoding="utf-8")
     extra = ["--device", "counter-1", "--keyboard"] if role == "counter" else []
-    out = subprocess.run([sys.executable, "-m", "service.cli", role, "--config", str(bad), *extra], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "qms", role, "--config", str(bad), *extra], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"error: {bad}: " in out.stderr and "`services[2].code`" in out.stderr

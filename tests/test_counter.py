@@ -9,17 +9,17 @@ import time
 import pytest
 from gpiozero import Device as GpioDevice
 
-from counter.keys import GpioKeys, key_pins
-from counter.lights import GpioLights
-from counter.number_display import SimulatedNumberDisplay
-from counter.terminal import CounterTerminal, open_device
-from mqtt.client import MqttLink
-from mqtt.device import Device
-from mqtt.topics import Topics
-from service.config import load_config
+from qms.counter.keys import GpioKeys, key_pins
+from qms.counter.lights import GpioLights
+from qms.counter.number_display import SimulatedNumberDisplay
+from qms.counter.terminal import CounterTerminal, open_device
+from qms.mqtt.client import MqttLink
+from qms.mqtt.device import Device
+from qms.protocol.topics import Topics
+from qms.config.site import load_config
 from tests.conftest import make_config
 from tests.test_counter_keys import mock_pins  # noqa: F401 - fixture
-from tests.mqtt_helpers import issue
+from support.mqtt import issue
 
 
 def wait_for(pred, timeout=5.0, what="condition"):
@@ -272,7 +272,7 @@ def test_broker_outage_refuses_calls_and_queues_done_and_rating(counter1, kiosk,
 def test_unanswered_call_is_withdrawn_not_applied_later(broker, tmp_path, mock_pins):
     """Broker up, service down: the call times out, is withdrawn, and a service that starts
     later never calls anyone for it."""
-    from service.app import CentralService
+    from qms.service.app import CentralService
     path = make_config(tmp_path, broker.port, extra="[counter_terminal]\ncall_timeout_s = 1.0\n")
     cfg = load_config(path)
     svc = CentralService(cfg, tmp_path / "svc.sqlite").start()

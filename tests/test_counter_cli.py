@@ -8,8 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from mqtt.device import Device
-from service.config import load_config
+from qms.mqtt.device import Device
+from qms.config.site import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def qms(*args, **kw):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("GPIOZERO_PIN_FACTORY", None)
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "counter", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "qms", "counter", *args], cwd=ROOT, env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, encoding="utf-8", **kw)
 

@@ -9,9 +9,9 @@ import tty
 
 from PIL import Image
 
-from counter.board_protocols import alpha_frame, fit, parse_qms_ascii, qms_ascii_frame
-from counter.config import NumberDisplayConfig
-from counter.number_display import SerialNumberDisplay, SimulatedNumberDisplay, open_number_display
+from qms.counter.board_protocols import alpha_frame, fit, parse_qms_ascii, qms_ascii_frame
+from qms.config.counter import NumberDisplayConfig
+from qms.counter.number_display import SerialNumberDisplay, SimulatedNumberDisplay, open_number_display
 
 
 def test_fit_right_aligns_and_cleans():

@@ -7,8 +7,8 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from counter.config import ButtonPins
-from counter.keys import Debouncer, GpioKeys, KeyPad, key_pins
+from qms.config.counter import ButtonPins
+from qms.counter.keys import Debouncer, GpioKeys, KeyPad, key_pins
 
 
 class FakeClock:

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_demo_runs_headless_and_calls_tickets(tmp_path):
     env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    out = subprocess.run([sys.executable, "-m", "service.cli", "demo", "--headless", "--auto",
+    out = subprocess.run([sys.executable, "-m", "qms", "demo", "--headless", "--auto",
                           "--duration", "25", "--workdir", str(tmp_path)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
                          stdin=subprocess.DEVNULL)

@@ -6,9 +6,9 @@ import time
 import pygame
 import pytest
 
-from display.board import (CALLS, COUNTERS, HERO, LINK, SERVICES, TICKER, BoardModel)
-from display.render import HERO_BG, HERO_TEXT, BG, BoardRenderer, Fonts, make_layout
-from mqtt.topics import Topics
+from qms.display.board import (CALLS, COUNTERS, HERO, LINK, SERVICES, TICKER, BoardModel)
+from qms.display.render import HERO_BG, HERO_TEXT, BG, BoardRenderer, Fonts, make_layout
+from qms.protocol.topics import Topics
 
 SITE = "test-site"
 T = Topics(SITE)
@@ -213,8 +213,8 @@ def test_long_names_shrink_to_fit():
 # ------------------------------------------------------------------ drawing only what changes
 @pytest.fixture
 def offline_app(tmp_path, site_config):
-    from display.app import DisplayApp
-    from service.config import load_config
+    from qms.display.app import DisplayApp
+    from qms.config.site import load_config
     cfg = load_config(site_config)
     cfg.display.blink_seconds = 1.0
     cfg.display.blink_period = 0.25
@@ -260,14 +260,14 @@ def _until(app, cond, timeout=10.0):
 
 
 def _app(site_config, **kw):
-    from display.app import DisplayApp
-    from service.config import load_config
+    from qms.display.app import DisplayApp
+    from qms.config.site import load_config
     return DisplayApp(load_config(site_config), size=(1280, 720), fullscreen=False, **kw).start()
 
 
 def test_board_follows_the_service_and_survives_restarts(service, broker, site_config, tmp_path, artifacts):
-    from mqtt.device import Device
-    from service.config import load_config
+    from qms.mqtt.device import Device
+    from qms.config.site import load_config
     cfg = load_config(site_config)
     kiosk = Device(cfg, "kiosk-1", "kiosk", outbox_path=tmp_path / "k.sqlite").start()
     counter = Device(cfg, "counter-3", "counter", outbox_path=tmp_path / "c.sqlite").start()
@@ -316,8 +316,8 @@ def test_board_follows_the_service_and_survives_restarts(service, broker, site_c
 def test_calls_are_announced_by_the_display(service, site_config, tmp_path):
     """The display's CallAnnouncer speaks each call fact once (voice pack of tones, dummy audio)."""
     from tests.test_voice import CLIP_NAMES, FREQ, tone, write_wav
-    from mqtt.device import Device
-    from service.config import load_config
+    from qms.mqtt.device import Device
+    from qms.config.site import load_config
     pack = tmp_path / "pack"
     pack.mkdir()
     for token, stem in CLIP_NAMES.items():

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from service.config import parse_config
-from service.queue import QueueCore
+from qms.config.site import parse_config
+from qms.core.queue import QueueCore
 
 BASE = 1795485600000          # 2026-11-24 09:00 +07:00, a Tuesday
 MIN = 60_000
@@ -178,8 +178,8 @@ counters = [1]
 
 
 def test_service_times_of_past_days_seed_the_estimate():
-    from mqtt import messages as m
-    from service.estimate import service_times_from_history
+    from qms.protocol import messages as m
+    from qms.core.estimate import service_times_from_history
     events = []
     for i in range(25):
         events.append(m.TicketCalled(at=i * 1_000_000, ticket_id=f"t{i}", number=1000 + i, service="a", counter=1))
@@ -227,7 +227,7 @@ def test_a_new_ticket_is_expected_to_age_past_the_preferred_line():
 
 
 def test_a_long_running_service_is_expected_to_run_longer_still():
-    from service.service_times import time_left_s
+    from qms.core.service_times import time_left_s
     median = 600 * math.exp(-0.5 ** 2 / 2)             # of log-normal times of mean 600, CV 0.5
     assert abs(time_left_s(600, 0) - median) < 1       # the median, not the mean: |error| counts
     assert time_left_s(600, 300) > median - 300        # more than median - elapsed
@@ -236,7 +236,7 @@ def test_a_long_running_service_is_expected_to_run_longer_still():
 
 
 def test_the_service_time_is_the_days_mean_with_the_prior_counting_as_a_few_services():
-    from service.service_times import PRIOR_WEIGHT
+    from qms.core.service_times import PRIOR_WEIGHT
     core = _core()
     _open(core, BASE, 1)
     now = BASE
@@ -253,8 +253,8 @@ def test_the_service_time_is_the_days_mean_with_the_prior_counting_as_a_few_serv
 
 
 def test_past_days_count_by_how_many_services_they_saw():
-    from service.past_days import PastDays
-    from service.service_times import HISTORY_WEIGHT_MAX
+    from qms.core.past_days import PastDays
+    from qms.core.service_times import HISTORY_WEIGHT_MAX
     core = _core()
     core.estimator.learn_history(PastDays({"a": 300.0, "b": 600.0}, {"a": 500, "b": 20}))
     _open(core, BASE, 1)
@@ -272,7 +272,7 @@ def test_past_days_count_by_how_many_services_they_saw():
 
 
 def test_a_quiet_stream_of_priority_tickets_is_projected_within_a_typical_wait():
-    from service.arrivals import whole
+    from qms.core.arrivals import whole
     assert whole(0.49) == 0 and whole(0.5) == 1 and whole(1.7) == 2
 
     def wait(recent_priority: bool) -> int:
@@ -300,7 +300,7 @@ name_en = "Elderly"
 
 
 def test_a_batch_shares_one_run_but_a_later_batch_sees_the_calls_since(monkeypatch):
-    import service.estimate as E
+    import qms.core.estimate as E
     runs = []
     real_run = E._Lookahead.run
 
@@ -325,8 +325,8 @@ def test_a_batch_shares_one_run_but_a_later_batch_sees_the_calls_since(monkeypat
 
 
 def test_counters_are_expected_as_late_after_opening_as_on_past_days():
-    from mqtt import messages as m
-    from service.estimate import service_times_from_history
+    from qms.protocol import messages as m
+    from qms.core.estimate import service_times_from_history
     events, n = [], 0
     for day, late in ((0, 6), (1, 4), (2, 8)):      # counter 1 starts 6, 4, 8 minutes late
         opening = BASE - 60 * MIN + (day - 3) * 24 * 60 * MIN     # 08:00 on past days
@@ -344,8 +344,8 @@ def test_counters_are_expected_as_late_after_opening_as_on_past_days():
 
 
 def test_projected_tickets_arrive_whole_and_keep_the_priority_share():
-    from service.arrivals import whole
-    from service.estimate import _Lookahead
+    from qms.core.arrivals import whole
+    from qms.core.estimate import _Lookahead
     core = QueueCore(parse_config(CONFIG + PRIORITY_CLASS))
     for i in range(12):                               # the last half hour: 12 "a", a quarter priority
         _issue(core, BASE - 29 * MIN + i * 2 * MIN, "a", i, priority="nguoi-cao-tuoi" if i % 4 == 0 else None)

@@ -10,15 +10,19 @@ import json
 
 import pytest
 
-from firmware_py import config, fakes, protocol, segments, storage
-from firmware_py.keys import KeyPad, MatrixKeys, PinKeys
-from firmware_py.led import StatusLed
-from firmware_py.link import MqttLink
-from firmware_py.outbox import Outbox
-from firmware_py.rig import Rig, base_config
-from mqtt import messages as m
-from service.app import CentralService
-from service.config import load_config
+from qms.firmware import config
+from qms.firmware.testing import fakes
+from qms.firmware import protocol
+from qms.firmware import segments
+from qms.firmware import storage
+from qms.firmware.keys import KeyPad, MatrixKeys, PinKeys
+from qms.firmware.led import StatusLed
+from qms.firmware.link import MqttLink
+from qms.firmware.outbox import Outbox
+from qms.firmware.testing.rig import Rig, base_config
+from qms.protocol import messages as m
+from qms.service.app import CentralService
+from qms.config.site import load_config
 from tests.conftest import make_config
 
 
@@ -402,7 +406,7 @@ def test_the_chooser_leaves_out_the_service_the_ticket_is_in(rig):
 
 
 def test_make_config_builds_what_the_box_accepts():
-    from firmware_py import make_config
+    from qms.cli import firmware as make_config
     from tests.conftest import TEST_CONFIG
     site = load_config(TEST_CONFIG)
     cfg = make_config.build(site, "counter-3", "pico", "TTHC", "pw", "192.168.1.10", 1883, "s3cret")

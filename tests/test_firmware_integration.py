@@ -14,14 +14,14 @@ import types
 
 import pytest
 
-from firmware_py import fakes
-from firmware_py.rig import Rig
-from firmware_py.vendor import umqtt_simple
-from mqtt import messages as m
-from mqtt.device import Device
-from service.config import load_config
-from tests.mqtt_helpers import Recorder
-from tests.mqtt_helpers import issue
+from qms.firmware.testing import fakes
+from qms.firmware.testing.rig import Rig
+from qms.firmware.vendor import umqtt_simple
+from qms.protocol import messages as m
+from qms.mqtt.device import Device
+from qms.config.site import load_config
+from support.mqtt import Recorder
+from support.mqtt import issue
 
 
 class MpSocket:

@@ -13,13 +13,13 @@ import secrets
 import pygame
 import pytest
 
-from kiosk.app import KioskApp
-from kiosk.printing import MemoryPrinter, make_printer
-from kiosk.testing import tap, target, wait_until
-from kiosk.voice import SilentSpeaker
-from mqtt.device import Device
-from service.config import load_config
-from service.web import WebApp
+from qms.kiosk.app import KioskApp
+from qms.kiosk.printing import MemoryPrinter, make_printer
+from qms.sim.kiosk_testing import tap, target, wait_until
+from qms.kiosk.voice import SilentSpeaker
+from qms.mqtt.device import Device
+from qms.config.site import load_config
+from qms.web.server import WebApp
 from tests.conftest import free_port, make_config
 from tests.test_web_api import BOOK_TOKEN, KIOSK_TOKEN, WEB_EXTRA
 

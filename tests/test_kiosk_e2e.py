@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from kiosk.app import KioskApp
-from kiosk.printing import MemoryPrinter, make_printer
-from kiosk.testing import tap, wait_until
-from kiosk.voice import SilentSpeaker
-from mqtt.client import MqttLink
-from drivers.printer_status import PrinterStatus
-from service.app import CentralService
-from service.config import load_config
+from qms.kiosk.app import KioskApp
+from qms.kiosk.printing import MemoryPrinter, make_printer
+from qms.sim.kiosk_testing import tap, wait_until
+from qms.kiosk.voice import SilentSpeaker
+from qms.mqtt.client import MqttLink
+from qms.drivers.printer_status import PrinterStatus
+from qms.service.app import CentralService
+from qms.config.site import load_config
 from tests.conftest import Broker, make_config
 
 

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from kiosk.catalog import DEFAULT, load_catalog, parse_catalog
-from kiosk.offline import BlockExhausted, OfflineNumbers
-from mqtt.outbox import Outbox
-from service.config import load_config
-from service.queue import QueueCore
+from qms.kiosk.catalog import DEFAULT, load_catalog, parse_catalog
+from qms.kiosk.offline import BlockExhausted, OfflineNumbers
+from qms.mqtt.outbox import Outbox
+from qms.config.site import load_config
+from qms.core.queue import QueueCore
 from tests.conftest import ROOT, free_port, make_config
 
 NOON = 1795496400000          # 2026-11-24 12:00 +07
@@ -103,7 +103,7 @@ def test_broken_catalog_falls_back_with_a_clear_message(cfg, tmp_path):
 
 
 def qms(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "qms", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env={"PATH": "/usr/bin:/bin", "SDL_VIDEODRIVER": "dummy",
                                                            "SDL_AUDIODRIVER": "dummy", "HOME": str(ROOT)})
 

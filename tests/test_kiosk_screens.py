@@ -9,12 +9,13 @@ import unicodedata
 import pygame
 import pytest
 
-from kiosk import screens, ui
-from kiosk.app import KioskApp
-from kiosk.printing import MemoryPrinter
-from kiosk.testing import tap, target, wait_until
-from kiosk.voice import SilentSpeaker
-from service.config import load_config
+from qms.kiosk import screens
+from qms.kiosk import ui
+from qms.kiosk.app import KioskApp
+from qms.kiosk.printing import MemoryPrinter
+from qms.sim.kiosk_testing import tap, target, wait_until
+from qms.kiosk.voice import SilentSpeaker
+from qms.config.site import load_config
 from tests.conftest import free_port, make_config
 
 SIZES = [(1024, 600), (1280, 800), (1920, 1080), (600, 1024)]
@@ -113,7 +114,7 @@ def test_every_screen_in_both_languages(make_app, artifacts, size):
 
 
 def test_texts_are_vietnamese_first_and_nfc(make_app):
-    from kiosk.texts import T
+    from qms.kiosk.texts import T
     for key, (vi, en) in T.items():
         assert unicodedata.is_normalized("NFC", vi) and vi != en or key == "priority", key
     app = make_app()

@@ -8,13 +8,13 @@ import tomllib
 
 import pytest
 
-from kiosk.app import KioskApp
-from kiosk.catalog import DEFAULT, parse_catalog
-from kiosk.printing import MemoryPrinter
-from kiosk.spoken import spoken
-from kiosk.testing import tap, wait_until
-from kiosk.voice import VoiceSpeaker, make_speaker
-from service.config import load_config
+from qms.kiosk.app import KioskApp
+from qms.kiosk.catalog import DEFAULT, parse_catalog
+from qms.kiosk.printing import MemoryPrinter
+from qms.kiosk.spoken import spoken
+from qms.sim.kiosk_testing import tap, wait_until
+from qms.kiosk.voice import VoiceSpeaker, make_speaker
+from qms.config.site import load_config
 from tests.conftest import free_port, make_config
 
 # what a clerk would say, written out by hand

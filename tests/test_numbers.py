@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from display.numbers import digit_words, number_words, say_number
+from qms.voice.numbers import digit_words, number_words, say_number
 
 U = "không một hai ba bốn năm sáu bảy tám chín".split()
 

@@ -4,13 +4,13 @@ import datetime as dt
 import msgspec
 import pytest
 
-from drivers.config import PrinterConfig
-from drivers.escpos_render import render
-from drivers.glyphs import cell_glyph, glyph_columns
-from drivers.printer_status import PrinterConfigError
-from drivers.ticket import TicketPrint, sample_ticket, vietnamese_letters
-from drivers.ticket_encoder import TicketEncoder
-from drivers.ticket_layout import NORMAL, Text, ticket_blocks
+from qms.config.printer import PrinterConfig
+from qms.drivers.escpos_render import render
+from qms.drivers.glyphs import cell_glyph, glyph_columns
+from qms.drivers.printer_status import PrinterConfigError
+from qms.drivers.ticket import TicketPrint, sample_ticket, vietnamese_letters
+from qms.drivers.ticket_encoder import TicketEncoder
+from qms.drivers.ticket_layout import NORMAL, Text, ticket_blocks
 
 INIT = b"\x1b@\x1b2"
 LINE_STYLE = b"\x1d!\x00\x1bE\x00\x1ba\x01\x1dB\x00"      # size 1x1, bold off, centered, no invert
@@ -152,12 +152,12 @@ def test_all_letters_have_distinct_downloaded_glyphs_with_visible_marks():
     (0x12, None, None, "unknown"),
 ])
 def test_status_bytes_decode(printer, cause, paper, state):
-    from drivers.printer_status import decode_status
+    from qms.drivers.printer_status import decode_status
     assert decode_status(printer, cause, paper).value == state
 
 
 def test_garbage_is_not_a_status_byte():
-    from drivers.printer_status import is_status_byte
+    from qms.drivers.printer_status import is_status_byte
     assert is_status_byte(0x12) and is_status_byte(0x72) and is_status_byte(0x1E)
     assert not is_status_byte(0x11) and not is_status_byte(0x13) and not is_status_byte(0x00)
 

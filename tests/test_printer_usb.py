@@ -4,14 +4,14 @@ itself needs a printer on the bus; the serial, network and file transports are t
 to end with a simulated printer.)"""
 import pytest
 
-from drivers.config import PrinterConfig
-from drivers.printer import open_printer
-from drivers.printer_status import PrinterStatus
-from drivers.ticket import sample_ticket
+from qms.config.printer import PrinterConfig
+from qms.drivers.printer import open_printer
+from qms.drivers.printer_status import PrinterStatus
+from qms.drivers.ticket import sample_ticket
 
 
 def test_an_unplugged_usb_printer_is_offline_with_a_clear_reason(tmp_path):
-    from drivers.printer import PrinterOffline
+    from qms.drivers.printer import PrinterOffline
     printer = open_printer(PrinterConfig(backend="usb", usb_vendor=0x0416, usb_product=0x5011), tmp_path)
     assert printer.status() is PrinterStatus.OFFLINE
     with pytest.raises(PrinterOffline, match=r"USB printer 0416:5011.*not found"):
@@ -19,6 +19,6 @@ def test_an_unplugged_usb_printer_is_offline_with_a_clear_reason(tmp_path):
 
 
 def test_usb_needs_vendor_and_product(tmp_path):
-    from drivers.printer_status import PrinterConfigError
+    from qms.drivers.printer_status import PrinterConfigError
     with pytest.raises(PrinterConfigError, match="usb_vendor and printer.usb_product"):
         open_printer(PrinterConfig(backend="usb"), tmp_path)

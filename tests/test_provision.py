@@ -13,9 +13,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import TEST_CONFIG, Broker, free_port
-from service import cli
-from service.config import load_config
-from service.provision import check_password, hash_password
+from qms.cli import main as cli
+from qms.config.site import load_config
+from qms.ops.provision import check_password, hash_password
 
 SITE = "phuong-an-khanh"
 T = f"qms/v1/{SITE}"
@@ -244,8 +244,8 @@ def test_a_device_cannot_take_over_another_client_id(provisioned):
 
 def test_real_service_and_kiosk_with_generated_credentials(provisioned, tmp_path, site_clock):
     """The project's own MqttLink (will, status, subscriptions) passes the ACL end to end."""
-    from mqtt.device import Device
-    from service.app import CentralService
+    from qms.mqtt.device import Device
+    from qms.service.app import CentralService
     out, port, connect = provisioned
     base = load_config(TEST_CONFIG)
 

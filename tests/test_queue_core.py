@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mqtt import messages as m
-from service import refusals as R
-from service.config import load_config, parse_config
-from service.queue import QueueCore
+from qms.protocol import messages as m
+from qms.core import refusals as R
+from qms.config.site import load_config, parse_config
+from qms.core.queue import QueueCore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "ward-example.toml"
 CFG = load_config(EXAMPLE)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from service.config import load_config, parse_config
-from service.report_chart import build_figure, save_chart
-from service.report_render import read_csv, render_table, write_csv
-from service.report_stats import Point, build_report
-from service.simulate import DayProfile, simulate
-from service.store import EventStore
+from qms.config.site import load_config, parse_config
+from qms.reports.chart import build_figure, save_chart
+from qms.reports.render import read_csv, render_table, write_csv
+from qms.reports.stats import Point, build_report
+from qms.sim.simulate import DayProfile, simulate
+from qms.service.store import EventStore
 from tests.conftest import TEST_CONFIG
 
 DAY = dt.date(2026, 11, 24)          # a Tuesday
@@ -268,7 +268,7 @@ def test_date_range_has_a_row_per_day(tmp_path):
 
 
 def test_cli_writes_every_output_and_refuses_bad_input(day, tmp_path, capsys):
-    from service.cli import main
+    from qms.cli.main import main
     cfg, db = day
     out = tmp_path / "out"
     out.mkdir()
@@ -301,7 +301,7 @@ def test_center_points_from_the_config(tmp_path):
                                    f'db = "sub.sqlite"\n')
     main_db = tmp_path / "main.sqlite"
     simulate(main, main_db, [DAY], DayProfile(tickets=40), seed=5)
-    from service.cli import main as cli
+    from qms.cli.main import main as cli
     assert cli(["report", "-c", main.source, "--db", str(main_db), "--day", DAY.isoformat(), "--center",
                 "--csv", str(tmp_path / "c.csv"), "-q"]) == 0
     rows = read_csv(tmp_path / "c.csv")

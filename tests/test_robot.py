@@ -9,13 +9,13 @@ import pytest
 from gpiozero import Device as GpioDevice
 from gpiozero.pins.mock import MockFactory
 
-from kiosk.app import KioskApp, run
-from kiosk.printing import MemoryPrinter
-from kiosk.robot import Greeter
-from kiosk.testing import tap, wait_until
-from kiosk.voice import SilentSpeaker, make_speaker
-from mqtt.client import MqttLink
-from service.config import load_config
+from qms.kiosk.app import KioskApp, run
+from qms.kiosk.printing import MemoryPrinter
+from qms.kiosk.robot import Greeter
+from qms.sim.kiosk_testing import tap, wait_until
+from qms.kiosk.voice import SilentSpeaker, make_speaker
+from qms.mqtt.client import MqttLink
+from qms.config.site import load_config
 from tests.conftest import make_config
 
 ROBOT = """
@@ -158,7 +158,7 @@ def test_sensor_dims_and_wakes_the_screen(robot, mock_pins):
 
 def test_greeting_is_real_vietnamese_audio_through_the_display_voice(tmp_path, broker):
     """The kiosk speaks through display's voice stack: pyttsx3/espeak-ng and pygame.mixer."""
-    from kiosk.voice import VoiceSpeaker
+    from qms.kiosk.voice import VoiceSpeaker
     cfg = load_config(make_config(tmp_path, broker.port, extra=ROBOT))
     spk = make_speaker(cfg)
     try:

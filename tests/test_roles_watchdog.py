@@ -24,7 +24,7 @@ WATCHDOG_USEC = 300_000          # heartbeats every 0.1 s (a third of it)
 
 def role_command(role: str, config: str) -> tuple[list[str], dict]:
     """The role's command line with simulated hardware, and extra environment."""
-    base = [sys.executable, "-m", "service.cli", role, "--config", config]
+    base = [sys.executable, "-m", "qms", role, "--config", config]
     return {
         "service": (base, {}),
         "kiosk": (base + ["--device", "kiosk-1", "--headless", "--printer", "memory"], {}),

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from service.sdnotify import Heartbeat, notify, watchdog_interval
+from qms.ops.sdnotify import Heartbeat, notify, watchdog_interval
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -98,7 +98,7 @@ def test_child_process_main_loop_beats_until_it_hangs(notify_socket):
     path, sock = notify_socket
     code = textwrap.dedent("""
         import time
-        from service.sdnotify import Heartbeat
+        from qms.ops.sdnotify import Heartbeat
         hb = Heartbeat()
         hb.ready("up")
         t0 = time.monotonic()

@@ -8,12 +8,12 @@ import threading
 import msgspec
 import pytest
 
-from mqtt import messages as m
-from mqtt.device import Device
-from mqtt.topics import Topics
-from service.config import load_config
-from service.queue import QueueCore
-from tests.mqtt_helpers import Recorder, raw_client, wait_until
+from qms.protocol import messages as m
+from qms.mqtt.device import Device
+from qms.protocol.topics import Topics
+from qms.config.site import load_config
+from qms.core.queue import QueueCore
+from support.mqtt import Recorder, raw_client, wait_until
 
 
 def devices(cfg, tmp_path, *ids_roles):
@@ -111,7 +111,7 @@ def test_broker_restart_mid_stream_loses_and_doubles_nothing(service, site_confi
 
 def test_fifty_counters_press_next_at_once_no_ticket_twice(tmp_path, broker, site_clock):
     from tests.conftest import make_config
-    from service.app import CentralService
+    from qms.service.app import CentralService
     counters = "\n".join(f"[[counters]]\nnumber = {n}\nservices = [\"chung-thuc\"]\n" for n in range(10, 60))
     devs = "\n".join(f"[[devices]]\nid = \"c{n}\"\nrole = \"counter\"\ncounter = {n}\n" for n in range(10, 60))
     cfg = load_config(make_config(tmp_path, broker.port, counters + devs))
@@ -255,7 +255,7 @@ def _cmd(dev, role, seq, type_, **kw):
 def test_a_device_commands_apply_in_its_own_order_and_voids_hold_their_place(site_config, tmp_path, site_clock):
     """A command past a gap waits for the gap (the device re-sends in order); a withdrawn
     command (cmd.void) fills its place and makes a late original harmless."""
-    from service.app import GAP_HOLD_MS, CentralService
+    from qms.service.app import GAP_HOLD_MS, CentralService
     svc = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
     k = lambda seq: _cmd("kiosk-1", "kiosk", seq, "ticket.request", service="chung-thuc")  # noqa: E731
     svc.process([k(1), k(3)])                       # 2 was lost on the way
@@ -290,7 +290,7 @@ def test_a_late_copy_from_before_a_sequence_reset_is_still_a_duplicate(site_conf
     """The service skips the log look-up for a command whose seq is above all it has handled
     from that device; a copy that arrives late, after the device restarted its sequence,
     is below that mark and is found in the log (here after a service restart too)."""
-    from service.app import CentralService
+    from qms.service.app import CentralService
 
     def k(dev, seq, msg_id):
         body = {"v": 1, "id": msg_id, "dev": dev, "seq": seq, "ts": 1, "type": "ticket.request",
@@ -354,7 +354,7 @@ def test_calls_arrive_at_qos_1_and_the_rest_at_qos_0(service, site_config, tmp_p
 
 def test_the_printed_estimate_is_the_logged_one(site_config, tmp_path, site_clock):
     """The kiosk prints the wait from the ack; the accuracy report reads it from the log."""
-    from service.app import CentralService
+    from qms.service.app import CentralService
     svc = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
     for i in range(30):
         svc.process([_cmd("kiosk-1", "kiosk", i + 1, "ticket.request", service=("ho-tich", "chung-thuc")[i % 2])])

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import msgspec
 
-from mqtt import messages as m
-from mqtt.device import Device
-from mqtt.topics import Topics
-from service.config import load_config
-from service.queue import QueueCore
-from service.store import EventStore
-from tests.mqtt_helpers import Recorder, wait_until
+from qms.protocol import messages as m
+from qms.mqtt.device import Device
+from qms.protocol.topics import Topics
+from qms.config.site import load_config
+from qms.core.queue import QueueCore
+from qms.service.store import EventStore
+from support.mqtt import Recorder, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_service(config: Path, db: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "service", "--config", str(config),
+    return subprocess.Popen([sys.executable, "-m", "qms", "service", "--config", str(config),
                              "--db", str(db)], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 

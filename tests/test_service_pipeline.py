@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 
-from mqtt import messages as m
-from mqtt.device import Device
-from mqtt.topics import Topics
-from service.config import load_config
-from tests.mqtt_helpers import Recorder, wait_until
+from qms.protocol import messages as m
+from qms.mqtt.device import Device
+from qms.protocol.topics import Topics
+from qms.config.site import load_config
+from support.mqtt import Recorder, wait_until
 
 
 def test_a_failed_commit_publishes_nothing_and_the_resent_commands_count_once(tmp_path, broker, site_config,
                                                                             site_clock):
-    from service.app import CentralService
+    from qms.service.app import CentralService
     cfg = load_config(site_config)
     topics = Topics(cfg.site.id)
     svc = CentralService(cfg, tmp_path / "svc.sqlite", clock=site_clock).start()

@@ -5,9 +5,9 @@ import datetime as dt
 import json
 
 
-from service.app import CentralService
-from service.config import load_config
-from service.simulate import DayProfile, DaySimulation, simulate, working_days
+from qms.service.app import CentralService
+from qms.config.site import load_config
+from qms.sim.simulate import DayProfile, DaySimulation, simulate, working_days
 from tests.conftest import TEST_CONFIG
 
 DAY = dt.date(2026, 11, 24)
@@ -50,7 +50,7 @@ def test_working_days_skip_closed_days():
 
 
 def test_cli_prints_the_result_and_refuses_bad_input(tmp_path, capsys):
-    from service.cli import main
+    from qms.cli.main import main
     db = tmp_path / "cli.sqlite"
     assert main(["simulate", "-c", str(TEST_CONFIG), "--db", str(db), "--day", "2026-11-24",
                  "--tickets", "60"]) == 0

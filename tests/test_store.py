@@ -1,10 +1,10 @@
-"""The service's event log (service/store.py): a log of the first schema is converted on
+"""The service's event log (qms/service/store.py): a log of the first schema is converted on
 open without losing a handled command."""
 from __future__ import annotations
 
 import sqlite3
 
-from service.store import EventStore
+from qms.service.store import EventStore
 
 OLD_SCHEMA = """
 CREATE TABLE events (seq INTEGER PRIMARY KEY, day TEXT NOT NULL, at INTEGER NOT NULL,

@@ -9,11 +9,11 @@ from array import array
 import pygame
 import pytest
 
-from display.announcer import CallAnnouncer
-from display.chime import wav_bytes
-from display.config import VoiceConfig, VolumeStep
-from display.player import Player, volume_at
-from display.voices import (CLIP_NAMES, PREFIX, TO_COUNTER, EspeakVoice, VoiceError, VoicePack,
+from qms.display.announcer import CallAnnouncer
+from qms.voice.chime import wav_bytes
+from qms.config.display import VoiceConfig, VolumeStep
+from qms.voice.player import Player, volume_at
+from qms.voice.packs import (CLIP_NAMES, PREFIX, TO_COUNTER, EspeakVoice, VoiceError, VoicePack,
                             build_pack, call_tokens, sentence)
 
 RATE = 22050
@@ -255,7 +255,7 @@ def _wav(samples: array) -> bytes:
 
 
 def test_voice_cli_say_to_wav_and_check_pack(tmp_path, capsys):
-    from service.cli import main
+    from qms.cli.main import main
     out = tmp_path / "call.wav"
     assert main(["voice", "say", "2024", "4", "--region", "south", "--wav", str(out)]) == 0
     assert "Xin mời công dân có số thứ tự hai ngàn không trăm hai mươi bốn đến quầy số bốn" \

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from conftest import make_config
-from mqtt.device import Device
-from service.config import load_config
-from service.web import WebApp, new_token
+from qms.mqtt.device import Device
+from qms.config.site import load_config
+from qms.web.server import WebApp, new_token
 
 BOOK_TOKEN, BOOK_SHA = new_token()
 OTHER_TOKEN, OTHER_SHA = new_token()
@@ -353,7 +353,7 @@ def test_pages_are_rate_limited_per_client(service, site_config, tmp_path, site_
 
 
 def test_new_token_prints_a_token_and_config_lines_that_work(tmp_path, broker, capsys):
-    from service.cli import main
+    from qms.cli.main import main
     assert main(["web", "--new-token", "kiosk-9", "--scope", "checkin"]) == 0
     out = capsys.readouterr().out
     token = out.split("\n\n")[1].strip()

@@ -7,9 +7,9 @@ import msgspec
 import pytest
 
 from conftest import TEST_CONFIG, SiteClock
-from service.config import load_config
-from service.web_bookings import BookingRequest, BookingStore, normalize_code
-from service.web_errors import WebError
+from qms.config.site import load_config
+from qms.web.bookings import BookingRequest, BookingStore, normalize_code
+from qms.web.errors import WebError
 
 REF = hashlib.sha256(b"someone").hexdigest()
 

@@ -1,0 +1,350 @@
+"""`qms install --role ROLE`: set this machine up to run one role under systemd.
+
+Idempotent: every step first checks whether the machine is already as wanted and does
+nothing if so, so running the installer again after an upgrade or a half-finished run is
+safe. `--dry-run` prints the plan; `--root DIR` applies it below DIR instead of / (used by
+the tests: real useradd/groupadd --prefix and `systemctl --root`, nothing touches the host).
+
+What it sets up: the `qms` system user and the groups its unit needs, /etc/qms (site
+config, the role's env file, the device's MQTT secret), /var/lib/qms (state), a venv in
+/opt/qms/venv (or an existing one with --venv), the unit files, and enables the unit.
+For the service role it also installs the broker files made by `qms provision`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger("qms.install")
+
+SOURCE = Path(__file__).resolve().parents[2]         # the checked-out project
+UNITS = SOURCE / "systemd"
+ROLES = ("service", "kiosk", "display", "counter", "web")
+DEVICE_ROLES = {"service": ("service",), "kiosk": ("kiosk", "robot"),
+                "display": ("display",), "counter": ("counter",), "web": ("web",)}
+# `qms web` shares the service's machine and site config: its password goes beside the
+# service's, and web.env points QMS_MQTT_PASSWORD_FILE at it
+PASSWORD_FILE = {"web": "web.password"}
+USER = "qms"
+ETC = Path("/etc/qms")
+STATE = Path("/var/lib/qms")
+VENV = Path("/opt/qms/venv")
+UNIT_DIR = Path("/etc/systemd/system")
+COMMON_DROPIN = Path("qms-.service.d/10-qms-common.conf")
+BROKER_DROPIN = Path("mosquitto.service.d/qms.conf")
+MOSQUITTO_DIR = Path("/etc/mosquitto")
+
+
+class InstallError(Exception):
+    """A precondition is not met; the message says what to do."""
+
+
+# ---------------------------------------------------------------- the machine
+@dataclass
+class Host:
+    """The machine (or a directory standing for it) and how we change it."""
+    root: Path = Path("/")
+    dry_run: bool = False
+    done: list[str] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        """Installing into the running system with systemd as init (not --root)."""
+        return self.root == Path("/") and Path("/run/systemd/system").is_dir()
+
+    def path(self, p: Path | str) -> Path:
+        return self.root / Path(p).relative_to("/")
+
+    def run(self, cmd: list[str]) -> None:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise InstallError(f"`{' '.join(cmd)}` failed: {(proc.stderr or proc.stdout).strip()}")
+
+    def lookup(self, db: str, name: str) -> int | None:
+        """uid/gid of `name` in the root's /etc/passwd or /etc/group (not NSS: --root)."""
+        try:
+            for line in self.path(f"/etc/{db}").read_text().splitlines():
+                parts = line.split(":")
+                if parts[0] == name and len(parts) > 2:
+                    return int(parts[2])
+        except OSError:
+            pass
+        return None
+
+    def chown(self, p: Path, owner: str, group: str) -> None:
+        uid, gid = self.lookup("passwd", owner), self.lookup("group", group)
+        if os.geteuid() == 0 and uid is not None and gid is not None:
+            os.chown(p, uid, gid)
+
+
+@dataclass
+class Step:
+    what: str
+    needed: Callable[[Host], bool]
+    apply: Callable[[Host], None]
+
+
+def execute(steps: list[Step], host: Host, out=print) -> int:
+    """Run the steps that are needed; print one line per step. Returns how many changed."""
+    changed = 0
+    for step in steps:
+        if not step.needed(host):
+            out(f"  ok     {step.what}")
+            continue
+        out(f"  {'would' if host.dry_run else 'do   '}  {step.what}")
+        if not host.dry_run:
+            step.apply(host)
+            changed += 1
+    return changed
+
+
+# ---------------------------------------------------------------- step builders
+def group_step(name: str) -> Step:
+    return Step(f"group {name}", lambda h: h.lookup("group", name) is None,
+                lambda h: h.run(["groupadd", "--system", *_prefix(h), name]))
+
+
+def user_step() -> Step:
+    return Step(f"system user {USER} (home {STATE}, no login)",
+                lambda h: h.lookup("passwd", USER) is None,
+                lambda h: h.run(["useradd", "--system", *_prefix(h), "--no-create-home",
+                                 "--home-dir", str(STATE), "--shell", "/usr/sbin/nologin",
+                                 "--gid", USER, USER]))
+
+
+def _prefix(h: Host) -> list[str]:
+    return [] if h.root == Path("/") else ["--prefix", str(h.root)]
+
+
+def dir_step(p: Path, mode: int, owner: str, group: str) -> Step:
+    def needed(h: Host) -> bool:
+        t = h.path(p)
+        return not t.is_dir() or (t.stat().st_mode & 0o7777) != mode
+
+    def apply(h: Host) -> None:
+        t = h.path(p)
+        t.mkdir(parents=True, exist_ok=True)
+        t.chmod(mode)
+        h.chown(t, owner, group)
+    return Step(f"directory {p} ({owner}:{group} {mode:o})", needed, apply)
+
+
+def file_step(dest: Path, content: bytes, mode: int = 0o644, owner: str = "root",
+              group: str = "root", replace: bool = True, what: str = "") -> Step:
+    """Put `content` at `dest`. replace=False: an existing file is the admin's, keep it."""
+    def needed(h: Host) -> bool:
+        t = h.path(dest)
+        if not t.exists():
+            return True
+        return replace and (t.read_bytes() != content or (t.stat().st_mode & 0o7777) != mode)
+
+    def apply(h: Host) -> None:
+        t = h.path(dest)
+        t.parent.mkdir(parents=True, exist_ok=True)
+        if t.exists() and t.read_bytes() != content:
+            shutil.copy2(t, t.with_name(t.name + ".bak"))     # keep the previous version
+        tmp = t.with_name(t.name + ".qms-new")
+        tmp.write_bytes(content)
+        tmp.chmod(mode)
+        h.chown(tmp, owner, group)
+        os.replace(tmp, t)
+    return Step(what or f"file {dest}", needed, apply)
+
+
+def unit_text(role: str, venv: Path) -> str:
+    text = (UNITS / f"qms-{role}.service").read_text()
+    return text.replace(str(VENV), str(venv))
+
+
+def supplementary_groups(role: str) -> list[str]:
+    m = re.search(r"^SupplementaryGroups=(.*)$", unit_text(role, VENV), re.M)
+    return m.group(1).split() if m else []
+
+
+def is_enabled(h: Host, unit: str) -> bool:
+    # lexists: under --root the link points at /etc/..., which is outside the root
+    return os.path.lexists(h.path(UNIT_DIR / "multi-user.target.wants" / unit))
+
+
+def enable_step(unit: str) -> Step:
+    def apply(h: Host) -> None:
+        if h.live:
+            h.run(["systemctl", "daemon-reload"])
+            h.run(["systemctl", "enable", "--now", unit])
+        else:
+            h.run(["systemctl", f"--root={h.root}", "enable", unit])
+    return Step(f"enable {unit}", lambda h: not is_enabled(h, unit), apply)
+
+
+def venv_steps(venv: Path, reuse: bool, system_pygame: bool) -> list[Step]:
+    if reuse:
+        def refuse(h: Host) -> None:
+            raise InstallError(f"{venv}/bin/qms not found: is --venv a venv with qms-edge in it?")
+        return [Step(f"reuse the venv {venv}", lambda h: not (venv / "bin" / "qms").exists(), refuse)]
+
+    def create(h: Host) -> None:
+        target = h.path(venv)
+        cmd = [sys.executable, "-m", "venv", str(target)]
+        if system_pygame:       # Debian's python3-pygame/python3-lgpio, see docs/deploy.md
+            cmd.insert(3, "--system-site-packages")
+        h.run(cmd)
+        # editable: the units and env templates stay readable in the checkout's systemd/
+        pip = [str(target / "bin" / "pip"), "install", "--upgrade"]
+        if system_pygame:
+            h.run(pip + ["--no-deps", "-e", str(SOURCE)])
+            h.run(pip + [d for d in project_dependencies() if not d.startswith("pygame")])
+        else:
+            h.run(pip + ["-e", str(SOURCE)])
+    return [Step(f"venv {venv} with qms-edge from {SOURCE}"
+                 + (" (system pygame)" if system_pygame else ""),
+                 lambda h: not h.path(venv / "bin" / "qms").exists(), create)]
+
+
+def project_dependencies() -> list[str]:
+    import tomllib
+    return tomllib.loads((SOURCE / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+# ---------------------------------------------------------------- the plan
+def env_text(role: str, device: str, robot: bool) -> bytes:
+    text = (UNITS / "env" / f"{role}.env").read_text().replace("@DEVICE@", device)
+    if robot:
+        text = text.replace("\nQMS_ARGS=\n", "\nQMS_ARGS=--robot\n")
+    return text.encode()
+
+
+def pick_device(cfg, role: str, wanted: str | None) -> tuple[str, bool]:
+    """The device id this machine runs as, and whether it is a robot."""
+    roles = DEVICE_ROLES[role]
+    if role == "web":       # `qms web` connects as [web] device_id; the ACL needs that device
+        d = cfg.device(wanted or cfg.web.device_id)
+        if wanted and wanted != cfg.web.device_id:
+            raise InstallError(f"`qms web` connects as [web] device_id = {cfg.web.device_id!r}, "
+                               f"not {wanted!r}: set device_id in {cfg.source}")
+        if d is None or d.role != "web":
+            raise InstallError(f"{cfg.source} has no [[devices]] id = {cfg.web.device_id!r} role = \"web\" "
+                               "(the broker ACL gives `qms web` its topics through it)")
+        return d.id, False
+    if wanted:
+        d = cfg.device(wanted)
+        if d is None or d.role not in roles:
+            ids = [x.id for x in cfg.devices if x.role in roles]
+            raise InstallError(f"device {wanted!r} is not a {'/'.join(roles)} in {cfg.source} "
+                               f"(there: {', '.join(ids) or 'none'})")
+        return d.id, d.role == "robot"
+    found = [d for d in cfg.devices if d.role in roles]
+    if role == "service" and not found:
+        return "service", False
+    if len(found) != 1:
+        raise InstallError(f"{cfg.source} has {len(found)} {role} devices "
+                           f"({', '.join(d.id for d in found) or 'none'}): say which with --device")
+    return found[0].id, found[0].role == "robot"
+
+
+def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, reuse_venv: bool,
+         secrets: Path | None, system_pygame: bool = False) -> list[Step]:
+    groups = [USER] + supplementary_groups(role)
+    steps = [group_step(g) for g in groups]
+    steps.append(user_step())
+    steps += [dir_step(ETC, 0o750, "root", USER), dir_step(STATE, 0o750, USER, USER)]
+    if config is not None:
+        steps.append(file_step(ETC / "site.toml", config.read_bytes(), 0o640, "root", USER,
+                               what=f"site config {ETC}/site.toml from {config}"))
+    steps.append(file_step(ETC / f"{role}.env", env_text(role, device, robot), 0o640, "root", USER,
+                           replace=False, what=f"environment {ETC}/{role}.env (device {device})"))
+    if secrets is not None:
+        steps += secret_steps(secrets, device, role)
+    steps += venv_steps(venv, reuse_venv, system_pygame)
+    steps.append(file_step(UNIT_DIR / COMMON_DROPIN, (UNITS / COMMON_DROPIN).read_bytes()))
+    unit = f"qms-{role}.service"
+    steps.append(file_step(UNIT_DIR / unit, unit_text(role, venv).encode()))
+    if role == "service":
+        steps.append(file_step(UNIT_DIR / BROKER_DROPIN, (UNITS / BROKER_DROPIN).read_bytes()))
+    steps.append(enable_step(unit))
+    return steps
+
+
+def secret_steps(secrets: Path, device: str, role: str) -> list[Step]:
+    """The device's MQTT password (and TLS files) from `qms provision`'s output dir."""
+    pw = secrets / "devices" / f"{device}.password"
+    if not pw.exists():
+        raise InstallError(f"{pw} not found: run `qms provision CONFIG {secrets}` first")
+    dest = ETC / PASSWORD_FILE.get(role, "mqtt.password")
+    steps = [file_step(dest, pw.read_bytes(), 0o640, "root", USER,
+                       what=f"MQTT password of {device} in {dest}")]
+    for src, name in ((secrets / "tls" / "ca.crt", "ca.crt"),
+                      (secrets / "tls" / "devices" / f"{device}.crt", "device.crt"),
+                      (secrets / "tls" / "devices" / f"{device}.key", "device.key")):
+        if src.exists():
+            # the TLS listener checks that a certificate is the site CA's, the ACL goes by the
+            # password's user: a second device of a machine keeps the machine's certificate
+            steps.append(file_step(ETC / "tls" / name, src.read_bytes(), 0o640, "root", USER,
+                                   replace=role not in PASSWORD_FILE))
+    broker = secrets / "mosquitto"
+    if role == "service" and broker.is_dir():
+        for src in sorted(p for p in broker.rglob("*") if p.is_file()):
+            rel = src.relative_to(broker)
+            dest = (MOSQUITTO_DIR / "conf.d" / "qms.conf" if rel == Path("qms.conf")
+                    else MOSQUITTO_DIR / "qms" / rel)
+            # the broker drops root and runs as `mosquitto`: it must read these
+            steps.append(file_step(dest, src.read_bytes(), 0o640, "root", "mosquitto",
+                                   what=f"broker file {dest}"))
+    return steps
+
+
+# ---------------------------------------------------------------- CLI
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    p.add_argument("--root", type=Path, default=Path("/"),
+                   help="apply below this directory instead of / (for tests and images)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--config", type=Path, help="site config to install as /etc/qms/site.toml")
+    p.add_argument("--device", help="this machine's device id (default: the only one of the role)")
+    p.add_argument("--secrets", type=Path, help="output dir of `qms provision` (device password, "
+                   "TLS files, broker files for the service role)")
+    p.add_argument("--venv", type=Path, help="use this existing venv instead of creating "
+                   f"{VENV}")
+    p.add_argument("--system-pygame", action="store_true",
+                   help="venv sees Debian's python3-pygame (KMSDRM) and python3-lgpio")
+    add_common(p)
+
+
+def run(args) -> int:
+    from qms.config.site import ConfigError, load_config
+    host = Host(root=args.root.resolve(), dry_run=args.dry_run)
+    if os.geteuid() != 0 and not args.dry_run and host.root == Path("/"):
+        print("qms install changes the system: run it as root (sudo), or use --dry-run",
+              file=sys.stderr)
+        return 2
+    cfg_path = args.config or host.path(ETC / "site.toml")
+    try:
+        if not UNITS.is_dir():
+            raise InstallError(f"unit files not found in {UNITS}: run the installer from a "
+                               "checkout of the project (pip install -e), see docs/deploy.md")
+        cfg = load_config(cfg_path)
+        device, robot = pick_device(cfg, args.role, args.device)
+        steps = plan(args.role, args.config, device, robot, args.venv or VENV, args.venv is not None,
+                     args.secrets, args.system_pygame)
+        print(f"qms install --role {args.role} (device {device})"
+              + (f" into {host.root}" if host.root != Path("/") else ""))
+        changed = execute(steps, host)
+    except (ConfigError, InstallError) as e:
+        print(f"qms install: {e}", file=sys.stderr)
+        return 1
+    if cfg.mqtt.password_file is None and args.secrets is not None:
+        print(f'note: set  password_file = "mqtt.password"  in [mqtt] of the site config, '
+              f"so {device} uses {ETC}/mqtt.password", file=sys.stderr)
+    print("nothing to do: already installed" if not changed and not args.dry_run
+          else "dry run: nothing changed" if args.dry_run else f"done: {changed} change(s)")
+    return 0

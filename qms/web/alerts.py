@@ -1,0 +1,105 @@
+"""Service-level alerts for staff, published as retained MQTT messages.
+
+  qms/v1/<site>/alert/wait/<service id>   someone has waited longer than alert_wait_minutes
+  qms/v1/<site>/alert/pause/<counter n>   a counter has been paused longer than alert_pause_minutes
+
+An active alert is retained JSON (see docs/web.md); a resolved one is cleared with an
+empty retained payload, which removes it from the broker. Alerts left on the broker by a
+previous run are learned from the subscription and cleared if no longer true.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Callable
+
+from qms.protocol.topics import Topics
+from qms.config.site import SiteConfig
+from qms.web.replica import Replica
+
+log = logging.getLogger("qms.web.alerts")
+
+Publish = Callable[[str, bytes], None]      # topic, payload (retained, QoS 1)
+
+
+def _minutes(ms: int) -> int:
+    return max(0, ms) // 60_000
+
+
+class AlertWatcher:
+    KINDS = ("wait", "pause")
+
+    def __init__(self, cfg: SiteConfig, replica: Replica, publish: Publish):
+        self.cfg, self.replica, self.publish = cfg, replica, publish
+        self.topics = Topics(cfg.site.id)
+        self._current: dict[str, bytes] = {}      # topic -> payload we published
+        self._lock = threading.Lock()
+
+    @property
+    def subscriptions(self) -> list[tuple[str, int]]:
+        return [(self.topics.alert(k, "+"), 1) for k in self.KINDS]
+
+    def on_retained(self, topic: str, payload: bytes) -> None:
+        """A retained alert seen on the broker (maybe from before a restart)."""
+        with self._lock:
+            if payload and topic not in self._current:
+                self._current[topic] = b"?"        # unknown content: check() decides
+
+    def resend(self) -> None:
+        """After a reconnect: publish every alert again on the next check (and clear stale ones)."""
+        with self._lock:
+            self._current = {t: b"?" for t in self._current}
+
+    def desired(self, now: int) -> dict[str, dict]:
+        web, core = self.cfg.web, self.replica.core
+        out: dict[str, dict] = {}
+        with self.replica.lock:
+            if web.alert_wait_minutes:
+                target = web.alert_wait_minutes * 60_000
+                oldest: dict[str, int] = {}
+                lines = list(core.lines.values()) + list(core.targeted.values())
+                for line in lines:
+                    for lst in (line.priority, line.normal):
+                        if lst:
+                            t = lst[0][1]
+                            oldest[t.service] = min(oldest.get(t.service, t.issued_at), t.issued_at)
+                for sid, issued in oldest.items():
+                    if now - issued > target:
+                        s = self.cfg.service(sid)
+                        m = _minutes(now - issued)
+                        out[self.topics.alert("wait", sid)] = {
+                            "kind": "wait", "key": sid, "since": issued + target, "value_min": m,
+                            "target_min": web.alert_wait_minutes,
+                            "message_vi": f"{s.name_vi}: có người đã chờ {m} phút "
+                                          f"(mục tiêu {web.alert_wait_minutes} phút).",
+                            "message_en": f"{s.name_en}: someone has waited {m} min "
+                                          f"(target {web.alert_wait_minutes} min)."}
+            if web.alert_pause_minutes:
+                allowed = web.alert_pause_minutes * 60_000
+                for n, c in core.counters.items():
+                    if c.paused and c.paused_at is not None and now - c.paused_at > allowed:
+                        m = _minutes(now - c.paused_at)
+                        out[self.topics.alert("pause", str(n))] = {
+                            "kind": "pause", "key": str(n), "since": c.paused_at + allowed, "value_min": m,
+                            "target_min": web.alert_pause_minutes, "reason": c.reason,
+                            "message_vi": f"Quầy {n} đã tạm nghỉ {m} phút "
+                                          f"(cho phép {web.alert_pause_minutes} phút).",
+                            "message_en": f"Counter {n} has been paused for {m} min "
+                                          f"(allowed {web.alert_pause_minutes} min)."}
+        return out
+
+    def check(self, now: int) -> dict[str, bytes]:
+        """Publish what changed. Returns the active alerts (topic -> payload)."""
+        want = {t: json.dumps({"v": 1, "active": True, **a}, ensure_ascii=False).encode()
+                for t, a in self.desired(now).items()}
+        with self._lock:
+            for topic, payload in want.items():
+                if self._current.get(topic) != payload:
+                    self.publish(topic, payload)
+                    self._current[topic] = payload
+            for topic in [t for t in self._current if t not in want]:
+                self.publish(topic, b"")
+                del self._current[topic]
+                log.info("alert resolved: %s", topic)
+            return dict(self._current)

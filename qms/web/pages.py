@@ -1,0 +1,190 @@
+"""HTML of the citizen's ticket page and the public board.
+
+Pages are rendered here only (no second renderer in JavaScript): live updates push the
+same fragment HTML over server-sent events, and the script swaps it in. Every text is
+written in both languages (`<span lang="vi">` / `<span lang="en">`); CSS shows the one
+chosen, so the toggle works without a round trip and without JavaScript via ?lang=en.
+Nothing here names the citizen: a ticket page shows a number, a service and a counter.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import unicodedata
+
+import qrcode
+import qrcode.image.svg
+
+from qms.config.site import SiteConfig
+
+_e = html.escape
+
+
+def t(vi: str, en: str) -> str:
+    """Both languages of one text; CSS shows the chosen one."""
+    return f'<span lang="vi">{_e(vi)}</span><span lang="en">{_e(en)}</span>'
+
+
+def wait_text(seconds: int) -> tuple[str, str]:
+    m = round(seconds / 60)
+    if m < 1:
+        return "dưới 1 phút", "under 1 minute"
+    if m < 60:
+        return f"khoảng {m} phút", f"about {m} min"
+    h, r = divmod(m, 60)
+    return (f"khoảng {h} giờ {r} phút" if r else f"khoảng {h} giờ",
+            f"about {h} h {r} min" if r else f"about {h} h")
+
+
+def counter_name(cfg: SiteConfig, n: int) -> tuple[str, str]:
+    try:
+        c = cfg.counter(n)
+    except KeyError:
+        return f"Quầy {n}", f"Counter {n}"
+    return (f"Quầy {n}" + (f" – {c.name_vi}" if c.name_vi else ""),
+            f"Counter {n}" + (f" – {c.name_en}" if c.name_en else ""))
+
+
+def _service(cfg: SiteConfig, sid: str) -> tuple[str, str]:
+    try:
+        s = cfg.service(sid)
+    except KeyError:
+        return sid, sid
+    return s.name_vi, s.name_en
+
+
+def _row(label: str, value: str, cls: str = "") -> str:
+    return f'<div class="row {cls}"><div class="label">{label}</div><div class="value">{value}</div></div>'
+
+
+def _hhmm(cfg: SiteConfig, ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, cfg.tz).strftime("%H:%M")
+
+
+def _qr_svg(text: str) -> str:
+    img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
+    return img.to_string().decode()
+
+
+# ---------------------------------------------------------------- ticket page
+def ticket_fragment(cfg: SiteConfig, view: dict) -> tuple[str, bool]:
+    """The live part of /t/<id>. Returns (html, final): final when nothing more will change."""
+    number = f'<div class="number" id="number">{view["number"]}</div>'
+    svc = _service(cfg, view["service"])
+    head = (f'<div class="caption">{t("Số của bạn", "Your number")}</div>{number}'
+            f'<div class="service">{t(*svc)}</div>')
+    state = view["state"]
+    if state == "waiting":
+        wait = wait_text(view["est_wait_s"])
+        body = (_row(t("Số người đang chờ trước bạn", "People ahead of you"),
+                     f'<b id="ahead">{view["people_ahead"]}</b>', "big") +
+                _row(t("Thời gian chờ dự kiến", "Estimated wait"), f'<b id="wait">{t(*wait)}</b>') +
+                f'<p class="hint">{t("Trang này tự cập nhật. Bạn có thể đi đâu đó gần đây và quay lại khi sắp đến lượt.", "This page updates by itself. You may step out and come back when your turn is near.")}</p>')
+        return f'<section class="ticket waiting" data-state="waiting">{head}{body}</section>', False
+    if state == "called":
+        cvi, cen = counter_name(cfg, view["counter"])
+        body = (f'<div class="call">{t("Mời bạn đến", "Please go to")}</div>'
+                f'<div class="counter" id="counter">{t(cvi, cen)}</div>')
+        return f'<section class="ticket called" data-state="called">{head}{body}</section>', False
+    if state == "no_show":
+        w = cfg.queue.no_show_window_minutes
+        msg = t(f"Số của bạn đã được gọi nhưng bạn vắng mặt. Hãy đến quầy {view['counter']} trong vòng {w} phút để được gọi lại.",
+                f"Your number was called but you were not there. Go to counter {view['counter']} within {w} minutes to be called back.")
+        return f'<section class="ticket no-show" data-state="no_show">{head}<p class="notice">{msg}</p></section>', False
+    if state == "done":
+        msg = t("Đã phục vụ xong. Cảm ơn bạn!", "Served. Thank you!")
+        return f'<section class="ticket done" data-state="done">{head}<p class="notice">{msg}</p></section>', True
+    msg = t("Số này không còn hiệu lực (chỉ có giá trị trong ngày).", "This number is no longer valid (valid on the day only).")
+    return f'<section class="ticket expired" data-state="{_e(state)}">{head}<p class="notice">{msg}</p></section>', True
+
+
+def booking_fragment(cfg: SiteConfig, b: dict) -> tuple[str, bool]:
+    """A booked number before check-in (or after it expired or was cancelled)."""
+    svc = _service(cfg, b["service"])
+    day = dt.date.fromisoformat(b["date"]).strftime("%d/%m/%Y")
+    head = (f'<div class="caption">{t("Đặt lịch", "Booking")}</div>'
+            f'<div class="service">{t(*svc)}</div>'
+            + _row(t("Khung giờ", "Time window"), f'<b>{b["from"]}–{b["to"]}</b> {day}'))
+    if b["state"] == "booked":
+        body = (_row(t("Mã đặt lịch", "Booking code"), f'<b class="code" id="code">{b["code"]}</b>') +
+                f'<div class="qr">{_qr_svg(b["qr_text"])}</div>' +
+                f'<p class="hint">{t("Đến trung tâm trong khung giờ này, nhập mã hoặc quét mã QR tại máy lấy số để nhận số thứ tự.", "Come to the center within this window and type the code or scan the QR code at the ticket kiosk to get your number.")}</p>')
+        return f'<section class="ticket booked" data-state="booked">{head}{body}</section>', False
+    if b["state"] == "checked_in":          # the ticket is being issued right now
+        msg = t("Đã xác nhận. Đang cấp số…", "Checked in. Your number is being issued…")
+        return f'<section class="ticket booked" data-state="checked_in">{head}<p class="notice">{msg}</p></section>', False
+    if b["state"] == "cancelled":
+        msg = t("Lịch hẹn này đã bị huỷ.", "This booking was cancelled.")
+    else:
+        msg = t("Lịch hẹn đã hết hạn vì chưa xác nhận trong khung giờ. Xin mời lấy số mới.",
+                "This booking expired: it was not checked in within its window. Please take a new number.")
+    return f'<section class="ticket expired" data-state="{b["state"]}">{head}<p class="notice">{msg}</p></section>', True
+
+
+def not_found_fragment() -> str:
+    return (f'<section class="ticket missing" data-state="missing"><p class="notice">'
+            f'{t("Không tìm thấy số này. Nếu bạn vừa lấy số, xin thử lại sau ít phút. Số chỉ có giá trị trong ngày.", "Number not found. If you have just taken it, try again in a few minutes. Numbers are valid on the day only.")}'
+            f'</p></section>')
+
+
+# ---------------------------------------------------------------- board
+def board_fragment(cfg: SiteConfig, board: dict) -> str:
+    calls = board["calls"]
+    latest = ""
+    if calls:
+        c = calls[0]
+        latest = (f'<div class="latest"><span class="number">{c["number"]}</span>'
+                  f'<span class="arrow">→</span><span class="counter">{t(*counter_name(cfg, c["counter"]))}</span></div>')
+    recent = "".join(f'<li><b>{c["number"]}</b> → {t(*counter_name(cfg, c["counter"]))}</li>' for c in calls[1:8])
+    counters = []
+    for cv in board["counters"]:
+        if cv["status"] == "paused":
+            what = t("Tạm nghỉ", "Paused")
+        elif cv["serving"]:
+            what = f'<b>{cv["serving"]["number"]}</b>'
+        elif cv["status"] == "open":
+            what = t("Đang chờ", "Free")
+        else:
+            what = t("Chưa mở", "Closed")
+        counters.append(f'<li class="c-{cv["status"]}"><span class="cn">{t(*counter_name(cfg, cv["counter"]))}</span>'
+                        f'<span class="cs">{what}</span></li>')
+    services = []
+    for sv in board["services"]:
+        wait = t(*wait_text(sv["est_wait_s"])) if sv["waiting"] else "–"
+        services.append(f'<tr><td>{t(*_service(cfg, sv["service"]))}</td><td class="n">{sv["waiting"]}</td>'
+                        f'<td>{wait}</td></tr>')
+    notice = board.get("notice") or {}
+    note = (f'<p class="board-notice">{t(notice.get("text_vi", ""), notice.get("text_en") or notice.get("text_vi", ""))}</p>'
+            if notice.get("text_vi") else "")
+    return (f'{note}<section class="calls"><h2>{t("Đang gọi", "Now calling")}</h2>{latest or t("Chưa gọi số nào", "No calls yet")}'
+            f'<ul class="recent">{recent}</ul></section>'
+            f'<section class="counters"><h2>{t("Các quầy", "Counters")}</h2><ul>{"".join(counters)}</ul></section>'
+            f'<section class="services"><h2>{t("Đang chờ theo lĩnh vực", "Waiting by service")}</h2>'
+            f'<table><thead><tr><th>{t("Lĩnh vực", "Service")}</th><th>{t("Số người chờ", "Waiting")}</th>'
+            f'<th>{t("Chờ dự kiến", "Est. wait")}</th></tr></thead><tbody>{"".join(services)}</tbody></table></section>')
+
+
+# ---------------------------------------------------------------- the page shell
+def page(cfg: SiteConfig, title: str, fragment: str, lang: str, stream: str | None,
+         kind: str) -> bytes:
+    other = t("English", "Tiếng Việt")
+    site = cfg.site
+    addr = f'<div class="address">{_e(site.address)}</div>' if site.address else ""
+    live = f' data-stream="{_e(stream)}"' if stream else ""
+    doc = (f'<!doctype html><html lang="{lang}" data-lang="{lang}"><head><meta charset="utf-8">'
+           f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+           f'<meta name="referrer" content="no-referrer"><title>{_e(title)}</title>'
+           f'<link rel="stylesheet" href="/static/web.css">'
+           + ('<noscript><meta http-equiv="refresh" content="30"></noscript>' if stream else "") + '</head>'
+           f'<body class="page-{kind}"><header><div class="center">{_e(site.center)}</div>'
+           f'<div class="site">{_e(site.name)}</div>'
+           f'<a class="lang" id="lang" href="?lang={"en" if lang == "vi" else "vi"}">{other}</a></header>'
+           f'<main id="live"{live} aria-live="polite">{fragment}</main>'
+           f'<footer>{addr}<div class="status" id="status"></div></footer>'
+           f'<script src="/static/live.js" defer></script></body></html>')
+    return unicodedata.normalize("NFC", doc).encode()
+
+
+def error_page(cfg: SiteConfig, status: int, vi: str, en: str, lang: str = "vi") -> bytes:
+    return page(cfg, f"{status}", f'<section class="ticket missing"><p class="notice">{t(vi, en)}</p></section>',
+                lang, None, "error")
