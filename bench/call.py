@@ -93,9 +93,9 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measurement")
     args = ap.parse_args()
 
+    from qms.config.site import load_config
     from qms.mqtt.device import Device
     from qms.service.app import CentralService
-    from qms.config.site import load_config
 
     work = Path(tempfile.mkdtemp(prefix="qms-bench-call-"))
     broker = Broker(work).start()

@@ -21,19 +21,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gpiozero import Device as GpioDevice            # noqa: E402
-from gpiozero.pins.mock import MockFactory          # noqa: E402
+from gpiozero import Device as GpioDevice  # noqa: E402
+from gpiozero.pins.mock import MockFactory  # noqa: E402
 
-from qms.counter.keys import GpioKeys, key_pins          # noqa: E402
-from qms.counter.lights import GpioLights                # noqa: E402
+from qms.config.site import load_config  # noqa: E402
+from qms.counter.keys import GpioKeys, key_pins  # noqa: E402
+from qms.counter.lights import GpioLights  # noqa: E402
 from qms.counter.number_display import SimulatedNumberDisplay  # noqa: E402
 from qms.counter.terminal import CounterTerminal, open_device  # noqa: E402
-from qms.mqtt.client import MqttLink                     # noqa: E402
-from qms.mqtt.device import Device                       # noqa: E402
-from qms.protocol.topics import Topics                       # noqa: E402
-from qms.service.app import CentralService               # noqa: E402
-from qms.config.site import load_config               # noqa: E402
-from tests.conftest import Broker, make_config       # noqa: E402
+from qms.mqtt.client import MqttLink  # noqa: E402
+from qms.mqtt.device import Device  # noqa: E402
+from qms.protocol.topics import Topics  # noqa: E402
+from qms.service.app import CentralService  # noqa: E402
+from tests.conftest import Broker, make_config  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

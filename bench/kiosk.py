@@ -125,11 +125,11 @@ def main() -> int:
     args = ap.parse_args()
     import logging
     logging.disable(logging.WARNING)
+    from qms.config.site import load_config
     from qms.kiosk.app import KioskApp
     from qms.kiosk.printing import make_printer
     from qms.kiosk.voice import SilentSpeaker
     from qms.service.app import CentralService
-    from qms.config.site import load_config
     from tests.conftest import Broker, make_config
 
     n = max(5, min(args.tickets, 45))          # stays within one kiosk's offline block

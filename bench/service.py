@@ -104,8 +104,8 @@ def serve_profiled(cfg_path: str, out: str) -> None:
     import cProfile
     import signal
 
-    from qms.service.app import CentralService
     from qms.config.site import load_config
+    from qms.service.app import CentralService
     svc = CentralService(load_config(cfg_path)).start(in_thread=False)
     signal.signal(signal.SIGTERM, lambda *a: svc._stop.set())
     prof = cProfile.Profile()

@@ -134,8 +134,9 @@ def main() -> int:
         return client_main(args)
 
     from conftest import Broker, free_port, make_config
-    from qms.mqtt.device import Device
+
     from qms.config.site import load_config
+    from qms.mqtt.device import Device
 
     tmp = Path(tempfile.mkdtemp(prefix="qms-bench-web-"))
     broker = Broker(tmp).start()

@@ -12,13 +12,13 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from qms.voice.chime import chime_wav
 from qms.config.display import VoiceConfig
-from qms.voice.player import Player, volume_at
+from qms.voice.chime import chime_wav
 from qms.voice.packs import VoiceError, VoiceSource, call_tokens
+from qms.voice.player import Player, volume_at
 
 log = logging.getLogger("qms.voice")
 

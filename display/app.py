@@ -87,8 +87,8 @@ class DisplayApp:
 
     def _make_announcer(self):
         from qms.display.announcer import CallAnnouncer
-        from qms.voice.player import Player
         from qms.voice.packs import VoiceError, make_voice
+        from qms.voice.player import Player
         v = self.cfg.voice
         try:
             voice = make_voice(v, Path(self.cfg.source).resolve().parent if self.cfg.source else None)
@@ -110,7 +110,7 @@ class DisplayApp:
             self._trace.write(json.dumps({"t": time.monotonic(), "kind": kind, **fields}) + "\n")
 
     # ------------------------------------------------------------ loop
-    def start(self) -> "DisplayApp":
+    def start(self) -> DisplayApp:
         if self.link:
             self.link.start()
         return self

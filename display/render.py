@@ -14,8 +14,20 @@ from pathlib import Path
 
 import pygame
 
-from qms.display.board import (ALERTS, ALL_REGIONS, CALLS, COUNTERS, HEADER, HERO, LINK, SERVICES,
-                           TICKER, BoardModel, CounterView, nfc)
+from qms.display.board import (
+    ALERTS,
+    ALL_REGIONS,
+    CALLS,
+    COUNTERS,
+    HEADER,
+    HERO,
+    LINK,
+    SERVICES,
+    TICKER,
+    BoardModel,
+    CounterView,
+    nfc,
+)
 
 # DejaVu Sans first: it has every Vietnamese letter and also → and ●, which Noto Sans
 # (fonts-noto-core) lacks; Noto Sans can be configured with [display] font.

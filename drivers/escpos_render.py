@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from typing import Callable
+from collections.abc import Callable
 
 import qrcode
 from PIL import Image, ImageChops, ImageOps

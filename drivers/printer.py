@@ -16,11 +16,17 @@ from pathlib import Path
 
 from qms.config.printer import PrinterConfig
 from qms.drivers.printer_sim import SimulatedPrinter
-from qms.drivers.printer_status import (DLE_EOT_OFFLINE_CAUSE, DLE_EOT_PAPER, DLE_EOT_PRINTER,
-                                    ERROR_FOR_STATUS, PrinterError, PrinterOffline, PrinterStatus,
-                                    decode_status)
-from qms.drivers.printer_transport import (FileTransport, NetworkTransport, SerialTransport, Transport,
-                                       UsbTransport)
+from qms.drivers.printer_status import (
+    DLE_EOT_OFFLINE_CAUSE,
+    DLE_EOT_PAPER,
+    DLE_EOT_PRINTER,
+    ERROR_FOR_STATUS,
+    PrinterError,
+    PrinterOffline,
+    PrinterStatus,
+    decode_status,
+)
+from qms.drivers.printer_transport import FileTransport, NetworkTransport, SerialTransport, Transport, UsbTransport
 from qms.drivers.ticket import TicketPrint
 from qms.drivers.ticket_encoder import TicketEncoder
 
@@ -50,7 +56,7 @@ class TicketPrinter:
             self.simulator.stop()
             self.simulator = None
 
-    def __enter__(self) -> "TicketPrinter":
+    def __enter__(self) -> TicketPrinter:
         return self
 
     def __exit__(self, *exc) -> None:

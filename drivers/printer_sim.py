@@ -54,7 +54,7 @@ class SimulatedPrinter:
         self.path = ""
 
     # -- life -----------------------------------------------------------------
-    def start(self) -> "SimulatedPrinter":
+    def start(self) -> SimulatedPrinter:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)        # a printer port: no echo, no line editing
         self.path = os.ttyname(self._slave)
@@ -75,7 +75,7 @@ class SimulatedPrinter:
                 os.close(fd)
         self._master = self._slave = -1
 
-    def __enter__(self) -> "SimulatedPrinter":
+    def __enter__(self) -> SimulatedPrinter:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from escpos.constants import QR_ECLEVEL_M
 
-from qms.drivers import escpos_env
 from qms.config.printer import PrinterConfig
+from qms.drivers import escpos_env
 from qms.drivers.ticket import TicketPrint
 from qms.drivers.ticket_layout import BigNumber, Feed, Item, Qr, Rule, Style, Text, ticket_blocks
 from qms.drivers.vietnamese_text import CodePageText, GlyphText, PrinterFont, RasterText, VietnameseText

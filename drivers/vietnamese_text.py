@@ -19,8 +19,20 @@ from typing import Protocol
 from PIL import Image, ImageOps
 
 from qms.drivers import escpos_env
-from qms.drivers.glyphs import (CELL_H, CELL_W, SANS, SANS_BOLD, SANS_NARROW, cell_glyph, find_font, glyph_columns,
-                            line_font_px, render_line, text_width, wrap)
+from qms.drivers.glyphs import (
+    CELL_H,
+    CELL_W,
+    SANS,
+    SANS_BOLD,
+    SANS_NARROW,
+    cell_glyph,
+    find_font,
+    glyph_columns,
+    line_font_px,
+    render_line,
+    text_width,
+    wrap,
+)
 from qms.drivers.printer_status import PrinterConfigError
 from qms.drivers.ticket_layout import Style
 

@@ -76,7 +76,7 @@ class Wifi:
 
 def mqtt_factory(cfg):
     try:
-        from umqtt.simple import MQTTClient         # frozen into the ESP32 firmware
+        from umqtt.simple import MQTTClient  # frozen into the ESP32 firmware
     except ImportError:
         from .vendor.umqtt_simple import MQTTClient
 

@@ -8,9 +8,7 @@ and repeats the reason on the console; it never boot-loops silently.
 import json
 import time
 
-from . import app
-from . import config
-from . import hardware
+from . import app, config, hardware
 from .storage import FileStore, MemoryStore
 
 CONFIG_PATH = "/config.json"

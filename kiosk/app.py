@@ -15,11 +15,11 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from qms.kiosk import gpio
-from qms.kiosk import screens
+from qms.config.site import SiteConfig
+from qms.kiosk import gpio, screens
 from qms.kiosk.catalog import Catalog, load_catalog
 from qms.kiosk.checkin import NOT_A_CODE, SEE_STAFF, CheckinClient, make_checkin, parse_code
 from qms.kiosk.issuer import Refusal, TicketIssuer
@@ -27,7 +27,6 @@ from qms.kiosk.printing import ERRORS_BY_STATUS, KioskPrinter, PrintedTicket, Pr
 from qms.kiosk.robot import Dispenser, Greeter, Stock, stock_state
 from qms.kiosk.texts import T as TEXTS
 from qms.kiosk.voice import Speaker, make_speaker
-from qms.config.site import SiteConfig
 
 log = logging.getLogger("qms.kiosk")
 
@@ -63,6 +62,7 @@ class KioskApp:
                  clock: Callable[[], int] = _now_ms,
                  monotonic: Callable[[], float] = time.monotonic, db: str | Path | None = None):
         import pygame
+
         from qms.mqtt.device import Device
         from qms.ops.sdnotify import Heartbeat
         global TOUCH_EVENTS
@@ -136,7 +136,7 @@ class KioskApp:
         self.heartbeat = Heartbeat()
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> "KioskApp":
+    def start(self) -> KioskApp:
         self._printer_thread.start()
         self.device.start()
         self._poll_status(force=True)

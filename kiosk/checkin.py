@@ -15,12 +15,11 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import socket
 import urllib.parse
 from pathlib import Path
 
-from qms.kiosk.issuer import Refusal
 from qms.config.site import SiteConfig
+from qms.kiosk.issuer import Refusal
 from qms.web.bookings import display_code, normalize_code
 from qms.web.errors import WebError
 
@@ -69,7 +68,7 @@ class CheckinClient:
                 "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
             resp = conn.getresponse()
             status, raw = resp.status, resp.read(65536)
-        except (OSError, socket.timeout, http.client.HTTPException) as e:
+        except (TimeoutError, OSError, http.client.HTTPException) as e:
             log.error("check-in server %s:%s not reachable: %s", self.host, self.port, e)
             return SEE_STAFF
         finally:

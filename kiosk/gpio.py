@@ -6,7 +6,7 @@ Callbacks of real pins arrive on gpiozero's threads: every callback here only qu
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from qms.config.kiosk import KioskConfig
 

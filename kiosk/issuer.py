@@ -14,14 +14,14 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from qms.mqtt.device import Device
-from qms.mqtt.outbox import new_id
-from qms.core import refusals as R
 from qms.config.site import SiteConfig
+from qms.core import refusals as R
 from qms.kiosk.offline import BlockExhausted, OfflineNumbers
 from qms.kiosk.printing import PrintedTicket
+from qms.mqtt.device import Device
+from qms.mqtt.outbox import new_id
 
 log = logging.getLogger("qms.kiosk.issuer")
 

@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from qms.kiosk.voice import Speaker
 

@@ -13,11 +13,11 @@ import math
 
 import pygame
 
+from qms.config.site import SiteConfig
 from qms.kiosk import ui
 from qms.kiosk.catalog import Catalog, Procedure
 from qms.kiosk.printing import PrintedTicket
 from qms.kiosk.texts import t
-from qms.config.site import SiteConfig
 
 Hit = tuple[pygame.Rect, tuple]
 

@@ -19,7 +19,8 @@ import logging
 import queue
 import threading
 import unicodedata
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from qms.kiosk.spoken import spoken
 
@@ -115,8 +116,9 @@ def make_speaker(cfg) -> Speaker:
     if not voice.enabled:
         return SilentSpeaker()
     import pygame
-    from qms.voice.player import Player, volume_at
+
     from qms.voice.packs import EspeakVoice
+    from qms.voice.player import Player, volume_at
     try:
         player = Player(voice.audio_device)
     except pygame.error as e:

@@ -41,7 +41,7 @@ class LocalBroker:
             f"max_queued_messages 100000\nset_tcp_nodelay true\nlog_dest file {self.log}\n{extra_conf}\n")
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 10.0) -> "LocalBroker":
+    def start(self, timeout: float = 10.0) -> LocalBroker:
         self.proc = subprocess.Popen([mosquitto_path(), "-c", str(self.conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import msgspec
 
 from qms.mqtt.client import MqttLink
-from qms.protocol.messages import Ack, decode_ack
 from qms.mqtt.outbox import Outbox
+from qms.protocol.messages import Ack, decode_ack
 from qms.protocol.topics import Topics
 
 log = logging.getLogger("qms.channel")
@@ -63,7 +63,7 @@ class CommandChannel:
         link._user_on_connect = on_connect
 
     # ------------------------------------------------------------ API
-    def start(self) -> "CommandChannel":
+    def start(self) -> CommandChannel:
         self._thread = threading.Thread(target=self._run, name=f"channel-{self.device}", daemon=True)
         self._thread.start()
         return self

@@ -20,16 +20,16 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from qms.mqtt.loop import BufferedSocket, CallerLoop
 from qms.config.site import Mqtt
+from qms.mqtt.loop import BufferedSocket, CallerLoop
 
 log = logging.getLogger("qms.mqtt")
 
@@ -107,7 +107,7 @@ class MqttLink:
         self.loop: CallerLoop | None = None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self, own_thread: bool = True) -> "MqttLink":
+    def start(self, own_thread: bool = True) -> MqttLink:
         """Connect in the background. With own_thread=False the caller runs the network
         loop with `poll()` on its own thread, and publishes only from that thread."""
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,

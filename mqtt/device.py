@@ -3,14 +3,14 @@ an MqttLink (with its retained status and last will), a durable outbox and the
 command channel that sends it."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
+from qms.config.site import SiteConfig
 from qms.mqtt.channel import CommandChannel
 from qms.mqtt.client import MqttLink, OnMessage
 from qms.mqtt.outbox import Outbox
 from qms.protocol.topics import Topics
-from qms.config.site import SiteConfig
 
 
 class Device:
@@ -33,7 +33,7 @@ class Device:
         self.channel = CommandChannel(self.link, self.outbox, self.topics, role,
                                       resend_after=resend_after)
 
-    def start(self) -> "Device":
+    def start(self) -> Device:
         self.channel.start()
         self.link.start()
         return self

@@ -19,7 +19,7 @@ ARTIFACTS = ROOT / "artifacts"
 class Broker(LocalBroker):
     """A real Mosquitto for a test; a missing broker fails the test with the fix to apply."""
 
-    def start(self, timeout: float = 10.0) -> "Broker":
+    def start(self, timeout: float = 10.0) -> Broker:
         try:
             return super().start(timeout)
         except BrokerMissing as e:
@@ -80,8 +80,8 @@ def site_clock():
 
 @pytest.fixture
 def service(site_config, tmp_path, site_clock):
-    from qms.service.app import CentralService
     from qms.config.site import load_config
+    from qms.service.app import CentralService
     svc = CentralService(load_config(site_config), tmp_path / "service.sqlite", clock=site_clock,
                          tick_seconds=3600).start()
     assert svc.link.wait_connected(10)

@@ -10,12 +10,12 @@ import unicodedata
 import pygame
 import pytest
 
+from qms.config.site import load_config
 from qms.display.board import ALERTS, BoardModel
 from qms.display.render import ALERT, BoardRenderer, make_layout
-from qms.protocol.alerts import ActiveAlerts
 from qms.mqtt.client import MqttLink
+from qms.protocol.alerts import ActiveAlerts
 from qms.protocol.topics import Topics
-from qms.config.site import load_config
 from tests.test_counter import CounterRig, wait_for
 from tests.test_counter_keys import mock_pins  # noqa: F401 - fixture
 from tests.test_display import colour_count

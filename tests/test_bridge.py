@@ -16,8 +16,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
-
 from conftest import TEST_CONFIG, Broker, free_port
+
 from qms.cli import main as cli
 from qms.config.site import load_config
 

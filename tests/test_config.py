@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from qms.config.site import ConfigError, load_config, parse_config
 from qms.cli.main import main
+from qms.config.site import ConfigError, load_config, parse_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "ward-example.toml"
 

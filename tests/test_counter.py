@@ -8,7 +8,9 @@ import time
 
 import pytest
 from gpiozero import Device as GpioDevice
+from support.mqtt import issue
 
+from qms.config.site import load_config
 from qms.counter.keys import GpioKeys, key_pins
 from qms.counter.lights import GpioLights
 from qms.counter.number_display import SimulatedNumberDisplay
@@ -16,10 +18,8 @@ from qms.counter.terminal import CounterTerminal, open_device
 from qms.mqtt.client import MqttLink
 from qms.mqtt.device import Device
 from qms.protocol.topics import Topics
-from qms.config.site import load_config
 from tests.conftest import make_config
 from tests.test_counter_keys import mock_pins  # noqa: F401 - fixture
-from support.mqtt import issue
 
 
 def wait_for(pred, timeout=5.0, what="condition"):

@@ -8,8 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from qms.mqtt.device import Device
 from qms.config.site import load_config
+from qms.mqtt.device import Device
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ import tty
 
 from PIL import Image
 
-from qms.counter.board_protocols import alpha_frame, fit, parse_qms_ascii, qms_ascii_frame
 from qms.config.counter import NumberDisplayConfig
+from qms.counter.board_protocols import alpha_frame, fit, parse_qms_ascii, qms_ascii_frame
 from qms.counter.number_display import SerialNumberDisplay, SimulatedNumberDisplay, open_number_display
 
 

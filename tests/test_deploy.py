@@ -191,8 +191,8 @@ def test_install_web_beside_the_service_keeps_both_secrets(root, secrets, capsys
 
 
 def test_web_uses_the_password_file_its_unit_names(tmp_path, monkeypatch):
-    from qms.mqtt.client import read_password
     from qms.config.site import load_config
+    from qms.mqtt.client import read_password
     shared, own = tmp_path / "mqtt.password", tmp_path / "web.password"
     shared.write_text("the service's\n")
     own.write_text("the web's\n")

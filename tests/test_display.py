@@ -6,8 +6,8 @@ import time
 import pygame
 import pytest
 
-from qms.display.board import (CALLS, COUNTERS, HERO, LINK, SERVICES, TICKER, BoardModel)
-from qms.display.render import HERO_BG, HERO_TEXT, BG, BoardRenderer, Fonts, make_layout
+from qms.display.board import CALLS, COUNTERS, HERO, LINK, SERVICES, TICKER, BoardModel
+from qms.display.render import HERO_BG, HERO_TEXT, BoardRenderer, Fonts, make_layout
 from qms.protocol.topics import Topics
 
 SITE = "test-site"
@@ -115,7 +115,7 @@ def test_malformed_payloads_are_ignored(topic, payload):
 def test_notice_replaces_the_configured_ticker_and_is_nfc():
     m = fed_model()
     assert m.ticker_text().startswith("Hồ sơ số 123")
-    decomposed = "Trung tâm nghỉ trưa từ 11 giờ 30".encode("utf-8")
+    decomposed = "Trung tâm nghỉ trưa từ 11 giờ 30".encode()
     import unicodedata
     decomposed = unicodedata.normalize("NFD", "Trung tâm nghỉ trưa từ 11 giờ 30")
     m.handle(T.notice, json.dumps({"v": 1, "text_vi": decomposed, "text_en": "Lunch break"}).encode())
@@ -213,8 +213,8 @@ def test_long_names_shrink_to_fit():
 # ------------------------------------------------------------------ drawing only what changes
 @pytest.fixture
 def offline_app(tmp_path, site_config):
-    from qms.display.app import DisplayApp
     from qms.config.site import load_config
+    from qms.display.app import DisplayApp
     cfg = load_config(site_config)
     cfg.display.blink_seconds = 1.0
     cfg.display.blink_period = 0.25
@@ -260,14 +260,14 @@ def _until(app, cond, timeout=10.0):
 
 
 def _app(site_config, **kw):
-    from qms.display.app import DisplayApp
     from qms.config.site import load_config
+    from qms.display.app import DisplayApp
     return DisplayApp(load_config(site_config), size=(1280, 720), fullscreen=False, **kw).start()
 
 
 def test_board_follows_the_service_and_survives_restarts(service, broker, site_config, tmp_path, artifacts):
-    from qms.mqtt.device import Device
     from qms.config.site import load_config
+    from qms.mqtt.device import Device
     cfg = load_config(site_config)
     kiosk = Device(cfg, "kiosk-1", "kiosk", outbox_path=tmp_path / "k.sqlite").start()
     counter = Device(cfg, "counter-3", "counter", outbox_path=tmp_path / "c.sqlite").start()
@@ -315,9 +315,9 @@ def test_board_follows_the_service_and_survives_restarts(service, broker, site_c
 
 def test_calls_are_announced_by_the_display(service, site_config, tmp_path):
     """The display's CallAnnouncer speaks each call fact once (voice pack of tones, dummy audio)."""
-    from tests.test_voice import CLIP_NAMES, FREQ, tone, write_wav
-    from qms.mqtt.device import Device
     from qms.config.site import load_config
+    from qms.mqtt.device import Device
+    from tests.test_voice import CLIP_NAMES, FREQ, tone, write_wav
     pack = tmp_path / "pack"
     pack.mkdir()
     for token, stem in CLIP_NAMES.items():

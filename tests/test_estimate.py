@@ -178,8 +178,8 @@ counters = [1]
 
 
 def test_service_times_of_past_days_seed_the_estimate():
-    from qms.protocol import messages as m
     from qms.core.estimate import service_times_from_history
+    from qms.protocol import messages as m
     events = []
     for i in range(25):
         events.append(m.TicketCalled(at=i * 1_000_000, ticket_id=f"t{i}", number=1000 + i, service="a", counter=1))
@@ -325,8 +325,8 @@ def test_a_batch_shares_one_run_but_a_later_batch_sees_the_calls_since(monkeypat
 
 
 def test_counters_are_expected_as_late_after_opening_as_on_past_days():
-    from qms.protocol import messages as m
     from qms.core.estimate import service_times_from_history
+    from qms.protocol import messages as m
     events, n = [], 0
     for day, late in ((0, 6), (1, 4), (2, 8)):      # counter 1 starts 6, 4, 8 minutes late
         opening = BASE - 60 * MIN + (day - 3) * 24 * 60 * MIN     # 08:00 on past days

@@ -10,19 +10,16 @@ import json
 
 import pytest
 
-from qms.firmware import config
-from qms.firmware.testing import fakes
-from qms.firmware import protocol
-from qms.firmware import segments
-from qms.firmware import storage
+from qms.config.site import load_config
+from qms.firmware import config, protocol, segments, storage
 from qms.firmware.keys import KeyPad, MatrixKeys, PinKeys
 from qms.firmware.led import StatusLed
 from qms.firmware.link import MqttLink
 from qms.firmware.outbox import Outbox
+from qms.firmware.testing import fakes
 from qms.firmware.testing.rig import Rig, base_config
 from qms.protocol import messages as m
 from qms.service.app import CentralService
-from qms.config.site import load_config
 from tests.conftest import make_config
 
 

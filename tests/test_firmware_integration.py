@@ -13,15 +13,14 @@ import time
 import types
 
 import pytest
+from support.mqtt import Recorder, issue
 
+from qms.config.site import load_config
 from qms.firmware.testing import fakes
 from qms.firmware.testing.rig import Rig
 from qms.firmware.vendor import umqtt_simple
-from qms.protocol import messages as m
 from qms.mqtt.device import Device
-from qms.config.site import load_config
-from support.mqtt import Recorder
-from support.mqtt import issue
+from qms.protocol import messages as m
 
 
 class MpSocket:

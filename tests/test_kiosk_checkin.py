@@ -13,12 +13,12 @@ import secrets
 import pygame
 import pytest
 
+from qms.config.site import load_config
 from qms.kiosk.app import KioskApp
 from qms.kiosk.printing import MemoryPrinter, make_printer
-from qms.sim.kiosk_testing import tap, target, wait_until
 from qms.kiosk.voice import SilentSpeaker
 from qms.mqtt.device import Device
-from qms.config.site import load_config
+from qms.sim.kiosk_testing import tap, target, wait_until
 from qms.web.server import WebApp
 from tests.conftest import free_port, make_config
 from tests.test_web_api import BOOK_TOKEN, KIOSK_TOKEN, WEB_EXTRA

@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
+from qms.config.site import load_config
+from qms.drivers.printer_status import PrinterStatus
 from qms.kiosk.app import KioskApp
 from qms.kiosk.printing import MemoryPrinter, make_printer
-from qms.sim.kiosk_testing import tap, wait_until
 from qms.kiosk.voice import SilentSpeaker
 from qms.mqtt.client import MqttLink
-from qms.drivers.printer_status import PrinterStatus
 from qms.service.app import CentralService
-from qms.config.site import load_config
+from qms.sim.kiosk_testing import tap, wait_until
 from tests.conftest import Broker, make_config
 
 

@@ -9,13 +9,12 @@ import unicodedata
 import pygame
 import pytest
 
-from qms.kiosk import screens
+from qms.config.site import load_config
 from qms.kiosk import ui
 from qms.kiosk.app import KioskApp
 from qms.kiosk.printing import MemoryPrinter
-from qms.sim.kiosk_testing import tap, target, wait_until
 from qms.kiosk.voice import SilentSpeaker
-from qms.config.site import load_config
+from qms.sim.kiosk_testing import tap, target, wait_until
 from tests.conftest import free_port, make_config
 
 SIZES = [(1024, 600), (1280, 800), (1920, 1080), (600, 1024)]

@@ -8,13 +8,13 @@ import tomllib
 
 import pytest
 
+from qms.config.site import load_config
 from qms.kiosk.app import KioskApp
 from qms.kiosk.catalog import DEFAULT, parse_catalog
 from qms.kiosk.printing import MemoryPrinter
 from qms.kiosk.spoken import spoken
-from qms.sim.kiosk_testing import tap, wait_until
 from qms.kiosk.voice import VoiceSpeaker, make_speaker
-from qms.config.site import load_config
+from qms.sim.kiosk_testing import tap, wait_until
 from tests.conftest import free_port, make_config
 
 # what a clerk would say, written out by hand

@@ -6,10 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
+from support.mqtt import Recorder, wait_until
+
+from qms.config.site import Mqtt
 from qms.mqtt.client import MqttLink
 from qms.mqtt.loop import BufferedSocket
-from qms.config.site import Mqtt
-from support.mqtt import Recorder, wait_until
 
 
 def _caller_link(port: int, got: list, client_id: str = "caller") -> MqttLink:

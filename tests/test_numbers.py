@@ -11,7 +11,7 @@ import pytest
 
 from qms.voice.numbers import digit_words, number_words, say_number
 
-U = "không một hai ba bốn năm sáu bảy tám chín".split()
+U = ["không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín"]
 
 
 def by_rewriting(n: int, region: str) -> str:

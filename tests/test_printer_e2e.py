@@ -6,16 +6,16 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
+from qms.cli.main import main as qms
 from qms.config.printer import PrinterConfig
 from qms.drivers.escpos_env import printer as escpos_printer
 from qms.drivers.escpos_render import EscposRenderer, render
 from qms.drivers.printer import TicketPrinter, make_printer, open_printer
 from qms.drivers.printer_sim import SimulatedPrinter
-from qms.drivers.printer_status import (CoverOpen, PaperOut, PrinterError, PrinterOffline, PrinterStatus)
+from qms.drivers.printer_status import CoverOpen, PaperOut, PrinterError, PrinterOffline, PrinterStatus
 from qms.drivers.printer_transport import NetworkTransport
 from qms.drivers.ticket import sample_ticket
 from qms.drivers.ticket_encoder import TicketEncoder
-from qms.cli.main import main as qms
 
 ART = Path("artifacts/test-printer")
 

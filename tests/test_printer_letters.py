@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from qms.cli.printer import letter_lines
 from qms.config.printer import PrinterConfig
 from qms.drivers.escpos_render import render
 from qms.drivers.glyphs import SANS, SANS_BOLD, cell_glyph, find_font, line_font_px, render_line
-from qms.cli.printer import letter_lines
 from qms.drivers.ticket import sample_ticket, vietnamese_letters
 from qms.drivers.ticket_encoder import TicketEncoder
 

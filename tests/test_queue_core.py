@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qms.protocol import messages as m
-from qms.core import refusals as R
 from qms.config.site import load_config, parse_config
+from qms.core import refusals as R
 from qms.core.queue import QueueCore
+from qms.protocol import messages as m
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "ward-example.toml"
 CFG = load_config(EXAMPLE)

@@ -6,7 +6,7 @@ import math
 import statistics
 import unicodedata
 import warnings
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,8 @@ from qms.config.site import load_config, parse_config
 from qms.reports.chart import build_figure, save_chart
 from qms.reports.render import read_csv, render_table, write_csv
 from qms.reports.stats import Point, build_report
-from qms.sim.simulate import DayProfile, simulate
 from qms.service.store import EventStore
+from qms.sim.simulate import DayProfile, simulate
 from tests.conftest import TEST_CONFIG
 
 DAY = dt.date(2026, 11, 24)          # a Tuesday
@@ -297,8 +297,8 @@ def test_center_points_from_the_config(tmp_path):
     sub = _config(tmp_path, site_id="diem-phu", name="Điểm phụ")
     sub_db = tmp_path / "sub.sqlite"
     simulate(sub, sub_db, [DAY], DayProfile(tickets=40), seed=4)
-    main = _config(tmp_path, extra=f'[report]\ntarget_wait_minutes = 20\n[[report.points]]\nconfig = "diem-phu.toml"\n'
-                                   f'db = "sub.sqlite"\n')
+    main = _config(tmp_path, extra='[report]\ntarget_wait_minutes = 20\n[[report.points]]\nconfig = "diem-phu.toml"\n'
+                                   'db = "sub.sqlite"\n')
     main_db = tmp_path / "main.sqlite"
     simulate(main, main_db, [DAY], DayProfile(tickets=40), seed=5)
     from qms.cli.main import main as cli

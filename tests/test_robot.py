@@ -9,13 +9,13 @@ import pytest
 from gpiozero import Device as GpioDevice
 from gpiozero.pins.mock import MockFactory
 
+from qms.config.site import load_config
 from qms.kiosk.app import KioskApp, run
 from qms.kiosk.printing import MemoryPrinter
 from qms.kiosk.robot import Greeter
-from qms.sim.kiosk_testing import tap, wait_until
 from qms.kiosk.voice import SilentSpeaker, make_speaker
 from qms.mqtt.client import MqttLink
-from qms.config.site import load_config
+from qms.sim.kiosk_testing import tap, wait_until
 from tests.conftest import make_config
 
 ROBOT = """

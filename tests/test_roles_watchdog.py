@@ -16,7 +16,6 @@ import time
 import uuid
 
 import pytest
-
 from conftest import ROOT, free_port
 
 WATCHDOG_USEC = 300_000          # heartbeats every 0.1 s (a third of it)

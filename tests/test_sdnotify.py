@@ -33,7 +33,7 @@ def received(sock, timeout=2.0) -> list[str]:
         while True:
             out.append(sock.recv(4096).decode())
             sock.settimeout(0.05)
-    except socket.timeout:
+    except TimeoutError:
         return out
 
 
@@ -117,7 +117,7 @@ def test_child_process_main_loop_beats_until_it_hangs(notify_socket):
             msg = sock.recv(4096).decode()
             stamps.append((time.monotonic() - t0, msg))
             sock.settimeout(0.9)
-    except socket.timeout:
+    except TimeoutError:
         pass
     proc.wait(5)
     assert stamps[0][1] == "READY=1\nSTATUS=up"

@@ -1,7 +1,6 @@
 """kill -9 of the service at random moments: it comes back exactly where its log says."""
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -10,14 +9,14 @@ import time
 from pathlib import Path
 
 import msgspec
+from support.mqtt import Recorder, wait_until
 
-from qms.protocol import messages as m
-from qms.mqtt.device import Device
-from qms.protocol.topics import Topics
 from qms.config.site import load_config
 from qms.core.queue import QueueCore
+from qms.mqtt.device import Device
+from qms.protocol import messages as m
+from qms.protocol.topics import Topics
 from qms.service.store import EventStore
-from support.mqtt import Recorder, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 
-from qms.protocol import messages as m
-from qms.mqtt.device import Device
-from qms.protocol.topics import Topics
-from qms.config.site import load_config
 from support.mqtt import Recorder, wait_until
+
+from qms.config.site import load_config
+from qms.mqtt.device import Device
+from qms.protocol import messages as m
+from qms.protocol.topics import Topics
 
 
 def test_a_failed_commit_publishes_nothing_and_the_resent_commands_count_once(tmp_path, broker, site_config,

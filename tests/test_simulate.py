@@ -4,9 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-
-from qms.service.app import CentralService
 from qms.config.site import load_config
+from qms.service.app import CentralService
 from qms.sim.simulate import DayProfile, DaySimulation, simulate, working_days
 from tests.conftest import TEST_CONFIG
 

@@ -9,12 +9,21 @@ from array import array
 import pygame
 import pytest
 
+from qms.config.display import VoiceConfig, VolumeStep
 from qms.display.announcer import CallAnnouncer
 from qms.voice.chime import wav_bytes
-from qms.config.display import VoiceConfig, VolumeStep
+from qms.voice.packs import (
+    CLIP_NAMES,
+    PREFIX,
+    TO_COUNTER,
+    EspeakVoice,
+    VoiceError,
+    VoicePack,
+    build_pack,
+    call_tokens,
+    sentence,
+)
 from qms.voice.player import Player, volume_at
-from qms.voice.packs import (CLIP_NAMES, PREFIX, TO_COUNTER, EspeakVoice, VoiceError, VoicePack,
-                            build_pack, call_tokens, sentence)
 
 RATE = 22050
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import queue
 
+from test_web_api import counter, devices, site_config, start_web, take, wait_for, web  # noqa: F401 - fixtures
+
+from qms.config.site import load_config
 from qms.mqtt.client import MqttLink
 from qms.protocol.topics import Topics
-from qms.config.site import load_config
-from test_web_api import counter, devices, site_config, start_web, take, wait_for, web  # noqa: F401 - fixtures
 
 
 def retained_alerts(cfg) -> dict[str, dict]:

@@ -8,10 +8,10 @@ import json
 import time
 
 import pytest
-
 from conftest import make_config
-from qms.mqtt.device import Device
+
 from qms.config.site import load_config
+from qms.mqtt.device import Device
 from qms.web.server import WebApp, new_token
 
 BOOK_TOKEN, BOOK_SHA = new_token()

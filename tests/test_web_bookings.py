@@ -5,8 +5,8 @@ import hashlib
 
 import msgspec
 import pytest
-
 from conftest import TEST_CONFIG, SiteClock
+
 from qms.config.site import load_config
 from qms.web.bookings import BookingRequest, BookingStore, normalize_code
 from qms.web.errors import WebError

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-
-from test_web_api import (BOOK_TOKEN, KIOSK_TOKEN, booking, call, counter, devices, site_config,  # noqa: F401
-                          take, web)
+from test_web_api import BOOK_TOKEN, KIOSK_TOKEN, booking, call, counter, devices, site_config, take, web  # noqa: F401
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -7,12 +7,9 @@ import os
 import sys
 import time
 
-from firmware_py import config
-from firmware_py.testing import fakes
-from firmware_py import protocol
-from firmware_py import segments
-from firmware_py import storage
+from firmware_py import config, protocol, segments, storage
 from firmware_py.hardware import MachineClock
+from firmware_py.testing import fakes
 from firmware_py.testing.rig import Rig, base_config
 
 assert sys.implementation.name == "micropython", sys.implementation

@@ -3,13 +3,10 @@ fake pins for keys, LED and a TM1637 (decoded back into cells), an in-memory bro
 `press`/`hold` move key pins and run the loop with the clock advancing."""
 import json
 
-from .. import app
-from .. import config
-from . import fakes
-from .. import segments
-from .. import storage
+from .. import app, config, segments, storage
 from ..keys import PinKeys
 from ..led import StatusLed
+from . import fakes
 
 KEY_PINS = {"next": 4, "recall": 5, "no_show": 6, "transfer": 7, "pause": 8, "done": 9,
             "rate1": 10, "rate2": 11, "rate3": 12, "rate4": 13}

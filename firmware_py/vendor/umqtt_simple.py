@@ -29,7 +29,6 @@
 # THE SOFTWARE.
 import socket
 import struct
-from binascii import hexlify
 
 
 class MQTTException(Exception):

@@ -111,6 +111,7 @@ def run(args) -> int:
             return 0
         if args.voice_command == "devices":
             import pygame
+
             from qms.voice.player import output_devices
             pygame.mixer.init()
             for name in output_devices():

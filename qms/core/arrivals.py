@@ -57,7 +57,7 @@ def next_whole_at(curve: FadingCurve, after: float) -> float:
     return max(t, after + 1e-3)     # a crossing "now" by float rounding: just after now
 
 
-def recent_curves(core: "QueueCore", now: int, stop: float) -> tuple[dict, dict[str, float]]:
+def recent_curves(core: QueueCore, now: int, stop: float) -> tuple[dict, dict[str, float]]:
     """service -> curve of its expected arrivals from now (from the rate of the last half
     hour), and each service's priority share."""
     counts = dict.fromkeys(core.lines, 0)

@@ -14,10 +14,10 @@ import datetime as dt
 from collections import deque
 from dataclasses import dataclass
 
-from qms.protocol import messages as m
-from qms.core import refusals as R
 from qms.config.site import SiteConfig, minutes_of
+from qms.core import refusals as R
 from qms.core.estimate import WaitEstimator
+from qms.protocol import messages as m
 
 CALLS_KEPT = 10
 

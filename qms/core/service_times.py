@@ -29,7 +29,7 @@ _normal = NormalDist()
 class ServiceTimes:
     """Expected service time per service (`avg`, seconds): today's mean with a prior."""
 
-    def __init__(self, cfg: "SiteConfig"):
+    def __init__(self, cfg: SiteConfig):
         self.prior = {s.id: s.avg_service_minutes * 60.0 for s in cfg.services}
         self.prior_n = dict.fromkeys(self.prior, float(PRIOR_WEIGHT))
         self.reset_day()

@@ -7,11 +7,11 @@ import logging
 import sys
 import time
 
+from qms.counter import texts as T
 from qms.counter.keyboard import KeyboardReader
 from qms.counter.keys import GpioKeys, key_pins
 from qms.counter.lights import GpioLights, MemoryLights
 from qms.counter.number_display import open_number_display
-from qms.counter import texts as T
 from qms.counter.terminal import CounterTerminal, open_device
 
 log = logging.getLogger("qms.counter")

@@ -7,7 +7,7 @@ import sys
 import termios
 import threading
 import tty
-from typing import Callable
+from collections.abc import Callable
 
 
 class KeyboardReader:
@@ -17,7 +17,7 @@ class KeyboardReader:
         self._saved = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "KeyboardReader":
+    def start(self) -> KeyboardReader:
         fd = self.stream.fileno()
         if os.isatty(fd):
             self._saved = termios.tcgetattr(fd)

@@ -8,8 +8,8 @@ stamp the raw edge with our clock and hand it to the main loop (`sink`), and the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 # key names; the rating keys are "rate4" (best, "Rất hài lòng") .. "rate1" ("Không hài lòng")
 STAFF_KEYS = ("next", "recall", "no_show", "transfer", "pause", "done")
@@ -92,7 +92,7 @@ class GpioKeys:
 
     def __init__(self, pins: dict[str, int], sink: Callable[[str, bool, float], None],
                  clock: Callable[[], float]):
-        from gpiozero import Button      # imported here: keyboard terminals need no GPIO
+        from gpiozero import Button  # imported here: keyboard terminals need no GPIO
         dup = {p for p in pins.values() if list(pins.values()).count(p) > 1}
         if dup:
             raise ValueError(f"pin(s) {sorted(dup)} given to more than one key in [counter_terminal.buttons]")

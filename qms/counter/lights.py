@@ -31,7 +31,7 @@ class MemoryLights:
 
 class GpioLights(MemoryLights):
     def __init__(self, pins) -> None:
-        from gpiozero import LED          # imported here: keyboard terminals need no GPIO
+        from gpiozero import LED  # imported here: keyboard terminals need no GPIO
         super().__init__()
         self.leds = {name: LED(getattr(pins, name)) for name in LIGHTS
                      if getattr(pins, name) is not None}

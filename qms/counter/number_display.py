@@ -14,8 +14,8 @@ import logging
 import unicodedata
 from pathlib import Path
 
-from qms.counter import board_protocols
 from qms.config.counter import NumberDisplayConfig
+from qms.counter import board_protocols
 
 log = logging.getLogger("qms.counter.display")
 
@@ -125,7 +125,7 @@ class SimulatedNumberDisplay:
         return self._board(board_protocols.fit(text, self.digits), lit)
 
     def _board(self, text: str, lit: bool):
-        from PIL import Image, ImageDraw, ImageFont
+        from PIL import Image, ImageDraw
         cap_h = 70 if self.caption else 0
         w = self.digits * (self.DIGIT_W + self.GAP) + self.GAP
         h = self.DIGIT_H + 2 * self.GAP + cap_h

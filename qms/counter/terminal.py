@@ -20,15 +20,15 @@ import logging
 import math
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
+from qms.config.site import SiteConfig
 from qms.counter import texts as T
 from qms.counter.keys import STAFF_KEYS, KeyEvent, KeyPad
 from qms.counter.number_display import IDLE, number_text
 from qms.protocol.alerts import ActiveAlerts
 from qms.protocol.topics import Topics
-from qms.config.site import SiteConfig
 
 log = logging.getLogger("qms.counter")
 

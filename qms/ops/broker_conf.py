@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qms.protocol.topics import Topics
 from qms.ops.acl import BRIDGE_FLOWS
+from qms.protocol.topics import Topics
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,23 @@ import shutil
 import sys
 from pathlib import Path
 
-from qms.ops.install import (BROKER_DROPIN, COMMON_DROPIN, ETC, MOSQUITTO_DIR, ROLES, STATE,
-                             UNIT_DIR, USER, VENV, Host, InstallError, Step, add_common, execute,
-                             is_enabled)
+from qms.ops.install import (
+    BROKER_DROPIN,
+    COMMON_DROPIN,
+    ETC,
+    MOSQUITTO_DIR,
+    ROLES,
+    STATE,
+    UNIT_DIR,
+    USER,
+    VENV,
+    Host,
+    InstallError,
+    Step,
+    add_common,
+    execute,
+    is_enabled,
+)
 
 
 def _exists(p: Path):

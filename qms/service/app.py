@@ -20,20 +20,20 @@ import datetime as dt
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import msgspec
 
-from qms.protocol import messages as m
-from qms.mqtt.client import MqttLink
-from qms.mqtt.outbox import new_id
-from qms.protocol.topics import Topics
-from qms.core import refusals as R
 from qms.config.site import SiteConfig, load_config
+from qms.core import refusals as R
 from qms.core.estimate import service_times_from_history
 from qms.core.queue import QueueCore
+from qms.mqtt.client import MqttLink
+from qms.mqtt.outbox import new_id
 from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
+from qms.protocol import messages as m
+from qms.protocol.topics import Topics
 from qms.service.store import EventStore
 
 log = logging.getLogger("qms.service")
@@ -118,7 +118,7 @@ class CentralService:
         self.core.roll(now)
         log.info("replayed %d events of %s", n, self.core.day)
 
-    def start(self, in_thread: bool = True) -> "CentralService":
+    def start(self, in_thread: bool = True) -> CentralService:
         """Connect and serve on a thread of its own (or, in_thread=False, when the caller
         calls `run`)."""
         self.link.start(own_thread=False)

@@ -20,10 +20,10 @@ import threading
 import time
 from pathlib import Path
 
+from qms.config.site import load_config
 from qms.mqtt.broker import LocalBroker
 from qms.mqtt.device import Device
 from qms.protocol.topics import Topics
-from qms.config.site import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "ward-example.toml"

@@ -23,16 +23,16 @@ import logging
 import math
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import msgspec
 
-from qms.protocol import messages as m
-from qms.mqtt.outbox import new_id
-from qms.protocol.topics import Topics
 from qms.config.site import Device, SiteConfig, minutes_of
+from qms.mqtt.outbox import new_id
+from qms.protocol import messages as m
+from qms.protocol.topics import Topics
 
 log = logging.getLogger("qms.simulate")
 
@@ -121,7 +121,7 @@ class DaySimulation:
 
     def __init__(self, cfg: SiteConfig, db: Path, day: dt.date, profile: DayProfile | None = None,
                  seed: int = 1):
-        from qms.service.app import CentralService   # the real service
+        from qms.service.app import CentralService  # the real service
         self.cfg = cfg
         self.profile = profile or DayProfile()
         self.rng = random.Random(seed)
@@ -177,7 +177,7 @@ class DaySimulation:
         self.counts["commands"] += 1
         return self.link.acks.pop(msg["id"])
 
-    def run(self, until: int | None = None) -> "DaySimulation":
+    def run(self, until: int | None = None) -> DaySimulation:
         """Play the day (or up to `until`, Unix ms; call again to go on)."""
         if not self._planned:
             self._planned = True

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
-from qms.protocol.topics import Topics
 from qms.config.site import SiteConfig
+from qms.protocol.topics import Topics
 from qms.web.replica import Replica
 
 log = logging.getLogger("qms.web.alerts")

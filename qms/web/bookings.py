@@ -20,14 +20,15 @@ import re
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable
+from typing import Annotated
 
 import msgspec
 
-from qms.mqtt.outbox import new_id
 from qms.config.site import SiteConfig, minutes_of
 from qms.config.web import ticket_url
+from qms.mqtt.outbox import new_id
 from qms.web.errors import WebError, bad_request
 
 HHMM = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]

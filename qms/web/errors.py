@@ -18,7 +18,7 @@ class WebError(Exception):
         return {"ok": False, "error": self.code, "message_vi": self.vi, "message_en": self.en}
 
     @classmethod
-    def from_refusal(cls, r: Refused) -> "WebError":
+    def from_refusal(cls, r: Refused) -> WebError:
         return cls(_REFUSAL_STATUS.get(r.code, 409), r.code, r.vi, r.en)
 
 

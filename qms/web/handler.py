@@ -61,11 +61,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "qms-web"
     sys_version = ""
-    server: "WebServer"
+    server: WebServer
 
     # ------------------------------------------------------------ plumbing
     @property
-    def app(self) -> "WebApp":
+    def app(self) -> WebApp:
         return self.server.app
 
     def log_message(self, fmt, *args):      # access log at debug level only: no ids in logs
@@ -291,7 +291,7 @@ class WebServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, app: "WebApp", addr: tuple[str, int]):
+    def __init__(self, app: WebApp, addr: tuple[str, int]):
         self.app = app
         self.streams = threading.BoundedSemaphore(app.cfg.web.max_streams)
         super().__init__(addr, Handler)

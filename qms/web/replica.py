@@ -16,14 +16,14 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import msgspec
 
-from qms.protocol.messages import AnyEvent
 from qms.config.site import SiteConfig
 from qms.core.queue import QueueCore
+from qms.protocol.messages import AnyEvent
 
 log = logging.getLogger("qms.web.replica")
 _dec = msgspec.json.Decoder(AnyEvent)
@@ -92,7 +92,7 @@ class Replica:
         return len(rows)
 
     # ------------------------------------------------------------ follower thread
-    def start(self) -> "Replica":
+    def start(self) -> Replica:
         self._safe_poll()
         self._thread = threading.Thread(target=self._run, name="web-replica", daemon=True)
         self._thread.start()

@@ -17,19 +17,18 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from qms.mqtt.device import Device
 from qms.config.site import SiteConfig
+from qms.config.web import ApiToken, ticket_url
+from qms.mqtt.device import Device
 from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
 from qms.web.alerts import AlertWatcher
 from qms.web.bookings import BookingRequest, BookingStore, CheckIn, booking_view, normalize_code
-from qms.config.web import ApiToken, ticket_url
 from qms.web.errors import WebError, not_found, unavailable
 from qms.web.handler import WebServer
-from qms.web.pages import (board_fragment, booking_fragment, error_page, not_found_fragment, page,
-                               ticket_fragment)
+from qms.web.pages import board_fragment, booking_fragment, error_page, not_found_fragment, page, ticket_fragment
 from qms.web.ratelimit import RateLimiter
 from qms.web.replica import Replica
 
@@ -104,7 +103,7 @@ class WebApp:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "WebApp":
+    def start(self) -> WebApp:
         self.replica.start()
         if self.device:
             self.device.start()
