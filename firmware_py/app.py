@@ -6,6 +6,7 @@ from .channel import Channel
 from .keys import KeyPad
 from .link import MqttLink
 from .outbox import Outbox
+from .segments import BlinkingBoard
 
 
 def build(cfg, *, key_sources, board, led, client_factory, clock, store, rng, network=None,
@@ -20,6 +21,6 @@ def build(cfg, *, key_sources, board, led, client_factory, clock, store, rng, ne
         will=(topics.status, protocol.status_payload(cfg.device, 0, False, cfg.counter)),
         online_payload=lambda: protocol.status_payload(cfg.device, clock.unix_ms(), True, cfg.counter),
         network=network, keepalive_s=cfg.keepalive_s, log=log)
-    channel = Channel(link, outbox, topics, clock, cfg.resend_ms, cfg.call_timeout_ms)
+    channel = Channel(link, outbox, topics, clock, cfg.resend_ms)
     keypad = KeyPad(key_sources, clock, cfg.debounce_ms, cfg.long_press_ms)
-    return CounterBox(cfg, keypad, board, led, link, channel, clock, log)
+    return CounterBox(cfg, keypad, BlinkingBoard(board, clock), led, link, channel, clock, log)

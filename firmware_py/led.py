@@ -16,6 +16,11 @@ class StatusLed:
         self.mode = "off"
         self.level = None
 
+    def show(self, modes):
+        """The state machine's lamps interface: this LED shows modes["led"]."""
+        self.set(modes["led"])
+        self.tick()
+
     def set(self, mode):
         self.mode = mode if mode in PATTERNS else "off"
 

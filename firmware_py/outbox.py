@@ -96,9 +96,7 @@ class Outbox:
         e = self.get(msg_id)
         if e is None:
             return None
-        m = e.msg
-        e.msg = {"v": m["v"], "id": m["id"], "dev": m["dev"], "seq": m["seq"], "ts": m["ts"],
-                 "type": "cmd.void"}
+        e.msg = protocol.voided(e.msg)
         e.type, e.call, e.sent_at = "cmd.void", False, None
         e.payload = protocol.encode(e.msg)
         self.save()

@@ -53,13 +53,31 @@ def message_id(device, epoch, seq):
     return "%s-%s-%x" % (device[:40], epoch, seq)
 
 
-def command(type_, device, epoch, seq, ts, fields=None):
-    msg = {"v": VERSION, "id": message_id(device, epoch, seq), "dev": device, "seq": seq,
-           "ts": ts, "type": type_}
+def envelope(type_, msg_id, device, seq, ts, fields=None):
+    """A command as both outboxes store and send it (the box's and the Pi's SQLite one)."""
+    msg = {"v": VERSION, "id": msg_id, "dev": device, "seq": seq, "ts": ts, "type": type_}
     if fields:
         for k in fields:
             msg[k] = fields[k]
     return msg
+
+
+def command(type_, device, epoch, seq, ts, fields=None):
+    return envelope(type_, message_id(device, epoch, seq), device, seq, ts, fields)
+
+
+def voided(msg):
+    """A withdrawn command: a `cmd.void` with the same id and seq, which the service
+    records without effect (a late original is then ignored as a duplicate) and which
+    keeps the device's sequence unbroken."""
+    return {"v": msg["v"], "id": msg["id"], "dev": msg["dev"], "seq": msg["seq"], "ts": msg["ts"],
+            "type": "cmd.void"}
+
+
+def resend_due(last_sent, now, resend_after, diff):
+    """True when an unacked command is due for (re)publishing: never sent, or sent
+    `resend_after` ago (ms on the box, seconds on the Pi; `diff(a, b)` is a - b)."""
+    return last_sent is None or diff(now, last_sent) >= resend_after
 
 
 def encode(obj):
@@ -79,12 +97,13 @@ def decode(payload):
 
 
 def parse_ack(payload):
-    """(id, ok, result, error) of an ack, or None when it is not one."""
+    """(id, ok, result, error, message_vi) of an ack, or None when it is not one."""
     obj = decode(payload)
     if obj is None or not isinstance(obj.get("id"), str) or not isinstance(obj.get("ok"), bool):
         return None
     result = obj.get("result")
-    return obj["id"], obj["ok"], result if isinstance(result, dict) else {}, obj.get("error")
+    return (obj["id"], obj["ok"], result if isinstance(result, dict) else {}, obj.get("error"),
+            obj.get("message_vi"))
 
 
 def parse_counter_state(payload, counter):

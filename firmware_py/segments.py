@@ -147,3 +147,21 @@ class Board:
             self.driver.show(cells)
             self.shown = cells
         self.text = text if lit else ""
+
+
+class BlinkingBoard:
+    """The state machine's board interface over a `Board`: `show(text, blink)` on each
+    change; a segment chip cannot blink by itself, so `tick()` (every loop turn) lights
+    a blinking text 300 ms of every 500."""
+
+    def __init__(self, board, clock):
+        self.board, self.clock = board, clock
+        self.text, self.blink = None, False
+
+    def show(self, text, blink=False):
+        self.text, self.blink = text, blink
+        self.tick()
+
+    def tick(self):
+        if self.text is not None:
+            self.board.show(self.text, not self.blink or self.clock.ticks_ms() % 500 < 300)
