@@ -91,3 +91,51 @@ def state_line(counter: int, serving: int | None, paused: bool, online: bool, pe
 
 KEY_HELP = ("Phím: n gọi tiếp · r gọi lại · s vắng mặt · t chuyển · p tạm nghỉ/tiếp tục · "
             "d xong · 1–4 đánh giá · q thoát")
+TOO_MANY_WAITING = "Quá nhiều thao tác đang chờ máy chủ: chưa thực hiện. Xin chờ kết nối lại."
+
+
+def _acked(counter: int, action: str, type_: str, number: int | None, target: str,
+           paused: bool) -> str | None:
+    if action == "next":
+        return called(number, counter) if number is not None else NO_ONE_WAITING
+    if action == "recall":
+        return recalled(number)
+    if action == "no_show":
+        return no_show(number)
+    if action == "transfer":
+        return transferred(number, target)
+    if action == "pause":
+        return PAUSED if paused else RESUMED
+    return None                         # done and ratings were said when pressed
+
+
+_LINES = {
+    "link": lambda online, first: None if first else (LINK_BACK if online else LINK_LOST),
+    "refused": lambda action, type_, error, message_vi: refused(message_vi),
+    "no_answer": lambda type_: NO_ANSWER,
+    "chooser_idle": lambda: TRANSFER_CANCELLED,
+    "transfer_cancelled": lambda: TRANSFER_CANCELLED,
+    "not_serving": lambda action: NOT_SERVING,
+    "waiting": lambda action: WAITING_FOR_SERVICE,
+    "outbox_full": lambda action: TOO_MANY_WAITING,
+    "offline": lambda action: OFFLINE_REFUSED,
+    "no_targets": lambda: NO_TARGETS,
+    "choosing": lambda label, index, total: choosing(label, index, total),
+    "done": lambda number, online: done(number) if online else QUEUED_OFFLINE,
+    "queued_offline": lambda: QUEUED_OFFLINE,
+    "no_rating": lambda level: NO_RATING_NOW,
+    "already_rated": lambda level: ALREADY_RATED,
+    "thanks": thanks,
+    "alert_raised": alert_raised,
+    "alert_cleared": alert_cleared,
+    "state": state_line,
+}
+
+
+def line(counter: int, what: str, *args) -> str | None:
+    """The line staff read for one event of the counter's state machine (qms.firmware.box),
+    or None for events that are only for the log (sent, repeated press, bad input)."""
+    if what == "ok":
+        return _acked(counter, *args)
+    fn = _LINES.get(what)
+    return fn(*args) if fn is not None else None
