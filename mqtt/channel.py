@@ -4,18 +4,21 @@ Every command goes into the durable outbox first. A sender thread publishes the 
 ones in sequence order (a window of them in flight), with the device's ack topic as the
 MQTT 5 response topic and the message id as correlation data. An unacked command is
 re-sent after `resend_after` seconds and at once after a reconnect; the service
-deduplicates by id, so a command takes effect exactly once. `request()` also waits for
-the answer, for a kiosk that must know its ticket number now.
+deduplicates by id, so a command takes effect exactly once (the resend rule is the
+counter box's `protocol.resend_due`). `request()` also waits for the answer, for a kiosk
+that must know its ticket number now.
 """
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 from collections.abc import Callable
 
 import msgspec
 
+from qms.firmware.protocol import resend_due
 from qms.mqtt.client import MqttLink
 from qms.mqtt.outbox import Outbox
 from qms.protocol.messages import Ack, decode_ack
@@ -137,7 +140,7 @@ class CommandChannel:
         for seq, msg_id, topic, payload in self.outbox.pending(self.window):
             with self._lock:
                 last = self._sent.get(msg_id)
-                if last is not None and now - last < self.resend_after:
+                if not resend_due(last, now, self.resend_after, operator.sub):
                     continue
                 self._sent[msg_id] = now
             self.stats["resent" if last is not None else "sent"] += 1

@@ -3,7 +3,8 @@
 A row leaves the outbox only when the service acknowledges its id at application
 level (a PUBACK proves nothing: brokers drop queues and lose them on kill -9). SQLite
 in WAL mode with synchronous=FULL, so a command survives power loss once `add`
-returned. Callers that keep their own records (the kiosk's tickets) pass their
+returned. The message envelope and `cmd.void` are built by `qms.firmware.protocol`, the
+same code the counter box's outbox uses (docs/firmware.md, "One state machine, two adapters"). Callers that keep their own records (the kiosk's tickets) pass their
 writes in the same transaction via `add(..., extra=...)`.
 """
 from __future__ import annotations
@@ -17,6 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+
+# the envelope and the withdrawal rule are the counter box's (MicroPython-safe) ones
+from qms.firmware.protocol import envelope, voided
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -63,8 +67,8 @@ class Outbox:
         """Store a command (and the caller's `extra` writes) in one durable transaction."""
         with self.lock:
             seq = self._seq + 1
-            msg = {"v": 1, "id": msg_id or new_id(), "dev": self.device, "seq": seq,
-                   "ts": ts if ts is not None else int(time.time() * 1000), "type": type_, **fields}
+            msg = envelope(type_, msg_id or new_id(), self.device, seq,
+                           ts if ts is not None else int(time.time() * 1000), fields)
             payload = msgspec.json.encode(msg)
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -88,9 +92,7 @@ class Outbox:
             row = self.conn.execute("SELECT payload FROM outbox WHERE id = ?", (msg_id,)).fetchone()
             if row is None:
                 return False
-            old = msgspec.json.decode(row[0])
-            void = {k: old[k] for k in ("v", "id", "dev", "seq", "ts")}
-            void["type"] = "cmd.void"
+            void = voided(msgspec.json.decode(row[0]))
             self.conn.execute("UPDATE outbox SET payload = ? WHERE id = ?", (msgspec.json.encode(void), msg_id))
             return True
 
