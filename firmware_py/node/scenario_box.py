@@ -7,10 +7,11 @@ import os
 import sys
 import time
 
-from firmware_py import config, protocol, segments, storage
+from firmware_py import config, segments, storage
 from firmware_py.hardware import MachineClock
 from firmware_py.testing import fakes
 from firmware_py.testing.rig import Rig, base_config
+from firmware_py.testing.service import ScriptedService
 
 assert sys.implementation.name == "micropython", sys.implementation
 checks = []
@@ -21,67 +22,6 @@ def check(name, ok, detail=""):
         raise AssertionError("%s failed %s" % (name, detail))
     checks.append(name)
     print("OK", name)
-
-
-class ScriptedService:
-    """Answers counter-3's commands: a queue of numbers, dedup by id, retained state."""
-
-    def __init__(self, broker, numbers):
-        self.broker = broker
-        self.waiting = list(numbers)
-        self.serving = None
-        self.status = "open"
-        self.seen = {}                # id -> ack payload
-        self.applied = []             # (type, detail) in the order applied
-        self.client = fakes.FakeMqttClient(broker, "service")
-        self.client.set_callback(self.on_command)
-        self.client.connect()
-        self.client.subscribe("qms/v1/phuong-an-khanh/cmd/counter/+")
-        self.silent = False
-        self.publish_state()
-
-    def view(self):
-        return {"v": 1, "counter": 3, "status": self.status, "serving": self.serving}
-
-    def publish_state(self):
-        self.broker.publish("qms/v1/phuong-an-khanh/state/counter/3", json.dumps(self.view()).encode(), True)
-
-    def on_command(self, topic, payload):
-        msg = json.loads(payload)
-        for k in ("v", "id", "dev", "seq", "ts", "type"):
-            assert k in msg, "envelope field %s missing" % k
-        assert protocol.valid_id(msg["id"]) and msg["v"] == 1 and isinstance(msg["seq"], int)
-        ack_topic = "qms/v1/phuong-an-khanh/ack/" + msg["dev"]
-        if msg["id"] in self.seen:
-            self.broker.publish(ack_topic, self.seen[msg["id"]])
-            return
-        ok, error, t = True, None, msg["type"]
-        if t == "counter.next":
-            if self.status == "paused":
-                ok, error = False, "counter_paused"
-            else:
-                n = self.waiting.pop(0) if self.waiting else None
-                self.serving = {"ticket_id": "ticket-%d" % n, "number": n} if n else None
-        elif t in ("counter.done", "counter.no_show", "counter.transfer"):
-            self.serving = None
-        elif t == "counter.pause":
-            self.status = "paused"
-        elif t == "counter.resume":
-            self.status = "open"
-        self.applied.append((t, msg.get("level") or msg.get("to_service") or msg.get("to_counter")))
-        ack = {"v": 1, "id": msg["id"], "ok": ok}
-        if ok:
-            ack["result"] = {"counter": 3, "state": self.view()}
-        else:
-            ack["error"] = error
-            ack["message_vi"] = "Quầy 3 đang tạm nghỉ."
-        self.seen[msg["id"]] = json.dumps(ack).encode()
-        self.broker.publish(ack_topic, self.seen[msg["id"]])
-        self.publish_state()
-
-    def __call__(self):
-        while self.client.queue and not self.silent:
-            self.client.check_msg()
 
 
 def new_rig(numbers=(1001, 1002, 1003), **kw):
@@ -142,10 +82,7 @@ r.press("done")
 r.press("rate1")
 check("done and rating wait in the outbox", len(r.box.channel.outbox.entries) == 2)
 r.broker.restart()
-r.service.client = fakes.FakeMqttClient(r.broker, "service")
-r.service.client.set_callback(r.service.on_command)
-r.service.client.connect()
-r.service.client.subscribe("qms/v1/phuong-an-khanh/cmd/counter/+")
+r.service.connect()
 r.run(3000)
 check("applied in order after the outage",
       [a[0] for a in r.service.applied] == ["counter.next", "counter.done", "rating.submit"])

@@ -249,9 +249,6 @@ class CounterTerminal:
     def alerts(self) -> ActiveAlerts:
         return self.machine.alerts
 
-    def serving(self) -> dict | None:
-        return self.machine.serving()
-
     def transfer_targets(self, from_service: str) -> list[tuple[dict, str, str]]:
         """Other services of the site, then other counters: (fields, label, board text)."""
         return [(fields, label, board) for fields, board, label in self.machine.transfer_targets(from_service)]

@@ -176,7 +176,7 @@ class DemoCounters:
     def auto_press(self) -> None:
         """Staff at work: call the next citizen, now and then finish with a rating."""
         t = random.choice(self.terminals)
-        if t.serving() and random.random() < 0.4:
+        if t.machine.serving() and random.random() < 0.4:
             t.post_char("d")
             t.post_char(random.choice("3444"))
         else:
