@@ -137,7 +137,7 @@ class CommandChannel:
         if not self.link.connected.is_set():
             return
         now = time.monotonic()
-        for seq, msg_id, topic, payload in self.outbox.pending(self.window):
+        for _seq, msg_id, topic, payload in self.outbox.pending(self.window):
             with self._lock:
                 last = self._sent.get(msg_id)
                 if not resend_due(last, now, self.resend_after, operator.sub):
