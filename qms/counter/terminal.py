@@ -227,6 +227,8 @@ class CounterTerminal:
             self.say(line)
         elif what in ("bad_state", "bad_alert"):
             log.warning("counter %d: %s %s", self.counter, what, args)
+        else:
+            log.debug("counter %d: %s %s", self.counter, what, args)
 
     # ------------------------------------------------------------ the machine's state, for callers
     @property
