@@ -179,7 +179,7 @@ def test_taps_during_a_request_do_not_take_a_second_ticket(make_app):
 
 def test_closed_service_screen(make_app, tmp_path, artifacts):
     app = make_app()
-    app.issuer.numbers.core.cfg.hours.weekdays = []      # today is not a working day
+    app.cfg.hours.weekdays = []                          # today is not a working day
     tap(app, ("menu",))
     tap(app, ("service", "ho-tich"))
     assert app.view.screen == "message"

@@ -189,14 +189,14 @@ class SiteConfig(_Strict):
         return p
 
 
-def _nfc(obj):
+def to_nfc(obj):
     """Normalize every string to NFC: decomposed Vietnamese renders badly on screens and printers."""
     if isinstance(obj, str):
         return unicodedata.normalize("NFC", obj)
     if isinstance(obj, dict):
-        return {k: _nfc(v) for k, v in obj.items()}
+        return {k: to_nfc(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_nfc(v) for v in obj]
+        return [to_nfc(v) for v in obj]
     return obj
 
 
@@ -293,7 +293,7 @@ def parse_config(text: str, source: str = "<string>") -> SiteConfig:
     except tomllib.TOMLDecodeError as e:
         raise _fail(source, f"not valid TOML: {e}") from None
     try:
-        cfg = msgspec.convert(_nfc(raw), SiteConfig)
+        cfg = msgspec.convert(to_nfc(raw), SiteConfig)
     except msgspec.ValidationError as e:
         raise _fail(source, _jsonpath_to_toml(str(e))) from None
     cfg.source = source

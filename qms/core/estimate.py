@@ -39,7 +39,7 @@ __all__ = ["WaitEstimator", "service_times_from_history"]
 
 if TYPE_CHECKING:
     from qms.config.site import SiteConfig
-    from qms.core.queue import QueueCore, Ticket
+    from qms.core.state import QueueView, Ticket
 
 PAUSE_GUESS_S = 30 * 60        # a paused counter is expected back after this long...
 PAUSE_OVERDUE_S = 5 * 60       # ...or in this long once the guess has passed
@@ -106,7 +106,7 @@ class WaitEstimator:
             self._in_batch = False
 
     # ------------------------------------------------------------ learning (events only)
-    def observe_call(self, core: QueueCore, t: Ticket, at: int) -> None:
+    def observe_call(self, core: QueueView, t: Ticket, at: int) -> None:
         """Learn how long today's pauses last: a paused counter's pause ends when it calls
         again. (Calls are the events the estimator sees; a resume is followed by a call.)"""
         for n, c in core.counters.items():
@@ -129,12 +129,12 @@ class WaitEstimator:
         """Expected length of a pause: today's mean, the prior counting as one pause."""
         return (PAUSE_GUESS_S + self.pause_total_s) / (1 + self.pauses)
 
-    def observe_service(self, core: QueueCore, t: Ticket, duration_ms: int) -> None:
+    def observe_service(self, core: QueueView, t: Ticket, duration_ms: int) -> None:
         self.times.observe(t.service, duration_ms)
         self.observed += 1
 
     # ------------------------------------------------------------ estimates
-    def estimate(self, core: QueueCore, service: str, people_ahead: int, priority: bool,
+    def estimate(self, core: QueueView, service: str, people_ahead: int, priority: bool,
                  now: int) -> int:
         calls = self._lookahead(core, now)
         prio, normal = calls.get(service, ({}, {}))
@@ -158,20 +158,20 @@ class WaitEstimator:
         return int(round(max(0.0, at)))
 
     @staticmethod
-    def _shares(core: QueueCore, service: str) -> float:
+    def _shares(core: QueueView, service: str) -> float:
         return sum(1.0 / len(c.services) for c in core.counters.values() if service in c.services)
 
-    def _fallback(self, core: QueueCore, service: str, people_ahead: int) -> int:
+    def _fallback(self, core: QueueView, service: str, people_ahead: int) -> int:
         shares = self._shares(core, service)
         return int(round((people_ahead + 0.5) * self.avg_s[service] / max(shares, 0.5)))
 
-    def _state_key(self, core: QueueCore, now: int) -> tuple:
+    def _state_key(self, core: QueueView, now: int) -> tuple:
         return (now, id(core), core.day, len(core.tickets), self.observed, self.pauses,
                 tuple((c.current, c.paused, c.active, c.priority_streak) for c in core.counters.values()),
                 tuple((len(x.priority), len(x.normal)) for x in core.lines.values()),
                 tuple(len(x) for x in core.targeted.values()))
 
-    def _lookahead(self, core: QueueCore, now: int) -> dict:
+    def _lookahead(self, core: QueueView, now: int) -> dict:
         key = self._state_key(core, now)
         if key != self._memo_key:
             # within a batch (commands that arrived together), one run serves them all
@@ -188,7 +188,7 @@ class WaitEstimator:
 class _Lookahead:
     """One forward run. Times are seconds from now."""
 
-    def __init__(self, est: WaitEstimator, core: QueueCore, now: int):
+    def __init__(self, est: WaitEstimator, core: QueueView, now: int):
         self.est, self.core, self.now = est, core, now
         cfg = core.cfg
         local = dt.datetime.fromtimestamp(now / 1000, cfg.tz)

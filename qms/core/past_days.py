@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qms.core.service_times import MAX_SERVICE_S, MIN_SERVICE_S
-
 HISTORY_MIN_SAMPLES = 20       # a service needs this many past services to trust its history
 NIGHT_MS = 6 * 3600_000        # a counter's first call after a silence this long opens its day
+MIN_SERVICE_S, MAX_SERVICE_S = 10.0, 4 * 3600.0   # outside this, a service time is a mistake
 
 
 @dataclass
