@@ -134,7 +134,7 @@ class CommandChannel:
         if not self.link.connected.is_set():
             return
         now = time.monotonic()
-        for seq, msg_id, topic, payload in self.outbox.pending(self.window):
+        for _seq, msg_id, topic, payload in self.outbox.pending(self.window):
             with self._lock:
                 last = self._sent.get(msg_id)
                 if last is not None and now - last < self.resend_after:

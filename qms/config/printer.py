@@ -13,7 +13,7 @@ import msgspec
 Block = Literal["center", "point", "rule", "service", "number", "priority", "ahead",
                 "wait", "issued", "qr", "ticket_id", "footer", "blank"]
 
-DEFAULT_LAYOUT: list[str] = ["center", "point", "rule", "service", "number", "priority",
+DEFAULT_LAYOUT: list[Block] = ["center", "point", "rule", "service", "number", "priority",
                              "ahead", "wait", "issued", "qr", "footer", "ticket_id"]
 
 # Placeholders each template may use (checked when the config is loaded).

@@ -14,7 +14,7 @@ import tomllib
 import unicodedata
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -189,8 +189,9 @@ class SiteConfig(_Strict):
         return p
 
 
-def to_nfc(obj):
-    """Normalize every string to NFC: decomposed Vietnamese renders badly on screens and printers."""
+def to_nfc(obj: Any) -> Any:
+    """Normalize every string (in nested dicts and lists too) to NFC: decomposed Vietnamese
+    renders badly on screens and printers. For every text file a center edits."""
     if isinstance(obj, str):
         return unicodedata.normalize("NFC", obj)
     if isinstance(obj, dict):
@@ -248,7 +249,7 @@ def _check(cfg: SiteConfig, source: str) -> None:
             )
         if (s.open is None) != (s.close is None):
             raise _fail(source, f"`{where}` needs both `open` and `close`, or neither")
-        if s.open and minutes(s.open) >= minutes(s.close):
+        if s.open and s.close and minutes(s.open) >= minutes(s.close):
             raise _fail(source, f"`{where}.open` must be before `{where}.close`")
 
     seen_pc: set[str] = set()

@@ -38,8 +38,10 @@ from qms.core.service_times import ServiceTimes, time_left_s
 __all__ = ["WaitEstimator", "service_times_from_history"]
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from qms.config.site import SiteConfig
-    from qms.core.state import QueueView, Ticket
+    from qms.core.state import CounterState, QueueView, Ticket
 
 PAUSE_GUESS_S = 30 * 60        # a paused counter is expected back after this long...
 PAUSE_OVERDUE_S = 5 * 60       # ...or in this long once the guess has passed
@@ -96,7 +98,7 @@ class WaitEstimator:
         self._in_batch = False
 
     @contextlib.contextmanager
-    def batch(self):
+    def batch(self) -> Iterator[None]:
         """Estimates made inside share one look-ahead run (the service wraps a batch of
         commands that arrived together in this, so a burst costs one run, not one each)."""
         self._in_batch = True
@@ -112,8 +114,10 @@ class WaitEstimator:
         for n, c in core.counters.items():
             if c.paused and c.paused_at is not None:
                 self.pause_started[n] = c.paused_at
-        started = self.pause_started.pop(t.counter, None)
-        if started is not None and not core.counters[t.counter].paused:
+        counter = t.counter
+        assert counter is not None, "a called ticket has its counter"
+        started = self.pause_started.pop(counter, None)
+        if started is not None and not core.counters[counter].paused:
             self.pause_total_s += max(0, at - started) / 1000
             self.pauses += 1
 
@@ -182,6 +186,7 @@ class WaitEstimator:
                 self._memo = _Lookahead(self, core, now).run()
                 self._memo_now, self._memo_shape = now, shape
                 self._memo_key = key        # a reused run is never taken for an exact one
+        assert self._memo is not None
         return self._memo
 
 
@@ -246,7 +251,7 @@ class _Lookahead:
                 out[n] = (start, b.minutes * 60.0)
         return out
 
-    def _on_break_now(self, n: int, c) -> float | None:
+    def _on_break_now(self, n: int, c: CounterState) -> float | None:
         """Seconds until a counter that is away on its configured break comes back."""
         for b in self.core.cfg.hours.breaks:
             if n in b.counters and c.paused_at is not None:
@@ -366,7 +371,9 @@ class _Lookahead:
                 continue
             use_prio = p is not None and (q is None or not self.mode_interleave
                                           or self.streak[n] < self.burst)
-            kind, s = p if use_prio else q
+            head = p if use_prio else q
+            assert head is not None
+            kind, s = head
             aged = self._aged(services[n], t, use_prio) if self.aging_s else None
             if aged is not None:                  # QueueCore._pick's aging rule
                 kind, s = "line", aged

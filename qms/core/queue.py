@@ -180,8 +180,8 @@ class QueueCore:
             raise R.counter_paused(counter)
         events: list[ev.Event] = []
         if c.current is not None:          # "next" finishes the one being served
-            t = self.tickets[c.current]
-            events.append(ev.TicketDone(at=now, ticket_id=t.ticket_id, number=t.number, counter=counter))
+            done = self.tickets[c.current]
+            events.append(ev.TicketDone(at=now, ticket_id=done.ticket_id, number=done.number, counter=counter))
         t = self._pick(c, now)
         if t is not None:
             events.append(ev.TicketCalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
@@ -469,7 +469,8 @@ class QueueCore:
             if t.state == "waiting":
                 assert t.ticket_id in in_lines, "a waiting ticket is lost"
             if t.state == "called":
-                assert self.counters[t.counter].current == t.ticket_id, "a called ticket has no counter"
+                assert t.counter is not None and self.counters[t.counter].current == t.ticket_id, \
+                    "a called ticket has no counter"
         assert sum(self.issued.values()) == len(self.tickets)
         assert self.served == sum(1 for t in self.tickets.values() if t.state == "done")
         waiting = [t for t in self.tickets.values() if t.state == "waiting"]
