@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from support.mqtt import Recorder, wait_until
+from support.mqtt import Recorder
+from support.wait import wait_until
 
 from qms.config.site import Mqtt
 from qms.mqtt.client import MqttLink

@@ -5,7 +5,7 @@ import hashlib
 
 import msgspec
 import pytest
-from conftest import TEST_CONFIG, SiteClock
+from support.site import TEST_CONFIG, SiteClock
 
 from qms.config.site import load_config
 from qms.protocol.booking_codes import NotABookingCode, normalize_code
