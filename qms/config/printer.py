@@ -79,7 +79,3 @@ class PrinterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     footer: list[str] = msgspec.field(default_factory=lambda: [
         "Chỉ có giá trị trong ngày.", "Valid today only. Thank you!"])
     texts: TicketTexts = msgspec.field(default_factory=TicketTexts)
-
-    @property
-    def paper_mm(self) -> int:
-        return 58 if self.paper_width_px <= 384 else 80

@@ -145,7 +145,6 @@ class Ack(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 _cmd_decoder = msgspec.json.Decoder(AnyCommand)
-_event_decoder = msgspec.json.Decoder(AnyEvent)
 _ack_decoder = msgspec.json.Decoder(Ack)
 encode = msgspec.json.Encoder().encode
 
@@ -153,10 +152,6 @@ encode = msgspec.json.Encoder().encode
 def decode_command(payload: bytes) -> Command:
     """Raise msgspec.ValidationError / DecodeError on anything not a valid command."""
     return _cmd_decoder.decode(payload)
-
-
-def decode_event(payload: bytes) -> Event:
-    return _event_decoder.decode(payload)
 
 
 def decode_ack(payload: bytes) -> Ack:
