@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import queue
+import uuid
 
 import pytest
 from support.site import make_config
@@ -20,17 +21,20 @@ def site_config(tmp_path, broker):       # the shared site plus a [web] section
 
 
 def retained_alerts(cfg) -> dict[str, dict]:
-    """What a hall display or counter terminal connecting now would see."""
+    """What a hall display or counter terminal connecting now would see. The broker sends
+    the retained alerts on subscribing; a marker published after that (not retained, on an
+    alert topic of its own) comes after them: once it is here, all of them are."""
     got: queue.Queue = queue.Queue()
+    marker = Topics(cfg.site.id).alert("test-marker", uuid.uuid4().hex[:12])
     link = MqttLink(cfg.mqtt, "alert-reader", subscriptions=[(Topics(cfg.site.id).all_alerts, 1)],
                     on_message=lambda t, p, props: got.put((t, p))).start()
     try:
         assert link.wait_connected(10)
+        link.publish(marker, b"", qos=1)
         out = {}
         while True:
-            try:
-                t, p = got.get(timeout=0.5)
-            except queue.Empty:
+            t, p = got.get(timeout=10)
+            if t == marker:
                 return out
             if p:
                 out[t] = json.loads(p)
