@@ -120,8 +120,8 @@ def main() -> int:
             _, ack = counter.request("counter.next", 10)
             acks.append((time.monotonic() - t0) * 1000)
             number = ack.result["ticket"]["number"]
-            f = trace.wait(lambda x: x["kind"] == "frame" and x.get("hero") == number and x["t"] >= t0)
-            a = trace.wait(lambda x: x["kind"] == "audio" and x.get("number") == number and x["t"] >= t0)
+            f = trace.wait(lambda x, n=number, t0=t0: x["kind"] == "frame" and x.get("hero") == n and x["t"] >= t0)
+            a = trace.wait(lambda x, n=number, t0=t0: x["kind"] == "audio" and x.get("number") == n and x["t"] >= t0)
             if f is None or a is None:
                 raise RuntimeError(f"call {number}: no frame or no audio in 10 s")
             frames.append((f["t"] - t0) * 1000)

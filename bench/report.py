@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mqtt import messages as m  # noqa: E402
 from qms.config.site import load_config  # noqa: E402
+from qms.protocol import messages as m  # noqa: E402
 from qms.reports.stats import Point, build_report  # noqa: E402
 from qms.service.store import EventStore  # noqa: E402
 from qms.sim.simulate import DayProfile, simulate, working_days  # noqa: E402

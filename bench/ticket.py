@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import ImageOps  # noqa: E402
 
-from drivers import escpos_env  # noqa: E402
 from qms.config.printer import PrinterConfig  # noqa: E402
+from qms.drivers import escpos_env  # noqa: E402
 from qms.drivers.escpos_render import render  # noqa: E402
 from qms.drivers.ticket import sample_ticket  # noqa: E402
 from qms.drivers.ticket_encoder import TicketEncoder  # noqa: E402
@@ -63,7 +63,7 @@ def main() -> int:
               "seconds_9600_naive_image": round(len(naive) * 10 / 9600, 2)}
     for mode, key in (("raster", "raster"), ("glyphs", "glyphs"), ("codepage", "codepage_tcvn3")):
         enc = TicketEncoder(PrinterConfig(vietnamese=mode, paper_width_px=args.width))
-        data, ms = timed(lambda: enc.encode(ticket), args.runs)
+        data, ms = timed(lambda enc=enc: enc.encode(ticket), args.runs)
         result[f"bytes_{key}"] = len(data)
         result[f"seconds_115200_{key}"] = round(len(data) * 10 / 115200, 3)
         result[f"seconds_9600_{key}"] = round(len(data) * 10 / 9600, 2)

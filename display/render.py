@@ -63,11 +63,11 @@ class Fonts:
     def __init__(self, regular: str = "", bold: str = ""):
         self.paths = {False: find_font(False, regular), True: find_font(True, bold)}
 
-    @functools.lru_cache(maxsize=256)
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - one Fonts per display, alive as long as it
     def get(self, size: int, bold: bool = False) -> pygame.font.Font:
         return pygame.font.Font(self.paths[bold], max(6, size))
 
-    @functools.lru_cache(maxsize=1024)
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - as above
     def fit_size(self, text: str, width: int, height: int, bold: bool = False) -> int:
         """The largest size (by line height) at which `text` fits in width x height."""
         lo, hi = 6, max(6, int(height * 0.95))

@@ -69,7 +69,7 @@ def load(text):
     try:
         raw = json.loads(text)
     except ValueError as e:
-        raise ConfigError("config.json is not valid JSON: %s" % e)
+        raise ConfigError("config.json is not valid JSON: %s" % e) from None
     if not isinstance(raw, dict):
         raise ConfigError("config.json must hold one JSON object {...}")
     c = Config()

@@ -27,6 +27,7 @@ from qms.kiosk.printing import ERRORS_BY_STATUS, KioskPrinter, PrintedTicket, Pr
 from qms.kiosk.robot import Dispenser, Greeter, Stock, stock_state
 from qms.kiosk.texts import T as TEXTS
 from qms.kiosk.voice import Speaker, make_speaker
+from qms.protocol.topics import Topics
 
 log = logging.getLogger("qms.kiosk")
 
@@ -76,13 +77,13 @@ class KioskApp:
             raise ValueError(f"device {device_id!r} is not a kiosk or robot in {cfg.source or 'the config'} "
                              f"[[devices]] (kiosks: {', '.join(cfg.kiosk_ids()) or 'none'})")
         self.device_id = device_id
-        topics_base = f"qms/v1/{cfg.site.id}"
+        topics = Topics(cfg.site.id)
         self.service_devices = [d.id for d in cfg.devices if d.role == "service"]
-        self.refill_topic = f"{topics_base}/admin/{device_id}/refill"
+        self.refill_topic = topics.refill(device_id)
         self.inbox: queue.Queue = queue.Queue()
-        subs = [(f"{topics_base}/state/service/+", 1), (f"{topics_base}/event/ticket.called", 1),
-                (f"{topics_base}/event/ticket.recalled", 1), (self.refill_topic, 1)]
-        subs += [(f"{topics_base}/status/{d}", 1) for d in self.service_devices]
+        subs = [(topics.all_service_states, 1), (topics.event("ticket.called"), 1),
+                (topics.event("ticket.recalled"), 1), (self.refill_topic, 1)]
+        subs += [(topics.status(d), 1) for d in self.service_devices]
         self.device = Device(cfg, device_id, known.role, outbox_path=db or db_path(cfg, device_id),
                              subscriptions=subs, on_message=lambda t, p, props: self.inbox.put(("mqtt", t, p)),
                              status={"kind": "robot" if self.robot else "kiosk"})
@@ -503,8 +504,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=int, help="refill: items now in the dispenser (default: its capacity)")
     p.add_argument("--catalog", help="check-catalog: the file to check (default [kiosk] catalog)")
     p.add_argument("--frames", type=int, help=argparse.SUPPRESS)   # tests/bench: stop after N frames
-    p.add_argument("--demo-visitors", type=float, metavar="SECONDS",
-                   help="demo: simulated citizens touch the screen about every SECONDS when it is idle")
 
 
 def _parse_size(s: str) -> tuple[int, int]:
@@ -512,7 +511,9 @@ def _parse_size(s: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def run(args) -> int:
+def run(args, visitors=None) -> int:
+    """`qms kiosk`. `visitors`: something whose `step(app)` runs once per frame (`qms demo`
+    passes its simulated citizens, qms/sim/visitors.py)."""
     from qms.config.site import load_config
     cfg = load_config(args.config)
     if args.action == "check-catalog":
@@ -542,10 +543,6 @@ def run(args) -> int:
     from qms.ops.sdnotify import stop_on_sigterm
     stop_on_sigterm(lambda: setattr(app, "running", False))    # the frame loop ends, then stop()
     try:
-        visitors = None
-        if args.demo_visitors:
-            from qms.sim.visitors import DemoVisitors
-            visitors = DemoVisitors(args.demo_visitors)
         app.run(frames=args.frames, on_ready=lambda: print("kiosk ready: idle screen drawn", flush=True),
                 visitors=visitors)
     except KeyboardInterrupt:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import msgspec
 
-from qms.config.site import _nfc
+from qms.config.site import to_nfc
 
 DEFAULT = Path(__file__).with_name("catalog_default.toml")
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=400)]
@@ -70,7 +70,7 @@ def parse_catalog(path: Path, service_ids: set[str]) -> Catalog:
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: not valid TOML: {e}") from None
     try:
-        data = msgspec.convert(_nfc(raw), _File)
+        data = msgspec.convert(to_nfc(raw), _File)
     except msgspec.ValidationError as e:
         where = str(e).replace("`$.", "`").replace("`$", "`")
         raise ValueError(f"{path}: {where}") from None

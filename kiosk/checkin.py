@@ -20,8 +20,7 @@ from pathlib import Path
 
 from qms.config.site import SiteConfig
 from qms.kiosk.issuer import Refusal
-from qms.web.bookings import display_code, normalize_code
-from qms.web.errors import WebError
+from qms.protocol.booking_codes import NotABookingCode, display_code, normalize_code
 
 log = logging.getLogger("qms.kiosk.checkin")
 
@@ -40,7 +39,7 @@ def parse_code(text: str) -> str | None:
     """The canonical 8-character code of what was typed or scanned, or None."""
     try:
         return normalize_code(text)
-    except WebError:
+    except NotABookingCode:
         return None
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from qms.config.site import SiteConfig
 from qms.core import refusals as R
+from qms.core.hours import check_open
 from qms.kiosk.offline import BlockExhausted, OfflineNumbers
 from qms.kiosk.printing import PrintedTicket
 from qms.mqtt.device import Device
@@ -104,7 +105,7 @@ class TicketIssuer:
     def _local_refusal(self, service: str, now: int) -> Refusal | None:
         """What the kiosk can refuse by itself: hours from the config, cap from the last state."""
         try:
-            self.numbers.core.check_open(service, now)
+            check_open(self.cfg, service, now)
         except R.Refused as e:
             return Refusal(e.code, e.vi, e.en)
         view = self.service_views.get(service)

@@ -1,10 +1,7 @@
 """Numbers a kiosk prints on its own when the service cannot answer.
 
-Each kiosk/robot owns a fixed block at the top of every service's range
-(`QueueCore.offline_block`: with 50 numbers per kiosk and 999 as the last number,
-the first kiosk in the config prints 950-999, the second 900-949, ...). The service
-never issues those numbers itself, and no two kiosks share a block, so an offline
-number cannot collide with any other ticket of the day. Within its block a kiosk
+Each kiosk/robot owns a fixed block at the top of every service's range, which the
+service never issues itself (the rule is `qms.core.offline`). Within its block a kiosk
 counts upwards from the bottom, one row per ticket in its own SQLite file, written in
 the same transaction as the `ticket.offline` command in the outbox: after a power cut
 either both exist or neither does, and a number is never printed twice.
@@ -15,7 +12,7 @@ import datetime as dt
 import sqlite3
 
 from qms.config.site import SiteConfig
-from qms.core.queue import QueueCore
+from qms.core.offline import next_offline_number, offline_block
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS offline_tickets (
@@ -38,26 +35,22 @@ class OfflineNumbers:
         self.cfg = cfg
         self.device = device
         self.conn = conn
-        self.core = QueueCore(cfg)            # pure: only for offline_block and the day boundary
         conn.executescript(_SCHEMA)
 
     def day_of(self, ms: int) -> str:
         return dt.datetime.fromtimestamp(ms / 1000, self.cfg.tz).date().isoformat()
 
     def block(self, service: str) -> range:
-        return self.core.offline_block(service, self.device)
+        return offline_block(self.cfg, service, self.device)
 
     def next_number(self, service: str, now_ms: int) -> int:
         """The full ticket number (code*1000 + n) the next offline ticket would get."""
-        block = self.block(service)
-        if not block:
-            raise BlockExhausted(service)
         row = self.conn.execute("SELECT max(n) FROM offline_tickets WHERE day = ? AND service = ?",
                                 (self.day_of(now_ms), service)).fetchone()
-        n = block.start if row[0] is None else row[0] + 1
-        if n not in block:
+        number = next_offline_number(self.cfg, service, self.device, row[0])
+        if number is None:
             raise BlockExhausted(service)
-        return self.cfg.service(service).code * 1000 + n
+        return number
 
     def record(self, service: str, number: int, ticket_id: str, now_ms: int):
         """An `extra` for Outbox.add: the number's row, in the outbox's transaction."""

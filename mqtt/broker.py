@@ -52,7 +52,7 @@ class LocalBroker:
             except OSError:
                 if self.proc.poll() is not None:
                     log = self.log.read_text() if self.log.exists() else ""
-                    raise RuntimeError(f"mosquitto exited at start: {log[-2000:]}")
+                    raise RuntimeError(f"mosquitto exited at start: {log[-2000:]}") from None
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto did not listen on port {self.port}")
 

@@ -9,7 +9,6 @@ writes in the same transaction via `add(..., extra=...)`.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
@@ -114,7 +113,3 @@ class Outbox:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
-
-
-def default_path(state_dir: Path, device: str) -> Path:
-    return Path(os.environ.get("QMS_OUTBOX", state_dir / f"{device}.outbox.sqlite"))

@@ -9,6 +9,9 @@ import unicodedata
 
 import pygame
 import pytest
+from support.counter import CounterRig
+from support.media import colour_count
+from support.wait import barrier, wait_until
 
 from qms.config.site import load_config
 from qms.display.board import ALERTS, BoardModel
@@ -16,9 +19,6 @@ from qms.display.render import ALERT, BoardRenderer, make_layout
 from qms.mqtt.client import MqttLink
 from qms.protocol.alerts import ActiveAlerts
 from qms.protocol.topics import Topics
-from tests.test_counter import CounterRig, wait_for
-from tests.test_counter_keys import mock_pins  # noqa: F401 - fixture
-from tests.test_display import colour_count
 
 SITE = "phuong-an-khanh"
 T = Topics(SITE)
@@ -123,12 +123,10 @@ def test_display_shows_and_clears_alerts_from_the_broker(broker, site_config, ar
         assert app.link.wait_connected(10)
 
         def shown(pred, what):
-            end = time.monotonic() + 10
-            while time.monotonic() < end:
-                app.step(0.05)
-                if pred():
-                    return
-            raise AssertionError(f"timed out waiting for {what}; strip: {app.renderer.drawn_alerts!r}")
+            try:
+                wait_until(pred, 10, what=what, step=lambda: app.step(0.05), every=0)
+            except AssertionError as e:
+                raise AssertionError(f"{e}; strip: {app.renderer.drawn_alerts!r}") from None
 
         shown(lambda: app.model.connected, "the link")
         publish(T.alert("wait", "ho-tich"), alert("wait", "ho-tich", WAIT_VI, 52))
@@ -141,11 +139,10 @@ def test_display_shows_and_clears_alerts_from_the_broker(broker, site_config, ar
 
         for topic, payload in MALFORMED:
             publish(topic, payload)
-        bad_before = app.model.malformed
-        shown(lambda: app.model.malformed >= bad_before + 1 and app.inbox.empty(), "malformed seen")
-        time.sleep(0.3)
-        app.step(0.05)
-        assert app.model.malformed == len(MALFORMED)
+        # barrier: one more malformed message on the same topic; once it is counted, all were
+        barrier(lambda: publish(*MALFORMED[0]), lambda: app.model.malformed == len(MALFORMED) + 1,
+                what="the marker counted as malformed", step=lambda: app.step(0.05))
+        assert app.model.malformed == len(MALFORMED) + 1       # each counted once
         assert len(app.model.alerts) == 2 and PAUSE_VI in app.renderer.drawn_alerts   # kept
 
         publish(T.alert("wait", "ho-tich"), b"")
@@ -169,12 +166,12 @@ def test_counter_says_alerts_and_blinks_slowly_for_its_own(service, site_config,
     try:
         # an alert this counter cannot act on: a line, but the attention light stays off
         publish(T.alert("wait", "dat-dai"), alert("wait", "dat-dai", LAND_VI, 48))
-        wait_for(lambda: f"CẢNH BÁO: {LAND_VI}" in rig.lines, what="the line for another service's alert")
-        wait_for(lambda: any(line.endswith("Cảnh báo: 1") for line in rig.lines), what="state line")
+        wait_until(lambda: f"CẢNH BÁO: {LAND_VI}" in rig.lines, what="the line for another service's alert")
+        wait_until(lambda: any(line.endswith("Cảnh báo: 1") for line in rig.lines), what="state line")
         assert rig.lights.modes["link"] == "off"
 
         publish(T.alert("wait", "ho-tich"), alert("wait", "ho-tich", WAIT_VI, 52))
-        wait_for(lambda: rig.lights.modes["link"] == "slow", what="slow blink for its own service")
+        wait_until(lambda: rig.lights.modes["link"] == "slow", what="slow blink for its own service")
         assert f"CẢNH BÁO: {WAIT_VI}" in rig.lines
         # the real LED on its (mock) pin blinks slowly: both states within ~2 s
         states = set()
@@ -189,21 +186,24 @@ def test_counter_says_alerts_and_blinks_slowly_for_its_own(service, site_config,
         publish(T.alert("wait", "ho-tich"), alert("wait", "ho-tich", WAIT_VI, 53))
         for topic, payload in MALFORMED:
             publish(topic, payload)
-        time.sleep(0.5)
+        # barrier: a good update on the same topic as the malformed ones (minutes only: no line)
+        barrier(lambda: publish(T.alert("wait", "dat-dai"), alert("wait", "dat-dai", LAND_VI, 49)),
+                lambda: rig.terminal.alerts.alerts[("wait", "dat-dai")].value_min == 49,
+                what="the marker update")
         assert [line for line in rig.lines[n:] if "CẢNH BÁO" in line] == []
         assert len(rig.terminal.alerts) == 2 and rig.lights.modes["link"] == "slow"
 
         publish(T.alert("wait", "ho-tich"), b"")
-        wait_for(lambda: f"Hết cảnh báo: {WAIT_VI}" in rig.lines, what="cleared line")
-        wait_for(lambda: rig.lights.modes["link"] == "off", what="light off")
+        wait_until(lambda: f"Hết cảnh báo: {WAIT_VI}" in rig.lines, what="cleared line")
+        wait_until(lambda: rig.lights.modes["link"] == "off", what="light off")
 
         publish(T.alert("pause", "3"), alert("pause", "3", PAUSE_VI, 27))   # its own long pause
-        wait_for(lambda: rig.lights.modes["link"] == "slow", what="slow blink for its own pause")
+        wait_until(lambda: rig.lights.modes["link"] == "slow", what="slow blink for its own pause")
         publish(T.alert("pause", "3"), b"")
         publish(T.alert("wait", "dat-dai"), b"")
-        wait_for(lambda: len(rig.terminal.alerts) == 0 and rig.lights.modes["link"] == "off",
+        wait_until(lambda: len(rig.terminal.alerts) == 0 and rig.lights.modes["link"] == "off",
                  what="all cleared")
-        wait_for(lambda: "Cảnh báo" not in rig.lines[-1], what="state line without alerts")
+        wait_until(lambda: "Cảnh báo" not in rig.lines[-1], what="state line without alerts")
     finally:
         rig.stop()
         publish.close()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import TEST_CONFIG, Broker, free_port
+from support.site import TEST_CONFIG, Broker, free_port
+from support.wait import wait_until
 
 from qms.cli import main as cli
 from qms.config.site import load_config
@@ -75,15 +76,6 @@ def as_device(cfg, port: int, password_file: Path):
     return s.replace(cfg, mqtt=s.replace(cfg.mqtt, port=port, password_file=str(password_file)),
                      hours=s.replace(cfg.hours, open="00:00", close="23:59", cutoff_minutes=0,
                                      early_minutes=0, weekdays=[1, 2, 3, 4, 5, 6, 7]))
-
-
-def wait_for(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture(params=[20000, 1000], ids=["generated-queue-limit", "mosquitto-default-limit"])
@@ -145,7 +137,7 @@ def test_outage_of_the_main_broker_loses_nothing_doubles_nothing(bridged):
 
     # 2. cut the link and keep working at the sub-point: 1,100 commands into the outboxes
     main.stop()
-    wait_for(lambda: not svc.link.connected.is_set(), 10, "the service to see the outage")
+    wait_until(lambda: not svc.link.connected.is_set(), 10, what="the service to see the outage")
     sent: dict[str, list[str]] = {"kiosk-p2": [], "counter-p2-1": [], "counter-p2-2": []}
     for i in range(600):
         # within the daily caps: 300 chung-thuc, 200 nhan-ket-qua, 100 ho-tich
@@ -159,17 +151,18 @@ def test_outage_of_the_main_broker_loses_nothing_doubles_nothing(bridged):
     # resends pile up in the sub-point broker's queue for the bridge; with Mosquitto's
     # default limit of 1,000 it overflows and drops silently
     if queue_limit == 1000:
-        wait_for(lambda: "Outgoing messages are being dropped" in sub.log.read_text(), 30,
-                 "the bridge queue to overflow")
-    else:
-        time.sleep(3)
+        wait_until(lambda: "Outgoing messages are being dropped" in sub.log.read_text(), 30,
+                   what="the bridge queue to overflow")
+    else:               # the same pile of resends, which the generated limit holds
+        wait_until(lambda: sum(d.channel.stats["resent"] for d in (kiosk, c1, c2)) > 1000, 30,
+                   what="more than 1,000 resends queued for the bridge")
     assert kiosk.channel.pending() == 600
 
     # 3. restore: the bridge reconnects, the outboxes drain, the service applies all once
     main.start()
     t_restore = time.monotonic()
-    wait_for(lambda: all(d.channel.pending() == 0 for d in (kiosk, c1, c2)), 90,
-             "every outbox to be acknowledged")
+    wait_until(lambda: all(d.channel.pending() == 0 for d in (kiosk, c1, c2)), 90,
+               what="every outbox to be acknowledged")
     print(f"\nqueue limit {queue_limit}: outboxes empty {time.monotonic() - t_restore:.1f} s "
           "after the main broker came back")
     db = tmp / "service.sqlite"

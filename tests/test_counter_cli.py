@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+from support.wait import wait_until
+
 from qms.config.site import load_config
 from qms.mqtt.device import Device
 
@@ -25,17 +27,15 @@ def qms(*args, **kw):
 class Lines:
     def __init__(self, stream):
         self.items: list[str] = []
-        self.t = threading.Thread(target=lambda: [self.items.append(l.rstrip("\n")) for l in stream],
+        self.t = threading.Thread(target=lambda: [self.items.append(line.rstrip("\n")) for line in stream],
                                   daemon=True)
         self.t.start()
 
     def wait(self, text: str, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.items):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"{text!r} not in output:\n" + "\n".join(self.items))
+        try:
+            wait_until(lambda: any(text in line for line in self.items), timeout, what=repr(text))
+        except AssertionError as e:
+            raise AssertionError(f"{e}; output:\n" + "\n".join(self.items)) from None
 
 
 def test_keyboard_caller_against_the_real_service(site_config, service, tmp_path, artifacts):

@@ -4,8 +4,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from qms.config.counter import ButtonPins
 from qms.counter.keys import Debouncer, GpioKeys, KeyPad, key_pins
@@ -20,13 +18,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
-
-
-@pytest.fixture
-def mock_pins():
-    Device.pin_factory = MockFactory()
-    yield Device.pin_factory
-    Device.pin_factory.reset()
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ import time
 
 import pygame
 import pytest
+from support.media import colour_count
+from support.wait import wait_until
 
 from qms.display.board import CALLS, COUNTERS, HERO, LINK, SERVICES, TICKER, BoardModel
 from qms.display.render import HERO_BG, HERO_TEXT, BoardRenderer, Fonts, make_layout
@@ -148,11 +150,6 @@ def render_board(size, connected=False):
     return surf, r, rects
 
 
-def colour_count(surf, rect, colour):
-    sub = surf.subsurface(rect)
-    return pygame.mask.from_threshold(sub, colour, (8, 8, 8, 255)).count()
-
-
 @pytest.mark.parametrize("size", LAYOUTS, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_screenshot_of_every_layout(size, artifacts):
     surf, r, rects = render_board(size)
@@ -251,12 +248,8 @@ def test_a_call_redraws_only_its_regions_and_blinks_for_its_time(offline_app):
 
 # ------------------------------------------------------------------ through the real service
 def _until(app, cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        app.step(0.05)
-        if cond():
-            return True
-    return False
+    """Turn the display's main loop until `cond` holds."""
+    return wait_until(cond, timeout, step=lambda: app.step(0.05), every=0)
 
 
 def _app(site_config, **kw):
@@ -315,9 +308,11 @@ def test_board_follows_the_service_and_survives_restarts(service, broker, site_c
 
 def test_calls_are_announced_by_the_display(service, site_config, tmp_path):
     """The display's CallAnnouncer speaks each call fact once (voice pack of tones, dummy audio)."""
+    from support.media import FREQ, tone, write_wav
+
     from qms.config.site import load_config
     from qms.mqtt.device import Device
-    from tests.test_voice import CLIP_NAMES, FREQ, tone, write_wav
+    from qms.voice.packs import CLIP_NAMES
     pack = tmp_path / "pack"
     pack.mkdir()
     for token, stem in CLIP_NAMES.items():

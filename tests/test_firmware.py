@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.site import make_config
 
 from qms.config.site import load_config
 from qms.firmware import config, protocol, segments, storage
@@ -20,7 +21,6 @@ from qms.firmware.testing import fakes
 from qms.firmware.testing.rig import Rig, base_config
 from qms.protocol import messages as m
 from qms.service.app import CentralService
-from tests.conftest import make_config
 
 
 # ------------------------------------------------------------------ the service on the fake broker
@@ -64,8 +64,8 @@ class FakeBrokerService:
     def issue(self, n=3, service="chung-thuc"):
         core = self.svc.core
         out = []
-        for i in range(n):
-            events = core.issue(self.svc.clock(), service, None, "ticket-%s-%03d" % (service, len(core.tickets)))
+        for _ in range(n):
+            events = core.issue(self.svc.clock(), service, None, f"ticket-{service}-{len(core.tickets):03d}")
             self.svc._apply(events)
             out.append(events[0].number)
         self.svc.store.commit()
@@ -403,8 +403,9 @@ def test_the_chooser_leaves_out_the_service_the_ticket_is_in(rig):
 
 
 def test_make_config_builds_what_the_box_accepts():
+    from support.site import TEST_CONFIG
+
     from qms.cli import firmware as make_config
-    from tests.conftest import TEST_CONFIG
     site = load_config(TEST_CONFIG)
     cfg = make_config.build(site, "counter-3", "pico", "TTHC", "pw", "192.168.1.10", 1883, "s3cret")
     box_cfg = config.load(json.dumps(cfg))
@@ -539,7 +540,7 @@ def test_a_reboot_resends_the_queued_done_with_its_id_and_keeps_seq(rig, tmp_pat
 def test_a_full_outbox_refuses_more(rig):
     rig.broker.down()
     rig.run(100)
-    for i in range(20):
+    for _ in range(20):
         rig.box.channel.outbox.add("counter.pause", None, False)
     rig.box.view_serving = {"ticket_id": "ticket-123456", "number": 1001}
     rig.press("pause")

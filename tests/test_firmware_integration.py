@@ -14,6 +14,7 @@ import types
 
 import pytest
 from support.mqtt import Recorder, issue
+from support.wait import wait_until
 
 from qms.config.site import load_config
 from qms.firmware.testing import fakes
@@ -114,12 +115,8 @@ def events(service, type_):
 
 
 def wait_for(rig, cond, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        rig.run(10)
-    return cond()
+    """Run the box's loop until `cond` holds."""
+    return wait_until(cond, seconds, step=lambda: rig.run(10), every=0)
 
 
 def test_box_calls_recalls_transfers_and_gets_rated_through_the_real_service(box, kiosk, service, broker):

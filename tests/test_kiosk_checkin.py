@@ -12,16 +12,17 @@ import secrets
 
 import pygame
 import pytest
+from support.site import free_port, make_config
+from support.wait import wait_until
+from support.web import BOOK_TOKEN, KIOSK_TOKEN, WEB_EXTRA
 
 from qms.config.site import load_config
 from qms.kiosk.app import KioskApp
 from qms.kiosk.printing import MemoryPrinter, make_printer
 from qms.kiosk.voice import SilentSpeaker
 from qms.mqtt.device import Device
-from qms.sim.kiosk_testing import tap, target, wait_until
+from qms.sim.kiosk_testing import tap, target
 from qms.web.server import WebApp
-from tests.conftest import free_port, make_config
-from tests.test_web_api import BOOK_TOKEN, KIOSK_TOKEN, WEB_EXTRA
 
 # the web tests' [web] section and tokens (an integrator's and kiosk-1's check-in token)
 EXTRA = """
@@ -109,7 +110,7 @@ def test_booked_tickets_checked_in_by_keypad_and_scanner_print_and_are_called_in
     app = make_kiosk(site_config, tmp_path, site_clock, printer)
     counter = Device(cfg, "counter-3", "counter", outbox_path=tmp_path / "counter-3.outbox").start()
     try:
-        assert app.view.booking and wait_until(lambda: app.device.online, 10, app.step)
+        assert app.view.booking and wait_until(lambda: app.device.online, 10, step=app.step)
         typed, scanned = book(web, site_clock), book(web, site_clock)
         app.render()
         shoot(app, artifacts, "idle")
@@ -133,7 +134,7 @@ def test_booked_tickets_checked_in_by_keypad_and_scanner_print_and_are_called_in
         tap(app, ("submit_code",))
         assert app.view.screen == "checking"
         shoot(app, artifacts, "checking")
-        assert wait_until(lambda: app.view.screen == "confirm", 10, app.step)
+        assert wait_until(lambda: app.view.screen == "confirm", 10, step=app.step)
         t1 = app.view.ticket
         assert (t1.number, t1.ticket_id, t1.service) == (2002, typed["ticket_id"], "ho-tich")
         assert t1.people_ahead == 1 and not t1.offline
@@ -145,16 +146,16 @@ def test_booked_tickets_checked_in_by_keypad_and_scanner_print_and_are_called_in
         app.reset()
         scan(app, scanned["qr_text"])
         assert app.view.screen == "checking"
-        assert wait_until(lambda: app.view.screen == "confirm", 10, app.step)
+        assert wait_until(lambda: app.view.screen == "confirm", 10, step=app.step)
         assert app.view.ticket.number == 2003 and app.view.ticket.ticket_id == scanned["ticket_id"]
         assert sim.wait_tickets(3, timeout=10)
         # the same code scanned again is a reprint of the same ticket, on the check-in screen too
         app.reset()
         tap(app, ("checkin",))
         scan(app, scanned["code"].lower())
-        assert wait_until(lambda: app.view.screen == "confirm", 10, app.step)
+        assert wait_until(lambda: app.view.screen == "confirm", 10, step=app.step)
         assert app.view.ticket.number == 2003
-        assert wait_until(lambda: not app.view.printing, 10, app.step)
+        assert wait_until(lambda: not app.view.printing, 10, step=app.step)
         shoot(app, artifacts, "confirm")
 
         called = []
@@ -180,7 +181,7 @@ def test_refusals_have_their_own_screens(web, service, broker, site_config, tmp_
             app.reset()
             type_on_keypad(app, code)
             tap(app, ("submit_code",))
-            assert wait_until(lambda: app.view.screen == screen, 10, app.step), app.view.screen
+            assert wait_until(lambda: app.view.screen == screen, 10, step=app.step), app.view.screen
 
         check_in(tomorrow["code"])
         assert app.view.title == "title_too_early" and "25/11" in app.view.message[0]
@@ -243,7 +244,7 @@ def test_keyboard_input_is_taken_only_where_a_code_makes_sense(tmp_path, site_cl
         app.reset()
         scan(app, "qk2e-kxo3")                                  # O read as 0
         assert app.view.code == "QK2EKX03" and app.view.screen == "checking"
-        assert wait_until(lambda: app.view.screen == "message", 10, app.step)
+        assert wait_until(lambda: app.view.screen == "message", 10, step=app.step)
         assert app.view.title == "title_unavailable"
         # taps are big enough for a finger on the keypad
         app.reset()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import time
 
+from support.site import Broker, make_config
+from support.wait import wait_until
+
 from qms.config.site import load_config
 from qms.drivers.printer_status import PrinterStatus
 from qms.kiosk.app import KioskApp
@@ -13,12 +16,7 @@ from qms.kiosk.printing import MemoryPrinter, make_printer
 from qms.kiosk.voice import SilentSpeaker
 from qms.mqtt.client import MqttLink
 from qms.service.app import CentralService
-from qms.sim.kiosk_testing import tap, wait_until
-from tests.conftest import Broker, make_config
-
-
-def wait(pred, timeout=10.0, step=None):
-    return wait_until(pred, timeout, step)
+from qms.sim.kiosk_testing import tap
 
 
 def listen(cfg, topic):
@@ -44,7 +42,7 @@ def test_touch_to_printed_ticket_online(site_config, service, site_clock, tmp_pa
     sim = printer.driver.simulator
     app = kiosk(cfg, tmp_path, site_clock, printer)
     try:
-        assert wait(lambda: app.device.online and "ho-tich" in app.issuer.service_views, step=app.step)
+        assert wait_until(lambda: app.device.online and "ho-tich" in app.issuer.service_views, step=app.step)
         assert app.printer_status == "ready"
         tap(app, ("menu",))
         tap(app, ("service", "ho-tich"), finger=True)
@@ -53,11 +51,11 @@ def test_touch_to_printed_ticket_online(site_config, service, site_clock, tmp_pa
         assert sim.wait_tickets(1, timeout=10)                    # it came out of the printer
         sim.tickets[0].save(artifacts / "kiosk-e2e-ticket-2001.png")
         assert sim.received > 1000
-        assert wait(lambda: events)
+        assert wait_until(lambda: events)
         assert events[0]["ticket_id"] == app.view.ticket.ticket_id and events[0]["number"] == 2001
-        assert wait(lambda: not app.view.printing, step=app.step)
+        assert wait_until(lambda: not app.view.printing, step=app.step)
         # the live state reaches the menu: one waiting for ho-tich
-        assert wait(lambda: app.issuer.service_views["ho-tich"]["waiting"] == 1, step=app.step)
+        assert wait_until(lambda: app.issuer.service_views["ho-tich"]["waiting"] == 1, step=app.step)
         assert service.core.tickets[app.view.ticket.ticket_id].number == 2001
         # the roll ends: the next citizen is told, in plain words, and no number is wasted
         sim.set_state(PrinterStatus.PAPER_OUT)
@@ -67,7 +65,7 @@ def test_touch_to_printed_ticket_online(site_config, service, site_clock, tmp_pa
         assert app.view.screen == "message"
         assert app.view.message[0] == "Máy in hết giấy, vui lòng liên hệ cán bộ hướng dẫn."
         assert len(service.core.tickets) == 1
-        assert wait(lambda: app.printer_status == "paper_out", step=app.step, timeout=5)
+        assert wait_until(lambda: app.printer_status == "paper_out", step=app.step, timeout=5)
     finally:
         app.stop()
         listener.stop()
@@ -91,7 +89,7 @@ def test_broker_down_for_the_whole_visit_then_synced(tmp_path, site_clock):
             site_clock.advance(30)
         assert app.issuer.stats["timeouts"] == 0        # broker known down: no waiting for it
         assert max(took) < cfg.kiosk.request_timeout_s
-        assert wait(lambda: len(printer.printed) == 5, step=app.step)
+        assert wait_until(lambda: len(printer.printed) == 5, step=app.step)
         numbers = [t.number for t in printer.printed]
         assert numbers == [1950, 1951, 2950, 1952, 9950]   # kiosk-1: top block of each service
         assert all(t.offline for t in printer.printed)
@@ -109,7 +107,7 @@ def test_broker_down_for_the_whole_visit_then_synced(tmp_path, site_clock):
         broker.start()
         svc = CentralService(cfg, tmp_path / "service.sqlite", clock=site_clock, tick_seconds=3600).start()
         try:
-            assert wait(lambda: app.device.outbox.count() == 0, timeout=20, step=app.step)
+            assert wait_until(lambda: app.device.outbox.count() == 0, timeout=20, step=app.step)
             issued = [e for e in svc.store.events(day=svc.core.day) if type(e).__name__ == "TicketIssued"]
             assert [e.ticket_id for e in issued] == ids                 # each once, in order of issue
             assert [e.number for e in issued] == [1950, 1951, 2950, 1952, 9950, 1953]
@@ -130,7 +128,7 @@ def test_service_silent_request_times_out_and_paper_wins(tmp_path, broker, site_
     printer = MemoryPrinter()
     app = kiosk(cfg, tmp_path, site_clock, printer)
     try:
-        assert wait(lambda: app.device.online, step=app.step)
+        assert wait_until(lambda: app.device.online, step=app.step)
         tap(app, ("menu",))
         t0 = time.monotonic()
         tap(app, ("service", "ho-tich"))
@@ -146,14 +144,14 @@ def test_service_silent_request_times_out_and_paper_wins(tmp_path, broker, site_
         assert second.number == 2951
         svc = CentralService(cfg, tmp_path / "service.sqlite", clock=site_clock, tick_seconds=3600).start()
         try:
-            assert wait(lambda: app.device.outbox.count() == 0, timeout=20, step=app.step)
+            assert wait_until(lambda: app.device.outbox.count() == 0, timeout=20, step=app.step)
             assert svc.core.tickets[first.ticket_id].number == 2950       # renumbered to the paper
             assert svc.core.tickets[second.ticket_id].number == 2951
             kinds = [type(e).__name__ for e in svc.store.events(day=svc.core.day)]
             assert kinds == ["TicketIssued", "TicketRenumbered", "TicketIssued"]
             assert svc.core.by_number.get(2001) is None                    # the online number is gone
             # the service answers again: the next ticket is online
-            assert wait(lambda: app.issuer.answer_expected(), step=app.step)
+            assert wait_until(lambda: app.issuer.answer_expected(), step=app.step)
             app.reset()
             tap(app, ("menu",))
             tap(app, ("service", "ho-tich"))
@@ -168,7 +166,7 @@ def test_refusals_from_the_service_are_shown(site_config, service, site_clock, t
     cfg = load_config(site_config)
     app = kiosk(cfg, tmp_path, site_clock, MemoryPrinter())
     try:
-        assert wait(lambda: app.device.online, step=app.step)
+        assert wait_until(lambda: app.device.online, step=app.step)
         service.core.issued["xay-dung"] = cfg.service("xay-dung").daily_cap     # cap reached
         tap(app, ("menu",))
         tap(app, ("service", "xay-dung"))

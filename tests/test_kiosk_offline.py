@@ -7,13 +7,13 @@ import sys
 import time
 
 import pytest
+from support.site import ROOT, free_port, make_config
 
 from qms.config.site import load_config
 from qms.core.queue import QueueCore
 from qms.kiosk.catalog import DEFAULT, load_catalog, parse_catalog
 from qms.kiosk.offline import BlockExhausted, OfflineNumbers
 from qms.mqtt.outbox import Outbox
-from tests.conftest import ROOT, free_port, make_config
 
 NOON = 1795496400000          # 2026-11-24 12:00 +07
 

@@ -7,6 +7,8 @@ import time
 import tomllib
 
 import pytest
+from support.site import free_port, make_config
+from support.wait import wait_until
 
 from qms.config.site import load_config
 from qms.kiosk.app import KioskApp
@@ -14,8 +16,7 @@ from qms.kiosk.catalog import DEFAULT, parse_catalog
 from qms.kiosk.printing import MemoryPrinter
 from qms.kiosk.spoken import spoken
 from qms.kiosk.voice import VoiceSpeaker, make_speaker
-from qms.sim.kiosk_testing import tap, wait_until
-from tests.conftest import free_port, make_config
+from qms.sim.kiosk_testing import tap
 
 # what a clerk would say, written out by hand
 SPOKEN = [
@@ -73,14 +74,14 @@ def test_read_aloud_speaks_the_fee_in_words_in_both_languages(voiced_app):
     tap(app, ("procedures",))
     tap(app, ("proc_service", "chung-thuc"))
     tap(app, ("read", 1))                                   # Chứng thực chữ ký: 10.000 đ/trường hợp
-    assert wait_until(lambda: spk.said, 15, app.step)
+    assert wait_until(lambda: spk.said, 15, step=app.step)
     assert spk.said[0].startswith("Chứng thực chữ ký.")
     assert "Lệ phí: mười nghìn đồng một trường hợp." in spk.said[0]
     assert not re.search(r"\d", spk.said[0])
     assert spk.last_wav[:4] == b"RIFF" and len(spk.last_wav) > 5 * 22050   # seconds of speech
     tap(app, ("lang",))
     tap(app, ("read", 1))
-    assert wait_until(lambda: len(spk.said) == 2, 15, app.step)
+    assert wait_until(lambda: len(spk.said) == 2, 15, step=app.step)
     assert spk.said[1].startswith("Signature certification.") and "10,000 dong per case" in spk.said[1]
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
-from support.mqtt import Recorder, wait_until
+from support.mqtt import Recorder
+from support.wait import wait_until
 
 from qms.config.site import Mqtt
 from qms.mqtt.client import MqttLink
@@ -102,8 +103,7 @@ def test_late_and_restarted_broker_is_reconnected_with_subscriptions(broker):
         assert _pump(link, link.connected.is_set, 30), "never reconnected after a restart"
         sender = MqttLink(Mqtt(port=broker.port), "sender").start()
         try:
-            assert sender.wait_connected(5)
-            time.sleep(0.2)
+            assert sender.wait_connected(5)     # (link.connected means its SUBACK came back)
             sender.publish("t/again", b"after restart", qos=1)
             assert _pump(link, lambda: b"after restart" in got), "subscriptions not restored"
             assert link.stats["connects"] == 2
@@ -148,7 +148,6 @@ def test_packets_left_in_the_read_buffer_are_handled_without_new_traffic(broker)
     try:
         assert _pump(link, link.connected.is_set)
         assert sender.wait_connected(5)
-        time.sleep(0.2)
         for i in range(1500):
             sender.publish("t/s", b"%d" % i, qos=0)
         time.sleep(1.0)                       # all of it waits in our socket before we read

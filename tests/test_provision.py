@@ -10,8 +10,8 @@ from pathlib import Path
 import msgspec
 import paho.mqtt.client as paho
 import pytest
-from conftest import TEST_CONFIG, Broker, free_port
 from paho.mqtt.enums import CallbackAPIVersion
+from support.site import TEST_CONFIG, Broker, free_port
 
 from qms.cli import main as cli
 from qms.config.site import load_config

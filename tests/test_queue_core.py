@@ -251,7 +251,7 @@ def test_random_interleavings_keep_every_invariant(actions):
     core = q.core
     # counts add up: every ticket is in exactly one state
     states = [t.state for t in core.tickets.values()]
-    waiting = sum(len(l) for l in core.lines.values()) + sum(len(l) for l in core.targeted.values())
+    waiting = sum(len(line) for line in core.lines.values()) + sum(len(line) for line in core.targeted.values())
     assert states.count("waiting") == waiting
     assert states.count("called") == sum(1 for c in core.counters.values() if c.current)
     assert len(states) == sum(1 for e in q.log if isinstance(e, m.TicketIssued))

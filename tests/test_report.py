@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support.site import TEST_CONFIG
 
 from qms.config.site import load_config, parse_config
 from qms.reports.chart import build_figure, save_chart
@@ -18,7 +19,6 @@ from qms.reports.render import read_csv, render_table, write_csv
 from qms.reports.stats import Point, build_report
 from qms.service.store import EventStore
 from qms.sim.simulate import DayProfile, simulate
-from tests.conftest import TEST_CONFIG
 
 DAY = dt.date(2026, 11, 24)          # a Tuesday
 TARGET = 30

@@ -1,7 +1,7 @@
 """Every role under systemd's eyes: READY=1 once, WATCHDOG=1 from its main loop, and a
 clean exit (code 0, `finally` blocks run) on SIGTERM, systemd's stop signal.
 
-Each role runs as a real subprocess (`python -m service.cli ROLE ...`) against a real
+Each role runs as a real subprocess (`python -m qms ROLE ...`) against a real
 Mosquitto, with NOTIFY_SOCKET pointing at a datagram socket of this test (abstract
 namespace, as systemd may use) and WATCHDOG_USEC set as systemd sets it for WatchdogSec=.
 """
@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from conftest import ROOT, free_port
+from support.site import ROOT, free_port
 
 WATCHDOG_USEC = 300_000          # heartbeats every 0.1 s (a third of it)
 

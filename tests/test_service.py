@@ -6,7 +6,8 @@ import random
 import threading
 
 import msgspec
-from support.mqtt import Recorder, raw_client, wait_until
+from support.mqtt import Recorder, raw_client
+from support.wait import wait_until
 
 from qms.config.site import load_config
 from qms.mqtt.device import Device
@@ -108,8 +109,9 @@ def test_broker_restart_mid_stream_loses_and_doubles_nothing(service, site_confi
 
 
 def test_fifty_counters_press_next_at_once_no_ticket_twice(tmp_path, broker, site_clock):
+    from support.site import make_config
+
     from qms.service.app import CentralService
-    from tests.conftest import make_config
     counters = "\n".join(f"[[counters]]\nnumber = {n}\nservices = [\"chung-thuc\"]\n" for n in range(10, 60))
     devs = "\n".join(f"[[devices]]\nid = \"c{n}\"\nrole = \"counter\"\ncounter = {n}\n" for n in range(10, 60))
     cfg = load_config(make_config(tmp_path, broker.port, counters + devs))

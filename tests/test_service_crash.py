@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import msgspec
-from support.mqtt import Recorder, wait_until
+from support.mqtt import Recorder
+from support.wait import wait_until
 
 from qms.config.site import load_config
 from qms.core.queue import QueueCore

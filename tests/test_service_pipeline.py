@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from support.mqtt import Recorder, wait_until
+from support.mqtt import Recorder
+from support.wait import wait_until
 
 from qms.config.site import load_config
 from qms.mqtt.device import Device

@@ -4,10 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from support.site import TEST_CONFIG
+
 from qms.config.site import load_config
 from qms.service.app import CentralService
 from qms.sim.simulate import DayProfile, DaySimulation, simulate, working_days
-from tests.conftest import TEST_CONFIG
 
 DAY = dt.date(2026, 11, 24)
 

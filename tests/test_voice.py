@@ -8,6 +8,7 @@ from array import array
 
 import pygame
 import pytest
+from support.media import FREQ, RATE, tone, write_wav
 
 from qms.config.display import VoiceConfig, VolumeStep
 from qms.display.announcer import CallAnnouncer
@@ -25,8 +26,6 @@ from qms.voice.packs import (
 )
 from qms.voice.player import Player, volume_at
 
-RATE = 22050
-
 
 def wav_info(data: bytes) -> tuple[int, int, array]:
     with wave.open(io.BytesIO(data)) as w:
@@ -38,16 +37,6 @@ def rms(samples) -> float:
     return math.sqrt(sum(s * s for s in samples) / max(1, len(samples)))
 
 
-def tone(freq: float, ms: int, amp: int = 8000, rate: int = RATE) -> array:
-    return array("h", (int(amp * math.sin(2 * math.pi * freq * i / rate)) for i in range(rate * ms // 1000)))
-
-
-def write_wav(path, samples: array, rate: int = RATE, channels: int = 1) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
 
 
 # ------------------------------------------------------------------ words of a call
@@ -128,8 +117,6 @@ def test_volume_by_time_of_day():
 
 
 # ------------------------------------------------------------------ what the mixer played
-TOKENS = list(CLIP_NAMES)
-FREQ = {t: 400 + 100 * i for i, t in enumerate(TOKENS)}       # every clip its own tone
 CHIME_HZ = 300
 AMP = 8000
 

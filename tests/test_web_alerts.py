@@ -3,26 +3,38 @@ from __future__ import annotations
 
 import json
 import queue
+import uuid
 
-from test_web_api import counter, devices, site_config, start_web, take, wait_for, web  # noqa: F401 - fixtures
+import pytest
+from support.site import make_config
+from support.wait import wait_until
+from support.web import WEB_EXTRA, counter, start_web, take
 
 from qms.config.site import load_config
 from qms.mqtt.client import MqttLink
 from qms.protocol.topics import Topics
 
 
+@pytest.fixture
+def site_config(tmp_path, broker):       # the shared site plus a [web] section
+    return make_config(tmp_path, broker.port, extra=WEB_EXTRA)
+
+
 def retained_alerts(cfg) -> dict[str, dict]:
-    """What a hall display or counter terminal connecting now would see."""
+    """What a hall display or counter terminal connecting now would see. The broker sends
+    the retained alerts on subscribing; a marker published after that (not retained, on an
+    alert topic of its own) comes after them: once it is here, all of them are."""
     got: queue.Queue = queue.Queue()
+    marker = Topics(cfg.site.id).alert("test-marker", uuid.uuid4().hex[:12])
     link = MqttLink(cfg.mqtt, "alert-reader", subscriptions=[(Topics(cfg.site.id).all_alerts, 1)],
                     on_message=lambda t, p, props: got.put((t, p))).start()
     try:
         assert link.wait_connected(10)
+        link.publish(marker, b"", qos=1)
         out = {}
         while True:
-            try:
-                t, p = got.get(timeout=0.5)
-            except queue.Empty:
+            t, p = got.get(timeout=10)
+            if t == marker:
                 return out
             if p:
                 out[t] = json.loads(p)
@@ -36,12 +48,12 @@ def test_long_wait_and_long_pause_raise_and_clear_alerts(web, devices, site_conf
     take(devices, "ho-tich")
     counter(devices, 5, "counter.pause")
     site_clock.advance(10 * 60)
-    wait_for(lambda: web.alerts.check(site_clock()) == {})       # under both limits: nothing
+    wait_until(lambda: web.alerts.check(site_clock()) == {})       # under both limits: nothing
     assert retained_alerts(cfg) == {}
 
     site_clock.advance(36 * 60)     # 46 min waiting (target 45), 46 min paused (allowed 20)
-    wait_for(lambda: len(web.alerts.check(site_clock())) == 2)
-    alerts = wait_for(lambda: (a := retained_alerts(cfg)) and len(a) == 2 and a)
+    wait_until(lambda: len(web.alerts.check(site_clock())) == 2)
+    alerts = wait_until(lambda: (a := retained_alerts(cfg)) and len(a) == 2 and a)
     wait = alerts[topics.alert("wait", "ho-tich")]
     assert wait["active"] and wait["value_min"] == 46 and wait["target_min"] == 45
     assert wait["message_vi"] == "Hộ tịch (khai sinh, kết hôn, khai tử): có người đã chờ 46 phút (mục tiêu 45 phút)."
@@ -50,7 +62,7 @@ def test_long_wait_and_long_pause_raise_and_clear_alerts(web, devices, site_conf
 
     counter(devices, 5, "counter.resume")
     counter(devices, 3)                           # the long-waiting ticket is called
-    wait_for(lambda: web.alerts.check(site_clock()) == {})
+    wait_until(lambda: web.alerts.check(site_clock()) == {})
     assert retained_alerts(cfg) == {}
 
 
@@ -64,6 +76,6 @@ def test_alerts_left_by_a_previous_run_are_cleared(service, site_config, tmp_pat
     assert stale in retained_alerts(cfg)
     app = start_web(site_config, tmp_path, site_clock)    # a new run learns it from the broker...
     try:
-        wait_for(lambda: not retained_alerts(cfg), 10)      # ...and clears it: nothing is paused
+        wait_until(lambda: not retained_alerts(cfg), 10)      # ...and clears it: nothing is paused
     finally:
         app.stop()

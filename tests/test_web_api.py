@@ -3,136 +3,32 @@ public JSON, limits and validation. (Browser tests: test_web_browser.py.)"""
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
-import time
 
 import pytest
-from conftest import make_config
+from support.site import make_config
+from support.wait import wait_until
+from support.web import (
+    BOOK_TOKEN,
+    KIOSK_TOKEN,
+    OTHER_TOKEN,
+    REF_A,
+    REF_B,
+    WEB_EXTRA,
+    booking,
+    call,
+    counter,
+    start_web,
+    take,
+)
 
 from qms.config.site import load_config
-from qms.mqtt.device import Device
-from qms.web.server import WebApp, new_token
-
-BOOK_TOKEN, BOOK_SHA = new_token()
-OTHER_TOKEN, OTHER_SHA = new_token()
-KIOSK_TOKEN, KIOSK_SHA = new_token()
-REF_A = hashlib.sha256(b"citizen A").hexdigest()
-REF_B = hashlib.sha256(b"citizen B").hexdigest()
-
-WEB_EXTRA = f"""
-[web]
-enabled = true
-api_per_minute = 600
-pages_per_minute = 600
-checkin_failures_per_minute = 5
-alert_wait_minutes = 45
-alert_pause_minutes = 20
-alert_check_seconds = 0.2
-follow_interval_ms = 50
-
-[[web.tokens]]
-id = "dvc-test"
-scope = "booking"
-sha256 = "{BOOK_SHA}"
-
-[[web.tokens]]
-id = "other-app"
-scope = "booking"
-sha256 = "{OTHER_SHA}"
-
-[[web.tokens]]
-id = "kiosk-1"
-scope = "checkin"
-sha256 = "{KIOSK_SHA}"
-"""
+from qms.web.server import WebApp
 
 
 @pytest.fixture
-def site_config(tmp_path, broker):       # overrides conftest's: the same site plus a [web] section
+def site_config(tmp_path, broker):       # overrides the shared one: the same site plus a [web] section
     return make_config(tmp_path, broker.port, extra=WEB_EXTRA)
-
-
-def start_web(site_config, tmp_path, site_clock) -> WebApp:
-    app = WebApp(load_config(site_config), tmp_path / "service.sqlite", clock=site_clock,
-                 bookings_path=tmp_path / "web.sqlite", bind="127.0.0.1", port=0).start()
-    assert app.device.link.wait_connected(10)
-    return app
-
-
-@pytest.fixture
-def web(service, site_config, tmp_path, site_clock):
-    app = start_web(site_config, tmp_path, site_clock)
-    yield app
-    app.stop()
-
-
-@pytest.fixture
-def devices(service, site_config, tmp_path):
-    """A real kiosk and real counter terminals talking MQTT to the service."""
-    cfg = load_config(site_config)
-    made: dict[str, Device] = {}
-
-    def get(dev: str) -> Device:
-        if dev not in made:
-            role = "kiosk" if dev.startswith("kiosk") else "counter"
-            made[dev] = Device(cfg, dev, role, outbox_path=tmp_path / f"{dev}.outbox").start()
-            assert made[dev].link.wait_connected(10)
-        return made[dev]
-    yield get
-    for d in made.values():
-        d.stop()
-
-
-def take(devices, service_id: str) -> dict:
-    _, ack = devices("kiosk-1").request("ticket.request", 10, service=service_id)
-    assert ack is not None and ack.ok, ack
-    return ack.result["ticket"]
-
-
-def counter(devices, n: int, cmd: str = "counter.next") -> dict:
-    _, ack = devices(f"counter-{n}").request(cmd, 10)
-    assert ack is not None and ack.ok, ack
-    return ack.result
-
-
-def wait_for(pred, timeout: float = 5.0, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
-
-
-def call(app: WebApp, method: str, path: str, body=None, token: str | None = None,
-         headers: dict | None = None, raw: bytes | None = None) -> tuple[int, dict, dict]:
-    conn = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
-    h = dict(headers or {})
-    if token:
-        h["Authorization"] = f"Bearer {token}"
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    if data is not None:
-        h.setdefault("Content-Type", "application/json")
-    conn.request(method, path, body=data, headers=h)
-    r = conn.getresponse()
-    text = r.read()
-    conn.close()
-    ctype = r.getheader("Content-Type", "")
-    payload = json.loads(text) if ctype.startswith("application/json") else {"html": text.decode()}
-    return r.status, payload, dict(r.getheaders())
-
-
-def today(site_clock) -> str:
-    import datetime as dt
-    return dt.datetime.fromtimestamp(site_clock() / 1000, dt.timezone(dt.timedelta(hours=7))).date().isoformat()
-
-
-def booking(site_clock, **over) -> dict:
-    # the test clock is a Tuesday at 09:00 in Vietnam
-    return {"service": "ho-tich", "date": today(site_clock), "from": "09:00", "to": "10:00",
-            "reference": REF_A, **over}
 
 
 # ---------------------------------------------------------------- authentication
@@ -246,8 +142,8 @@ def test_booked_ticket_checked_in_and_called_in_its_turn(web, devices, site_cloc
     assert called == [walk_in["number"], t["number"], later["number"]]
     # the web's replica follows the log every 100 ms (the ticket may not be there yet: 404),
     # and the API is rate-limited (60 a minute per address): poll gently
-    wait_for(lambda: call(web, "GET", f"/api/v1/tickets/{b['ticket_id']}")[1].get("ticket", {}).get("state")
-             == "done", timeout=10, step=0.25)
+    wait_until(lambda: call(web, "GET", f"/api/v1/tickets/{b['ticket_id']}")[1].get("ticket", {}).get("state")
+               == "done", timeout=10, every=0.25)
 
 
 def test_expired_booking_is_refused(web, site_clock):
@@ -278,13 +174,13 @@ def test_wrong_codes_are_rate_limited(web):
 def test_checkin_while_the_service_is_down(web, service, broker, site_clock):
     b = call(web, "POST", "/api/v1/bookings", booking(site_clock), token=BOOK_TOKEN)[1]["booking"]
     broker.stop()
-    wait_for(lambda: not web.device.online)
+    wait_until(lambda: not web.device.online)
     st, body, _ = call(web, "POST", "/api/v1/checkin", {"code": b["code"]}, token=KIOSK_TOKEN)
     assert (st, body["error"]) == (503, "unavailable")
     # pages and the board keep working from the event log
     assert call(web, "GET", "/api/v1/board")[0] == 200
     broker.start()
-    wait_for(lambda: web.device.online, 20)
+    wait_until(lambda: web.device.online, 20)
     st, body, _ = call(web, "POST", "/api/v1/checkin", {"code": b["code"]}, token=KIOSK_TOKEN)
     assert st == 200, body
 
@@ -305,7 +201,7 @@ def test_bookings_survive_a_restart(service, site_config, tmp_path, site_clock, 
 def test_public_board_never_shows_ticket_ids(web, devices):
     tickets = [take(devices, "chung-thuc") for _ in range(3)]
     counter(devices, 1)
-    wait_for(lambda: call(web, "GET", "/api/v1/board")[1]["calls"])
+    wait_until(lambda: call(web, "GET", "/api/v1/board")[1]["calls"])
     st, board, _ = call(web, "GET", "/api/v1/board")
     assert board["calls"][0]["number"] == tickets[0]["number"] and board["calls"][0]["counter"] == 1
     assert {s["service"]: s["waiting"] for s in board["services"]}["chung-thuc"] == 2
@@ -316,7 +212,7 @@ def test_public_board_never_shows_ticket_ids(web, devices):
 
 def test_ticket_json_and_unknown_ticket(web, devices):
     t = take(devices, "dat-dai")
-    wait_for(lambda: call(web, "GET", f"/api/v1/tickets/{t['ticket_id']}")[0] == 200)
+    wait_until(lambda: call(web, "GET", f"/api/v1/tickets/{t['ticket_id']}")[0] == 200)
     body = call(web, "GET", f"/api/v1/tickets/{t['ticket_id']}")[1]["ticket"]
     assert body["number"] == t["number"] and body["service_name_en"] == "Land"
     assert call(web, "GET", "/api/v1/tickets/" + "0" * 32)[0] == 404

@@ -5,10 +5,11 @@ import hashlib
 
 import msgspec
 import pytest
-from conftest import TEST_CONFIG, SiteClock
+from support.site import TEST_CONFIG, SiteClock
 
 from qms.config.site import load_config
-from qms.web.bookings import BookingRequest, BookingStore, normalize_code
+from qms.protocol.booking_codes import NotABookingCode, normalize_code
+from qms.web.bookings import BookingRequest, BookingStore, code_from_request
 from qms.web.errors import WebError
 
 REF = hashlib.sha256(b"someone").hexdigest()
@@ -54,7 +55,10 @@ def test_what_is_left_of_todays_cap_bounds_bookings(store):
 def test_a_booking_code_reads_as_typed_or_scanned():
     assert normalize_code(" 7kq2-m9xd ") == "7KQ2M9XD"
     assert normalize_code("7KQ2 M9XO") == "7KQ2M9X0"          # O typed for zero
+    assert code_from_request(" 7kq2-m9xd ") == "7KQ2M9XD"
     for bad in ["", "7KQ2M9X", "7KQ2M9XDD", "7KQ2-M9XU", "'; DROP TABLE", "x" * 100]:
-        with pytest.raises(WebError) as e:
+        with pytest.raises(NotABookingCode):
             normalize_code(bad)
+        with pytest.raises(WebError) as e:                  # the web API answers it with a 400
+            code_from_request(bad)
         assert e.value.status == 400

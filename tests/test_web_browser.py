@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from test_web_api import BOOK_TOKEN, KIOSK_TOKEN, booking, call, counter, devices, site_config, take, web  # noqa: F401
+from support.site import make_config
+from support.web import BOOK_TOKEN, KIOSK_TOKEN, WEB_EXTRA, booking, call, counter, take
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHONE = {"width": 360, "height": 800}
+
+
+@pytest.fixture
+def site_config(tmp_path, broker):       # the shared site plus a [web] section
+    return make_config(tmp_path, broker.port, extra=WEB_EXTRA)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Writes a box's config.json from the site config (runs on a PC under CPython; it is not
 copied to the box).
 
-    python -m firmware_py.make_config --site config/ward-example.toml --device counter-3 \\
+    python -m qms.cli.firmware --site /etc/qms/site.toml --device counter-3 \\
         --wifi-ssid TTHC-Staff --wifi-password '...' --host 192.168.1.10 > config.json
 
 The site, the counter number and the transfer targets (the site's services by code,
@@ -50,7 +50,7 @@ def build(site, device_id: str, board: str, wifi_ssid: str, wifi_password: str, 
 
 def main(argv=None) -> int:
     from qms.config.site import ConfigError, load_config
-    p = argparse.ArgumentParser(prog="python -m firmware_py.make_config", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m qms.cli.firmware", description=__doc__.split("\n")[0])
     p.add_argument("--site", required=True, help="site config (TOML)")
     p.add_argument("--device", required=True, help="the box's device id, a counter device of the site")
     p.add_argument("--board", choices=sorted(DEFAULT_KEYS), default="esp32")

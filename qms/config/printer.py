@@ -13,7 +13,7 @@ import msgspec
 Block = Literal["center", "point", "rule", "service", "number", "priority", "ahead",
                 "wait", "issued", "qr", "ticket_id", "footer", "blank"]
 
-DEFAULT_LAYOUT: list[str] = ["center", "point", "rule", "service", "number", "priority",
+DEFAULT_LAYOUT: list[Block] = ["center", "point", "rule", "service", "number", "priority",
                              "ahead", "wait", "issued", "qr", "footer", "ticket_id"]
 
 # Placeholders each template may use (checked when the config is loaded).
@@ -79,7 +79,3 @@ class PrinterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     footer: list[str] = msgspec.field(default_factory=lambda: [
         "Chỉ có giá trị trong ngày.", "Valid today only. Thank you!"])
     texts: TicketTexts = msgspec.field(default_factory=TicketTexts)
-
-    @property
-    def paper_mm(self) -> int:
-        return 58 if self.paper_width_px <= 384 else 80

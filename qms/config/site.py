@@ -14,7 +14,7 @@ import tomllib
 import unicodedata
 import zoneinfo
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -189,14 +189,15 @@ class SiteConfig(_Strict):
         return p
 
 
-def _nfc(obj):
-    """Normalize every string to NFC: decomposed Vietnamese renders badly on screens and printers."""
+def to_nfc(obj: Any) -> Any:
+    """Normalize every string (in nested dicts and lists too) to NFC: decomposed Vietnamese
+    renders badly on screens and printers. For every text file a center edits."""
     if isinstance(obj, str):
         return unicodedata.normalize("NFC", obj)
     if isinstance(obj, dict):
-        return {k: _nfc(v) for k, v in obj.items()}
+        return {k: to_nfc(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_nfc(v) for v in obj]
+        return [to_nfc(v) for v in obj]
     return obj
 
 
@@ -248,7 +249,7 @@ def _check(cfg: SiteConfig, source: str) -> None:
             )
         if (s.open is None) != (s.close is None):
             raise _fail(source, f"`{where}` needs both `open` and `close`, or neither")
-        if s.open and minutes(s.open) >= minutes(s.close):
+        if s.open and s.close and minutes(s.open) >= minutes(s.close):
             raise _fail(source, f"`{where}.open` must be before `{where}.close`")
 
     seen_pc: set[str] = set()
@@ -293,7 +294,7 @@ def parse_config(text: str, source: str = "<string>") -> SiteConfig:
     except tomllib.TOMLDecodeError as e:
         raise _fail(source, f"not valid TOML: {e}") from None
     try:
-        cfg = msgspec.convert(_nfc(raw), SiteConfig)
+        cfg = msgspec.convert(to_nfc(raw), SiteConfig)
     except msgspec.ValidationError as e:
         raise _fail(source, _jsonpath_to_toml(str(e))) from None
     cfg.source = source

@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from qms.core.queue import QueueCore
+    from qms.core.state import QueueView
 
 RATE_WINDOW_S = 30 * 60        # the recent arrival rate is measured over this window...
 ARRIVAL_FADE_S = 30 * 60       # ...and projected ahead fading with this time constant
@@ -57,7 +57,7 @@ def next_whole_at(curve: FadingCurve, after: float) -> float:
     return max(t, after + 1e-3)     # a crossing "now" by float rounding: just after now
 
 
-def recent_curves(core: QueueCore, now: int, stop: float) -> tuple[dict, dict[str, float]]:
+def recent_curves(core: QueueView, now: int, stop: float) -> tuple[dict, dict[str, float]]:
     """service -> curve of its expected arrivals from now (from the rate of the last half
     hour), and each service's priority share."""
     counts = dict.fromkeys(core.lines, 0)

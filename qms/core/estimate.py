@@ -38,8 +38,10 @@ from qms.core.service_times import ServiceTimes, time_left_s
 __all__ = ["WaitEstimator", "service_times_from_history"]
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from qms.config.site import SiteConfig
-    from qms.core.queue import QueueCore, Ticket
+    from qms.core.state import CounterState, QueueView, Ticket
 
 PAUSE_GUESS_S = 30 * 60        # a paused counter is expected back after this long...
 PAUSE_OVERDUE_S = 5 * 60       # ...or in this long once the guess has passed
@@ -96,7 +98,7 @@ class WaitEstimator:
         self._in_batch = False
 
     @contextlib.contextmanager
-    def batch(self):
+    def batch(self) -> Iterator[None]:
         """Estimates made inside share one look-ahead run (the service wraps a batch of
         commands that arrived together in this, so a burst costs one run, not one each)."""
         self._in_batch = True
@@ -106,14 +108,16 @@ class WaitEstimator:
             self._in_batch = False
 
     # ------------------------------------------------------------ learning (events only)
-    def observe_call(self, core: QueueCore, t: Ticket, at: int) -> None:
+    def observe_call(self, core: QueueView, t: Ticket, at: int) -> None:
         """Learn how long today's pauses last: a paused counter's pause ends when it calls
         again. (Calls are the events the estimator sees; a resume is followed by a call.)"""
         for n, c in core.counters.items():
             if c.paused and c.paused_at is not None:
                 self.pause_started[n] = c.paused_at
-        started = self.pause_started.pop(t.counter, None)
-        if started is not None and not core.counters[t.counter].paused:
+        counter = t.counter
+        assert counter is not None, "a called ticket has its counter"
+        started = self.pause_started.pop(counter, None)
+        if started is not None and not core.counters[counter].paused:
             self.pause_total_s += max(0, at - started) / 1000
             self.pauses += 1
 
@@ -129,12 +133,12 @@ class WaitEstimator:
         """Expected length of a pause: today's mean, the prior counting as one pause."""
         return (PAUSE_GUESS_S + self.pause_total_s) / (1 + self.pauses)
 
-    def observe_service(self, core: QueueCore, t: Ticket, duration_ms: int) -> None:
+    def observe_service(self, core: QueueView, t: Ticket, duration_ms: int) -> None:
         self.times.observe(t.service, duration_ms)
         self.observed += 1
 
     # ------------------------------------------------------------ estimates
-    def estimate(self, core: QueueCore, service: str, people_ahead: int, priority: bool,
+    def estimate(self, core: QueueView, service: str, people_ahead: int, priority: bool,
                  now: int) -> int:
         calls = self._lookahead(core, now)
         prio, normal = calls.get(service, ({}, {}))
@@ -158,20 +162,20 @@ class WaitEstimator:
         return int(round(max(0.0, at)))
 
     @staticmethod
-    def _shares(core: QueueCore, service: str) -> float:
+    def _shares(core: QueueView, service: str) -> float:
         return sum(1.0 / len(c.services) for c in core.counters.values() if service in c.services)
 
-    def _fallback(self, core: QueueCore, service: str, people_ahead: int) -> int:
+    def _fallback(self, core: QueueView, service: str, people_ahead: int) -> int:
         shares = self._shares(core, service)
         return int(round((people_ahead + 0.5) * self.avg_s[service] / max(shares, 0.5)))
 
-    def _state_key(self, core: QueueCore, now: int) -> tuple:
+    def _state_key(self, core: QueueView, now: int) -> tuple:
         return (now, id(core), core.day, len(core.tickets), self.observed, self.pauses,
                 tuple((c.current, c.paused, c.active, c.priority_streak) for c in core.counters.values()),
                 tuple((len(x.priority), len(x.normal)) for x in core.lines.values()),
                 tuple(len(x) for x in core.targeted.values()))
 
-    def _lookahead(self, core: QueueCore, now: int) -> dict:
+    def _lookahead(self, core: QueueView, now: int) -> dict:
         key = self._state_key(core, now)
         if key != self._memo_key:
             # within a batch (commands that arrived together), one run serves them all
@@ -182,13 +186,14 @@ class WaitEstimator:
                 self._memo = _Lookahead(self, core, now).run()
                 self._memo_now, self._memo_shape = now, shape
                 self._memo_key = key        # a reused run is never taken for an exact one
+        assert self._memo is not None
         return self._memo
 
 
 class _Lookahead:
     """One forward run. Times are seconds from now."""
 
-    def __init__(self, est: WaitEstimator, core: QueueCore, now: int):
+    def __init__(self, est: WaitEstimator, core: QueueView, now: int):
         self.est, self.core, self.now = est, core, now
         cfg = core.cfg
         local = dt.datetime.fromtimestamp(now / 1000, cfg.tz)
@@ -246,7 +251,7 @@ class _Lookahead:
                 out[n] = (start, b.minutes * 60.0)
         return out
 
-    def _on_break_now(self, n: int, c) -> float | None:
+    def _on_break_now(self, n: int, c: CounterState) -> float | None:
         """Seconds until a counter that is away on its configured break comes back."""
         for b in self.core.cfg.hours.breaks:
             if n in b.counters and c.paused_at is not None:
@@ -366,7 +371,9 @@ class _Lookahead:
                 continue
             use_prio = p is not None and (q is None or not self.mode_interleave
                                           or self.streak[n] < self.burst)
-            kind, s = p if use_prio else q
+            head = p if use_prio else q
+            assert head is not None
+            kind, s = head
             aged = self._aged(services[n], t, use_prio) if self.aging_s else None
             if aged is not None:                  # QueueCore._pick's aging rule
                 kind, s = "line", aged

@@ -6,12 +6,14 @@ of today's log still rebuilds the same estimator state.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from qms.core.service_times import MAX_SERVICE_S, MIN_SERVICE_S
+from qms.core.events import Event, TicketCalled, TicketDone
 
 HISTORY_MIN_SAMPLES = 20       # a service needs this many past services to trust its history
 NIGHT_MS = 6 * 3600_000        # a counter's first call after a silence this long opens its day
+MIN_SERVICE_S, MAX_SERVICE_S = 10.0, 4 * 3600.0   # outside this, a service time is a mistake
 
 
 @dataclass
@@ -24,7 +26,7 @@ class PastDays:
     first_calls: list[tuple[int, int]] = field(default_factory=list)
 
 
-def service_times_from_history(events) -> PastDays:
+def service_times_from_history(events: Iterable[Event]) -> PastDays:
     """Mean service time (call to done) per service, in seconds, over past days' events:
     a center's real service times replace the configured guesses from the second day on.
     Also each counter's first call of each day."""
@@ -33,13 +35,12 @@ def service_times_from_history(events) -> PastDays:
     last_call: dict[int, int] = {}
     first_calls = []
     for e in events:
-        kind = e.__struct_config__.tag
-        if kind == "ticket.called":
+        if isinstance(e, TicketCalled):
             called[e.ticket_id] = (e.service, e.at)
             if e.at - last_call.get(e.counter, -NIGHT_MS) >= NIGHT_MS:
                 first_calls.append((e.counter, e.at))
             last_call[e.counter] = e.at
-        elif kind == "ticket.done" and e.ticket_id in called:
+        elif isinstance(e, TicketDone) and e.ticket_id in called:
             service, at = called.pop(e.ticket_id)
             d = (e.at - at) / 1000
             if MIN_SERVICE_S <= d <= MAX_SERVICE_S:

@@ -12,86 +12,16 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import deque
-from dataclasses import dataclass
 
-from qms.config.site import SiteConfig, minutes_of
+from qms.config.site import SiteConfig
+from qms.core import events as ev
 from qms.core import refusals as R
 from qms.core.estimate import WaitEstimator
-from qms.protocol import messages as m
+from qms.core.hours import check_open
+from qms.core.offline import offline_block, online_last
+from qms.core.state import CounterState, Ticket, WaitLine
 
 CALLS_KEPT = 10
-
-
-@dataclass(slots=True)
-class Ticket:
-    ticket_id: str
-    number: int
-    service: str
-    priority: str | None
-    issued_at: int
-    source: str = "kiosk"
-    dev: str = ""
-    people_ahead: int = 0
-    est_wait_s: int = 0
-    state: str = "waiting"              # waiting | called | no_show | done | expired
-    counter: int | None = None          # counter serving it now (or last)
-    target_counter: int | None = None   # set by a transfer to one counter
-    first_called_at: int | None = None
-    called_at: int | None = None
-    no_show_at: int | None = None
-    recalls: int = 0
-    rated: bool = False
-
-    def sort_key(self) -> tuple[int, int]:
-        return (self.issued_at, self.number)
-
-
-@dataclass(slots=True)
-class CounterState:
-    number: int
-    services: list[str]
-    active: bool = False          # has acted today
-    paused: bool = False
-    reason: str = ""
-    paused_at: int | None = None
-    resumed_at: int | None = None
-    current: str | None = None    # ticket id being served
-    priority_streak: int = 0
-    last_done: str | None = None  # the ticket just served, for its rating
-
-
-class _WaitLine:
-    """Waiting tickets of one service (or of one counter, after a transfer to it), oldest first."""
-
-    __slots__ = ("priority", "normal")
-
-    def __init__(self) -> None:
-        self.priority: list[tuple[tuple[int, int], Ticket]] = []
-        self.normal: list[tuple[tuple[int, int], Ticket]] = []
-
-    def _list(self, t: Ticket) -> list:
-        return self.priority if t.priority else self.normal
-
-    def add(self, t: Ticket) -> None:
-        lst = self._list(t)
-        bisect.insort(lst, (t.sort_key(), t), key=lambda e: e[0])
-
-    def remove(self, t: Ticket) -> None:
-        lst = self._list(t)
-        i = bisect.bisect_left(lst, t.sort_key(), key=lambda e: e[0])
-        while i < len(lst):
-            if lst[i][1] is t:
-                del lst[i]
-                return
-            i += 1
-        raise ValueError(t.ticket_id)
-
-    def head(self, priority: bool) -> Ticket | None:
-        lst = self.priority if priority else self.normal
-        return lst[0][1] if lst else None
-
-    def __len__(self) -> int:
-        return len(self.priority) + len(self.normal)
 
 
 class QueueCore:
@@ -118,8 +48,8 @@ class QueueCore:
         self.day = day
         self.tickets: dict[str, Ticket] = {}
         self.by_number: dict[int, Ticket] = {}
-        self.lines: dict[str, _WaitLine] = {s.id: _WaitLine() for s in self.cfg.services}
-        self.targeted: dict[int, _WaitLine] = {c.number: _WaitLine() for c in self.cfg.counters}
+        self.lines: dict[str, WaitLine] = {s.id: WaitLine() for s in self.cfg.services}
+        self.targeted: dict[int, WaitLine] = {c.number: WaitLine() for c in self.cfg.counters}
         self.counters: dict[int, CounterState] = {
             c.number: CounterState(c.number, list(c.services)) for c in self.cfg.counters}
         self.issued: dict[str, int] = {s.id: 0 for s in self.cfg.services}
@@ -145,34 +75,14 @@ class QueueCore:
 
     def offline_block(self, service_id: str, device: str) -> range:
         """Numbers (without the service digit) that `device` may print while offline."""
-        s = self.cfg.service(service_id)
-        kiosks = self.cfg.kiosk_ids()
-        if device not in kiosks:
-            return range(0)
-        b = self.cfg.queue.offline_block
-        i = kiosks.index(device)
-        hi = s.last - i * b
-        return range(hi - b + 1, hi + 1)
+        return offline_block(self.cfg, service_id, device)
 
     def _online_last(self, service_id: str) -> int:
-        s = self.cfg.service(service_id)
-        return s.last - len(self.cfg.kiosk_ids()) * self.cfg.queue.offline_block
+        return online_last(self.cfg, service_id)
 
     def check_open(self, service_id: str, now: int) -> None:
         """Raise Refused if tickets for this service cannot be issued at `now`."""
-        s = self.cfg.service(service_id)
-        t = self._local(now)
-        if t.isoweekday() not in self.cfg.hours.weekdays:
-            raise R.closed_day()
-        open_m = minutes_of(s.open or self.cfg.hours.open)
-        close_m = minutes_of(s.close or self.cfg.hours.close)
-        start = max(0, open_m - self.cfg.hours.early_minutes)
-        stop = close_m - self.cfg.hours.cutoff_minutes
-        m_now = t.hour * 60 + t.minute
-        if m_now < start:
-            raise R.not_open(f"{start // 60:02d}:{start % 60:02d}")
-        if m_now >= stop:
-            raise R.past_cutoff(f"{stop // 60:02d}:{stop % 60:02d}")
+        check_open(self.cfg, service_id, now)
 
     def people_ahead(self, service_id: str, priority: bool) -> int:
         line = self.lines[service_id]
@@ -191,7 +101,7 @@ class QueueCore:
 
     # ------------------------------------------------------------ handlers (no state change)
     def issue(self, now: int, service: str, priority: str | None, ticket_id: str,
-              source: str = "kiosk", dev: str = "") -> list[m.Event]:
+              source: str = "kiosk", dev: str = "") -> list[ev.Event]:
         """Raises Refused (closed, cut-off, cap); the caller logs a TicketRefused for it."""
         self.roll(now)
         if ticket_id in self.tickets:      # the same request again: same ticket
@@ -206,12 +116,12 @@ class QueueCore:
         if self.issued[service] >= s.daily_cap or self.next_n[service] > self._online_last(service):
             raise R.daily_cap(s.name_vi, s.name_en)
         ahead = self.people_ahead(service, priority is not None)
-        return [m.TicketIssued(
+        return [ev.TicketIssued(
             at=now, ticket_id=ticket_id, number=s.code * 1000 + self.next_n[service], service=service,
             priority=priority, issued_at=now, source=source, dev=dev, people_ahead=ahead,
             est_wait_s=self.estimator.estimate(self, service, ahead, priority is not None, now))]
 
-    def accept_offline(self, now: int, cmd: m.TicketOffline) -> list[m.Event]:
+    def accept_offline(self, now: int, cmd: ev.OfflineTicket) -> list[ev.Event]:
         """A ticket printed by a kiosk without the service. It is already in a citizen's hand."""
         self.roll(now)
         try:
@@ -224,12 +134,12 @@ class QueueCore:
         if old is not None:
             if old.number == cmd.number:
                 return []
-            return [m.TicketRenumbered(at=now, ticket_id=cmd.ticket_id, number=cmd.number,
+            return [ev.TicketRenumbered(at=now, ticket_id=cmd.ticket_id, number=cmd.number,
                                        old_number=old.number)]
         issued_at = min(cmd.issued_at, now)
         ahead = sum(1 for _, t in (self.lines[cmd.service].priority + self.lines[cmd.service].normal)
                     if t.issued_at <= issued_at)
-        return [m.TicketIssued(
+        return [ev.TicketIssued(
             at=now, ticket_id=cmd.ticket_id, number=cmd.number, service=cmd.service,
             priority=cmd.priority, issued_at=issued_at, source="offline", dev=cmd.dev,
             people_ahead=ahead, est_wait_s=0)]
@@ -263,41 +173,41 @@ class QueueCore:
             return normal
         return prio
 
-    def next(self, now: int, counter: int) -> list[m.Event]:
+    def next(self, now: int, counter: int) -> list[ev.Event]:
         self.roll(now)
         c = self._counter(counter)
         if c.paused:
             raise R.counter_paused(counter)
-        events: list[m.Event] = []
+        events: list[ev.Event] = []
         if c.current is not None:          # "next" finishes the one being served
-            t = self.tickets[c.current]
-            events.append(m.TicketDone(at=now, ticket_id=t.ticket_id, number=t.number, counter=counter))
+            done = self.tickets[c.current]
+            events.append(ev.TicketDone(at=now, ticket_id=done.ticket_id, number=done.number, counter=counter))
         t = self._pick(c, now)
         if t is not None:
-            events.append(m.TicketCalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
+            events.append(ev.TicketCalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
                                          counter=counter, priority=t.priority))
         return events
 
-    def recall(self, now: int, counter: int) -> list[m.Event]:
+    def recall(self, now: int, counter: int) -> list[ev.Event]:
         self.roll(now)
         c = self._counter(counter)
         t = self._current(c)
         if t.recalls >= self.cfg.queue.recall_cap:
             raise R.recall_cap(self.cfg.queue.recall_cap)
-        return [m.TicketRecalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
+        return [ev.TicketRecalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
                                  counter=counter, count=t.recalls + 1)]
 
-    def no_show(self, now: int, counter: int) -> list[m.Event]:
+    def no_show(self, now: int, counter: int) -> list[ev.Event]:
         self.roll(now)
         t = self._current(self._counter(counter))
-        return [m.TicketNoShow(at=now, ticket_id=t.ticket_id, number=t.number, counter=counter)]
+        return [ev.TicketNoShow(at=now, ticket_id=t.ticket_id, number=t.number, counter=counter)]
 
-    def done(self, now: int, counter: int) -> list[m.Event]:
+    def done(self, now: int, counter: int) -> list[ev.Event]:
         self.roll(now)
         t = self._current(self._counter(counter))
-        return [m.TicketDone(at=now, ticket_id=t.ticket_id, number=t.number, counter=counter)]
+        return [ev.TicketDone(at=now, ticket_id=t.ticket_id, number=t.number, counter=counter)]
 
-    def call_number(self, now: int, counter: int, number: int) -> list[m.Event]:
+    def call_number(self, now: int, counter: int, number: int) -> list[ev.Event]:
         """Call back a no-show within its window (it goes straight to this counter)."""
         self.roll(now)
         c = self._counter(counter)
@@ -307,16 +217,16 @@ class QueueCore:
         window = self.cfg.queue.no_show_window_minutes * 60_000
         if t is None or t.state != "no_show" or now - (t.no_show_at or 0) > window:
             raise R.not_callable(number)
-        events: list[m.Event] = []
+        events: list[ev.Event] = []
         if c.current is not None:
             cur = self.tickets[c.current]
-            events.append(m.TicketDone(at=now, ticket_id=cur.ticket_id, number=cur.number, counter=counter))
-        events.append(m.TicketCalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
+            events.append(ev.TicketDone(at=now, ticket_id=cur.ticket_id, number=cur.number, counter=counter))
+        events.append(ev.TicketCalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
                                      counter=counter, priority=t.priority))
         return events
 
     def transfer(self, now: int, counter: int, to_service: str | None,
-                 to_counter: int | None) -> list[m.Event]:
+                 to_counter: int | None) -> list[ev.Event]:
         self.roll(now)
         t = self._current(self._counter(counter))
         if (to_service is None) == (to_counter is None):
@@ -333,24 +243,24 @@ class QueueCore:
             if to_service == t.service:
                 raise R.bad_transfer("the ticket is already in that service")
             target = to_service
-        return [m.TicketTransferred(at=now, ticket_id=t.ticket_id, number=t.number, from_counter=counter,
+        return [ev.TicketTransferred(at=now, ticket_id=t.ticket_id, number=t.number, from_counter=counter,
                                     to_service=target, to_counter=to_counter)]
 
-    def pause(self, now: int, counter: int, reason: str) -> list[m.Event]:
+    def pause(self, now: int, counter: int, reason: str) -> list[ev.Event]:
         self.roll(now)
         c = self._counter(counter)
         if c.paused:
             return []
-        return [m.CounterPaused(at=now, counter=counter, reason=reason)]
+        return [ev.CounterPaused(at=now, counter=counter, reason=reason)]
 
-    def resume(self, now: int, counter: int) -> list[m.Event]:
+    def resume(self, now: int, counter: int) -> list[ev.Event]:
         self.roll(now)
         c = self._counter(counter)
         if not c.paused and c.active:
             return []
-        return [m.CounterResumed(at=now, counter=counter)]
+        return [ev.CounterResumed(at=now, counter=counter)]
 
-    def rate(self, now: int, counter: int, ticket_id: str, level: int) -> list[m.Event]:
+    def rate(self, now: int, counter: int, ticket_id: str, level: int) -> list[ev.Event]:
         self.roll(now)
         t = self.tickets.get(ticket_id)
         if t is None:
@@ -359,11 +269,11 @@ class QueueCore:
             raise R.not_rateable("the ticket was not served at this counter")
         if t.rated:
             return []                       # one rating per ticket; a repeat is ignored
-        return [m.RatingSubmitted(at=now, ticket_id=ticket_id, counter=counter, service=t.service,
+        return [ev.RatingSubmitted(at=now, ticket_id=ticket_id, counter=counter, service=t.service,
                                   level=level)]
 
     # ------------------------------------------------------------ apply (the only mutation)
-    def apply(self, e: m.Event) -> None:
+    def apply(self, e: ev.Event) -> None:
         self.roll(e.at)
         getattr(self, "_on_" + type(e).__name__)(e)
 
@@ -382,7 +292,7 @@ class QueueCore:
             self.lines[t.service].remove(t)
         self.dirty_services.add(t.service)
 
-    def _on_TicketIssued(self, e: m.TicketIssued) -> None:
+    def _on_TicketIssued(self, e: ev.TicketIssued) -> None:
         t = Ticket(e.ticket_id, e.number, e.service, e.priority, e.issued_at, e.source, e.dev,
                    e.people_ahead, e.est_wait_s)
         self.tickets[t.ticket_id] = t
@@ -396,7 +306,7 @@ class QueueCore:
             return
         self._enqueue(t)
 
-    def _on_TicketRenumbered(self, e: m.TicketRenumbered) -> None:
+    def _on_TicketRenumbered(self, e: ev.TicketRenumbered) -> None:
         t = self.tickets[e.ticket_id]
         if self.by_number.get(t.number) is t:
             del self.by_number[t.number]
@@ -404,10 +314,10 @@ class QueueCore:
         self.by_number[t.number] = t
         self.dirty_services.add(t.service)
 
-    def _on_TicketRefused(self, e: m.TicketRefused) -> None:
+    def _on_TicketRefused(self, e: ev.TicketRefused) -> None:
         pass
 
-    def _on_TicketCalled(self, e: m.TicketCalled) -> None:
+    def _on_TicketCalled(self, e: ev.TicketCalled) -> None:
         t = self.tickets[e.ticket_id]
         c = self.counters[e.counter]
         if t.state == "waiting":
@@ -425,7 +335,7 @@ class QueueCore:
         self.dirty_counters.add(e.counter)
         self.dirty_services.add(t.service)
 
-    def _on_TicketRecalled(self, e: m.TicketRecalled) -> None:
+    def _on_TicketRecalled(self, e: ev.TicketRecalled) -> None:
         self.tickets[e.ticket_id].recalls = e.count
 
     def _release(self, t: Ticket) -> None:
@@ -435,12 +345,12 @@ class QueueCore:
                 c.current = None
             self.dirty_counters.add(t.counter)
 
-    def _on_TicketNoShow(self, e: m.TicketNoShow) -> None:
+    def _on_TicketNoShow(self, e: ev.TicketNoShow) -> None:
         t = self.tickets[e.ticket_id]
         self._release(t)
         t.state, t.no_show_at = "no_show", e.at
 
-    def _on_TicketDone(self, e: m.TicketDone) -> None:
+    def _on_TicketDone(self, e: ev.TicketDone) -> None:
         t = self.tickets[e.ticket_id]
         self._release(t)
         t.state = "done"
@@ -449,27 +359,27 @@ class QueueCore:
         if t.called_at is not None:
             self.estimator.observe_service(self, t, e.at - t.called_at)
 
-    def _on_TicketTransferred(self, e: m.TicketTransferred) -> None:
+    def _on_TicketTransferred(self, e: ev.TicketTransferred) -> None:
         t = self.tickets[e.ticket_id]
         self._release(t)
         self.dirty_services.add(t.service)
         t.service, t.target_counter = e.to_service, e.to_counter
         self._enqueue(t)                    # keeps its place: ordered by original issue time
 
-    def _on_CounterPaused(self, e: m.CounterPaused) -> None:
+    def _on_CounterPaused(self, e: ev.CounterPaused) -> None:
         c = self.counters[e.counter]
         c.paused, c.reason, c.paused_at, c.active = True, e.reason, e.at, True
         self.dirty_counters.add(e.counter)
         self.dirty_services.update(c.services)
 
-    def _on_CounterResumed(self, e: m.CounterResumed) -> None:
+    def _on_CounterResumed(self, e: ev.CounterResumed) -> None:
         c = self.counters[e.counter]
         c.paused, c.reason, c.paused_at, c.active = False, "", None, True
         c.resumed_at = e.at
         self.dirty_counters.add(e.counter)
         self.dirty_services.update(c.services)
 
-    def _on_RatingSubmitted(self, e: m.RatingSubmitted) -> None:
+    def _on_RatingSubmitted(self, e: ev.RatingSubmitted) -> None:
         self.tickets[e.ticket_id].rated = True
 
     # ------------------------------------------------------------ views (retained state)
@@ -559,7 +469,8 @@ class QueueCore:
             if t.state == "waiting":
                 assert t.ticket_id in in_lines, "a waiting ticket is lost"
             if t.state == "called":
-                assert self.counters[t.counter].current == t.ticket_id, "a called ticket has no counter"
+                assert t.counter is not None and self.counters[t.counter].current == t.ticket_id, \
+                    "a called ticket has no counter"
         assert sum(self.issued.values()) == len(self.tickets)
         assert self.served == sum(1 for t in self.tickets.values() if t.state == "done")
         waiting = [t for t in self.tickets.values() if t.state == "waiting"]

@@ -33,7 +33,7 @@ def daily_cap(name_vi: str, name_en: str) -> Refused:
 _WHAT_VI = {"service": "lĩnh vực", "counter": "quầy", "priority": "đối tượng ưu tiên", "number": "số"}
 
 
-def unknown(what: str, value) -> Refused:
+def unknown(what: str, value: object) -> Refused:
     return Refused(f"unknown_{what}", f"Không tìm thấy {_WHAT_VI.get(what, what)} {value}.",
                    f"Unknown {what} {value!r}.")
 

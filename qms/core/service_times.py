@@ -13,14 +13,14 @@ import math
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
+from qms.core.past_days import MAX_SERVICE_S, MIN_SERVICE_S, PastDays
+
 if TYPE_CHECKING:
     from qms.config.site import SiteConfig
-    from qms.core.past_days import PastDays
 
 PRIOR_WEIGHT = 3               # the configured service time counts as this many services...
 HISTORY_WEIGHT_MAX = 30        # ...past days' mean as up to this many (service times drift)
 SERVICE_SIGMA = 0.5            # spread of service times (log-normal shape; CV ≈ 0.5)
-MIN_SERVICE_S, MAX_SERVICE_S = 10.0, 4 * 3600.0   # outside this, a service time is a mistake
 MIN_LEFT_S = 5.0               # a running service always has at least this long to go
 
 _normal = NormalDist()

@@ -3,11 +3,6 @@ from __future__ import annotations
 
 RATING_LEVELS = {4: "Rất hài lòng", 3: "Hài lòng", 2: "Bình thường", 1: "Không hài lòng"}
 
-ACTION_NAMES = {
-    "next": "Gọi số tiếp", "recall": "Gọi lại", "no_show": "Vắng mặt", "transfer": "Chuyển",
-    "pause": "Tạm nghỉ / Tiếp tục", "done": "Xong", "rate": "Đánh giá",
-}
-
 
 def called(number: int, counter: int) -> str:
     return f"Mời số {number} đến quầy {counter}."

@@ -6,16 +6,33 @@ device `dev`, its per-device sequence number `seq` and a timestamp `ts` (Unix ms
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+# the facts are the queue core's domain events, published as they are: one definition
+from qms.core.events import (  # noqa: F401 - re-exported, same names as before
+    AnyEvent,
+    CounterPaused,
+    CounterResumed,
+    Event,
+    Ms,
+    RatingSubmitted,
+    TicketCalled,
+    TicketDone,
+    TicketIssued,
+    TicketNoShow,
+    TicketRecalled,
+    TicketRefused,
+    TicketRenumbered,
+    TicketTransferred,
+)
 
 PROTOCOL_VERSION = 1
 
 Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 MsgId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 TicketId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
-Ms = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 CounterNo = Annotated[int, msgspec.Meta(ge=1, le=99)]
 Number = Annotated[int, msgspec.Meta(ge=1000, le=9999)]
@@ -98,10 +115,11 @@ class CommandVoid(Command, tag="cmd.void", kw_only=True):
     sequence stays unbroken."""
 
 
-AnyCommand = Union[
-    CommandVoid, TicketRequest, TicketOffline, CounterNext, CounterRecall, CounterNoShow, CounterDone,
-    CounterTransfer, CounterPause, CounterResume, CounterCall, RatingSubmit, NoticeSet,
-]
+AnyCommand = (
+    CommandVoid | TicketRequest | TicketOffline | CounterNext | CounterRecall | CounterNoShow |
+    CounterDone | CounterTransfer | CounterPause | CounterResume | CounterCall | RatingSubmit |
+    NoticeSet
+)
 COUNTER_COMMANDS = (CounterNext, CounterRecall, CounterNoShow, CounterDone, CounterTransfer,
                     CounterPause, CounterResume, CounterCall)
 
@@ -113,96 +131,6 @@ ROLE_COMMANDS: dict[str, tuple[type, ...]] = {
     "counter": COUNTER_COMMANDS + (RatingSubmit,),
     "admin": (NoticeSet,),
 }
-
-
-# ---------------------------------------------------------------- events (facts)
-class Event(msgspec.Struct, tag_field="type", kw_only=True):
-    at: Ms                 # when it happened (service clock, Unix ms)
-    seq: int = 0           # position in the service's log, set when stored
-
-
-class TicketIssued(Event, tag="ticket.issued", kw_only=True):
-    ticket_id: str
-    number: int
-    service: str
-    priority: str | None = None
-    issued_at: Ms          # for offline tickets, the kiosk's time of printing
-    source: str = "kiosk"  # kiosk | offline | booking
-    dev: str = ""
-    people_ahead: int = 0
-    est_wait_s: int = 0
-
-
-class TicketRenumbered(Event, tag="ticket.renumbered", kw_only=True):
-    """An online request timed out at the kiosk, which printed its own number: paper wins."""
-    ticket_id: str
-    number: int
-    old_number: int
-
-
-class TicketRefused(Event, tag="ticket.refused", kw_only=True):
-    service: str
-    priority: str | None = None
-    reason: str
-    dev: str = ""
-
-
-class TicketCalled(Event, tag="ticket.called", kw_only=True):
-    ticket_id: str
-    number: int
-    service: str
-    counter: int
-    priority: str | None = None
-
-
-class TicketRecalled(Event, tag="ticket.recalled", kw_only=True):
-    ticket_id: str
-    number: int
-    service: str
-    counter: int
-    count: int
-
-
-class TicketNoShow(Event, tag="ticket.no_show", kw_only=True):
-    ticket_id: str
-    number: int
-    counter: int
-
-
-class TicketDone(Event, tag="ticket.done", kw_only=True):
-    ticket_id: str
-    number: int
-    counter: int
-
-
-class TicketTransferred(Event, tag="ticket.transferred", kw_only=True):
-    ticket_id: str
-    number: int
-    from_counter: int
-    to_service: str
-    to_counter: int | None = None
-
-
-class CounterPaused(Event, tag="counter.paused", kw_only=True):
-    counter: int
-    reason: str = ""
-
-
-class CounterResumed(Event, tag="counter.resumed", kw_only=True):
-    counter: int
-
-
-class RatingSubmitted(Event, tag="rating.submitted", kw_only=True):
-    ticket_id: str
-    counter: int
-    service: str
-    level: int
-
-
-AnyEvent = Union[
-    TicketIssued, TicketRenumbered, TicketRefused, TicketCalled, TicketRecalled, TicketNoShow,
-    TicketDone, TicketTransferred, CounterPaused, CounterResumed, RatingSubmitted,
-]
 
 
 # ---------------------------------------------------------------- acks
@@ -217,7 +145,6 @@ class Ack(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 _cmd_decoder = msgspec.json.Decoder(AnyCommand)
-_event_decoder = msgspec.json.Decoder(AnyEvent)
 _ack_decoder = msgspec.json.Decoder(Ack)
 encode = msgspec.json.Encoder().encode
 
@@ -225,10 +152,6 @@ encode = msgspec.json.Encoder().encode
 def decode_command(payload: bytes) -> Command:
     """Raise msgspec.ValidationError / DecodeError on anything not a valid command."""
     return _cmd_decoder.decode(payload)
-
-
-def decode_event(payload: bytes) -> Event:
-    return _event_decoder.decode(payload)
 
 
 def decode_ack(payload: bytes) -> Ack:

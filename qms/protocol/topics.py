@@ -35,6 +35,10 @@ class Topics:
         return f"{self.base}/state/service/{service}"
 
     @property
+    def all_service_states(self) -> str:
+        return f"{self.base}/state/service/+"
+
+    @property
     def calls(self) -> str:
         return f"{self.base}/state/calls"
 
@@ -63,3 +67,11 @@ class Topics:
     @property
     def all_alerts(self) -> str:
         return f"{self.base}/alert/#"
+
+    # admin -> one device (only admin devices may publish these; docs/security.md)
+    def admin(self, device: str, action: str) -> str:
+        return f"{self.base}/admin/{device}/{action}"
+
+    def refill(self, device: str) -> str:
+        """A robot's dispenser was refilled: `{"items": N}` or `{}` for full (docs/kiosk.md)."""
+        return self.admin(device, "refill")

@@ -53,13 +53,13 @@ class Demo:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.stop = threading.Event()
 
-    def spawn(self, name: str, *argv: str) -> None:
+    def spawn(self, name: str, *argv: str, module: str = "qms") -> None:
         env = dict(os.environ)
         if self.args.headless:
             env.setdefault("SDL_VIDEODRIVER", "dummy")
             env.setdefault("SDL_AUDIODRIVER", "dummy")
         log = open(self.workdir / f"{name}.log", "w")
-        cmd = [sys.executable, "-m", "qms", *argv]
+        cmd = [sys.executable, "-m", module, *argv]
         p = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.procs.append((name, p))
         print(f"  started {name:8} (pid {p.pid}, log {self.workdir / (name + '.log')})")
@@ -80,8 +80,9 @@ class Demo:
         head = ["--headless"] if a.headless else []
         self.spawn("display", "display", "--config", c, "--device", "display-1",
                    *(head or ["--windowed", "--size", "1280x720"]))
-        self.spawn("kiosk", "kiosk", "--config", c, "--device", "kiosk-1", "--demo-visitors", "4",
-                   *(head or ["--windowed", "--size", "1024x600"]))
+        # the kiosk with simulated citizens touching it (qms/sim/visitors.py)
+        self.spawn("kiosk", "--config", c, "--device", "kiosk-1", "--every", "4",
+                   *(head or ["--windowed", "--size", "1024x600"]), module="qms.sim.visitors")
         topics = Topics(cfg.site.id)
         self.names = {s.id: s.name_vi for s in cfg.services}
         watcher = Device(cfg, "demo-watch", "display", subscriptions=[(topics.all_events, 1)],

@@ -5,8 +5,6 @@ and handled by `KioskApp.step()`, exactly like a finger on the panel.
 """
 from __future__ import annotations
 
-import time
-
 import pygame
 
 
@@ -35,15 +33,3 @@ def post_touch(app, pos: tuple[int, int], finger: bool = False) -> None:
         ev = pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=1)
     pygame.event.post(ev)
 
-
-
-def wait_until(pred, timeout: float = 10.0, step=None) -> bool:
-    """Poll `pred` (running `step`, e.g. the app's main loop, each time) until true or timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if step:
-            step()
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False

@@ -4,10 +4,17 @@ Now and then, when the kiosk has stood idle for a while (a person at the screen 
 interrupted), a visitor touches "take a number", then a service, sometimes through the
 priority path, exactly as a finger would: the ticket is requested, printed by the
 configured (simulated) printer and shown, through the same code as a real touch.
+
+`python -m qms.sim.visitors --every 4 <qms kiosk arguments>` runs the kiosk with them
+(`qms demo` starts it so): the kiosk itself knows nothing of simulated citizens.
 """
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import random
+import sys
 
 # how often each service is chosen (chứng thực dominates at ward centers)
 WEIGHTS = {"chung-thuc": 8, "nhan-ket-qua": 3, "ho-tich": 2}
@@ -47,3 +54,25 @@ class DemoVisitors:
         if prios and self.rng.random() < 0.15:
             return [("priority_menu",), ("priority", self.rng.choice(prios)), ("service", service)]
         return [("menu",), ("service", service)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from qms.kiosk import app as kiosk_app
+    p = argparse.ArgumentParser(prog="python -m qms.sim.visitors",
+                                description="the kiosk (`qms kiosk` arguments) with simulated citizens")
+    kiosk_app.add_arguments(p)
+    p.add_argument("--every", type=float, default=4.0, metavar="SECONDS",
+                   help="a simulated citizen touches the screen about every SECONDS when it is idle")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, os.environ.get("QMS_LOG", "INFO"), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from qms.config.site import ConfigError
+    try:
+        return kiosk_app.run(args, visitors=DemoVisitors(args.every))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import secrets
 import sqlite3
 import threading
@@ -29,16 +28,12 @@ import msgspec
 from qms.config.site import SiteConfig, minutes_of
 from qms.config.web import ticket_url
 from qms.mqtt.outbox import new_id
+from qms.protocol.booking_codes import CODE_ALPHABET, CODE_LEN, NotABookingCode, display_code, normalize_code
 from qms.web.errors import WebError, bad_request
 
 HHMM = Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Id = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
 
-# Crockford base32 without I, L, O, U: easy to read aloud and to type on a kiosk
-CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_LEN = 8                                     # 40 bits; guessing is rate-limited too
-_CODE_RE = re.compile(f"^[{CODE_ALPHABET}]{{{CODE_LEN}}}$")
-_TYPO = str.maketrans({"O": "0", "I": "1", "L": "1", "-": None, " ": None})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bookings (
@@ -95,18 +90,12 @@ class Booking(msgspec.Struct, kw_only=True):
     checked_in_at: int | None = None
 
 
-def normalize_code(text: str) -> str:
-    """What a citizen typed or a scanner read -> the canonical code; raises on garbage."""
-    if not isinstance(text, str) or len(text) > 40:
-        raise bad_request("`code` must be a booking code like 7KQ2-M9XD")
-    code = text.strip().upper().translate(_TYPO)
-    if not _CODE_RE.match(code):
-        raise bad_request("`code` must be a booking code like 7KQ2-M9XD")
-    return code
-
-
-def display_code(code: str) -> str:
-    return f"{code[:4]}-{code[4:]}"
+def code_from_request(text: str) -> str:
+    """The canonical booking code of a request's `code`; a 400 on anything else."""
+    try:
+        return normalize_code(text)
+    except NotABookingCode as e:
+        raise bad_request(str(e)) from None
 
 
 def _ref_hash(reference: str) -> str:

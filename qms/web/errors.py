@@ -1,12 +1,6 @@
 """Errors of the web endpoints: an HTTP status plus the same bilingual words as refusals."""
 from __future__ import annotations
 
-from qms.core.refusals import Refused
-
-# refusals of the queue core and what HTTP status they become
-_REFUSAL_STATUS = {"closed_day": 409, "not_open": 409, "past_cutoff": 409, "daily_cap": 409,
-                   "unknown_service": 404, "unknown_priority": 422}
-
 
 class WebError(Exception):
     def __init__(self, status: int, code: str, vi: str, en: str, retry_after: int | None = None):
@@ -16,10 +10,6 @@ class WebError(Exception):
 
     def body(self) -> dict:
         return {"ok": False, "error": self.code, "message_vi": self.vi, "message_en": self.en}
-
-    @classmethod
-    def from_refusal(cls, r: Refused) -> WebError:
-        return cls(_REFUSAL_STATUS.get(r.code, 409), r.code, r.vi, r.en)
 
 
 def bad_request(detail_en: str) -> WebError:

@@ -14,7 +14,7 @@ import threading
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -24,9 +24,43 @@ from qms.web.bookings import BookingRequest, CheckIn
 from qms.web.errors import WebError
 
 if TYPE_CHECKING:
-    from qms.web.server import WebApp
+    from qms.config.site import SiteConfig
+    from qms.config.web import ApiToken
+    from qms.web.ratelimit import RateLimiter
+    from qms.web.replica import Replica
 
 log = logging.getLogger("qms.web.http")
+
+
+class TokenCheck(Protocol):
+    def check(self, token: str) -> ApiToken | None: ...
+
+
+class WebApp(Protocol):
+    """What the HTTP front asks of the application (`qms.web.server.WebApp` is the one):
+    declared here so the front does not import the server that starts it."""
+    cfg: SiteConfig
+    replica: Replica
+    tokens: TokenCheck
+    page_limit: RateLimiter
+    api_ip_limit: RateLimiter
+    api_limit: RateLimiter
+    auth_failures: RateLimiter
+    checkin_failures: RateLimiter
+
+    def check_site(self, site: str) -> None: ...
+    def ticket_fragment(self, tid: str) -> tuple[str, bool, dict | None]: ...
+    def ticket_page(self, tid: str, lang: str) -> tuple[int, bytes]: ...
+    def ticket_json(self, tid: str) -> dict: ...
+    def board_json(self) -> dict: ...
+    def board_fragment(self) -> str: ...
+    def board_page(self, lang: str) -> bytes: ...
+    def render_error(self, err: WebError, lang: str) -> bytes: ...
+    def health(self) -> dict: ...
+    def book(self, client: str, req: BookingRequest) -> dict: ...
+    def booking(self, client: str, code: str) -> dict: ...
+    def cancel(self, client: str, code: str) -> dict: ...
+    def checkin(self, kiosk: str, req: CheckIn) -> dict: ...
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}

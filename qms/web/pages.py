@@ -57,10 +57,6 @@ def _row(label: str, value: str, cls: str = "") -> str:
     return f'<div class="row {cls}"><div class="label">{label}</div><div class="value">{value}</div></div>'
 
 
-def _hhmm(cfg: SiteConfig, ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, cfg.tz).strftime("%H:%M")
-
-
 def _qr_svg(text: str) -> str:
     img = qrcode.make(text, image_factory=qrcode.image.svg.SvgPathImage, box_size=10, border=2)
     return img.to_string().decode()

@@ -25,7 +25,7 @@ from qms.config.web import ApiToken, ticket_url
 from qms.mqtt.device import Device
 from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
 from qms.web.alerts import AlertWatcher
-from qms.web.bookings import BookingRequest, BookingStore, CheckIn, booking_view, normalize_code
+from qms.web.bookings import BookingRequest, BookingStore, CheckIn, booking_view, code_from_request
 from qms.web.errors import WebError, not_found, unavailable
 from qms.web.handler import WebServer
 from qms.web.pages import board_fragment, booking_fragment, error_page, not_found_fragment, page, ticket_fragment
@@ -223,17 +223,17 @@ class WebApp:
         return booking_view(b, self.cfg)
 
     def booking(self, client: str, code: str) -> dict:
-        b = self.bookings.get(normalize_code(code))
+        b = self.bookings.get(code_from_request(code))
         if b is None or b.client != client:
             raise not_found("mã đặt lịch", "Booking")
         return booking_view(b, self.cfg)
 
     def cancel(self, client: str, code: str) -> dict:
-        return booking_view(self.bookings.cancel(normalize_code(code), client), self.cfg)
+        return booking_view(self.bookings.cancel(code_from_request(code), client), self.cfg)
 
     def checkin(self, kiosk: str, req: CheckIn) -> dict:
         """A kiosk turns a booking code into a ticket (see docs/web.md, "Check-in")."""
-        code = normalize_code(req.code)
+        code = code_from_request(req.code)
         b = self.bookings.checkable(code)
         if self.device is None or not self.device.online:
             raise unavailable("Chưa kết nối được hệ thống cấp số. Xin thử lại sau ít phút.",

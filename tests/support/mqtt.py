@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+
+from support.wait import wait_until
 
 
 class Recorder:
@@ -45,13 +46,8 @@ class Recorder:
                     return json.loads(p) if p else None
         return None
 
-    def wait_for(self, pred, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return True
-            time.sleep(0.02)
-        return pred()
+    def wait_for(self, pred, timeout: float = 10.0, what: str = "the messages"):
+        return wait_until(pred, timeout, what=what)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -63,15 +59,6 @@ def raw_client(port: int, client_id: str) -> paho.Client:
     c.connect("127.0.0.1", port)
     c.loop_start()
     return c
-
-
-def wait_until(pred, timeout: float = 20.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()
 
 
 def issue(kiosk, service_id: str = "chung-thuc", n: int = 1, timeout: float = 10) -> list[int]:
