@@ -21,6 +21,8 @@ import pytest
 from gpiozero import Device as GpioDevice
 from gpiozero.pins.mock import MockFactory
 from support.mqtt import Recorder, issue
+from support.site import make_config
+from support.wait import wait_until
 
 from qms.cli import firmware as make_box_config
 from qms.config.site import load_config
@@ -30,7 +32,6 @@ from qms.counter.number_display import SimulatedNumberDisplay
 from qms.counter.terminal import CounterTerminal, open_device
 from qms.firmware.box import CounterBox
 from qms.mqtt.device import Device
-from tests.conftest import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "firmware_py" / "node"
@@ -56,13 +57,6 @@ STEPS = [
 ]
 
 
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def normalized(boards, idle):
@@ -116,7 +110,7 @@ def run_pi(cfg, service, broker, tmp_path):
             return (terminal.inbox.empty() and not terminal.pending and view.get("status") == truth["status"]
                     and serving.get("ticket_id") == (truth["serving"] or {}).get("ticket_id"))
 
-        wait_for(settled, what="the terminal in step with the service")
+        wait_until(settled, what="the terminal in step with the service")
         boards, lamps, shown = [], [], []
         for op, arg in STEPS:
             if op == "wait":
@@ -127,7 +121,7 @@ def run_pi(cfg, service, broker, tmp_path):
                 time.sleep(1.1 if op == "hold" else 0.08)
                 pin.drive_high()
                 time.sleep(0.06)                   # past the debounce quiet time
-            wait_for(settled, what=f"the terminal settled after {op} {arg}")
+            wait_until(settled, what=f"the terminal settled after {op} {arg}")
             boards.append(list(terminal.machine.board_text()))
             lamps.append(terminal.machine.lamp_modes())
             shown.append(list(display.last))
