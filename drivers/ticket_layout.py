@@ -65,6 +65,10 @@ def clean(text: str) -> str:
     return _CONTROL.sub(" ", nfc(str(text))).strip()
 
 
+def _is_link(data: str) -> bool:
+    return data.startswith(("http://", "https://"))
+
+
 def ticket_blocks(t: TicketPrint, cfg: PrinterConfig) -> list[Item]:
     texts = cfg.texts
     items: list[Item] = []
@@ -75,6 +79,8 @@ def ticket_blocks(t: TicketPrint, cfg: PrinterConfig) -> list[Item]:
         if cfg.english and clean(en):
             items.append(Text(clean(en), NORMAL))
 
+    if t.reprint and clean(texts.reprint_mark):     # first, where staff and citizen see it
+        items.append(Text(clean(texts.reprint_mark), PRIORITY))
     for block in cfg.layout:
         if block == "center":
             say(t.center_name, style=TITLE)
@@ -102,7 +108,8 @@ def ticket_blocks(t: TicketPrint, cfg: PrinterConfig) -> list[Item]:
                                        weekday=WEEKDAYS_VI[at.weekday()]))
         elif block == "qr" and t.qr_url and cfg.qr != "off":
             items.append(Qr(t.qr_url))
-            say(texts.qr_vi, texts.qr_en)
+            if _is_link(t.qr_url):          # a bare ticket id cannot be "followed" by a phone
+                say(texts.qr_vi, texts.qr_en)
         elif block == "ticket_id" and t.ticket_id:
             mark = f" {texts.offline_mark}" if t.offline and texts.offline_mark else ""
             items.append(Text(clean(t.ticket_id) + mark, NORMAL))
