@@ -27,37 +27,48 @@ log = logging.getLogger("qms.kiosk.printing")
 
 
 class PrinterError(Exception):
-    """The ticket did not come out. `message_vi`/`message_en` are shown to the citizen
-    (with the number still on screen: they say what to do with it)."""
+    """The ticket did not come out. `message_vi`/`message_en` are shown to the citizen:
+    before a number is issued (the class's wording), or, raised by `print_ticket`, with
+    the issued number on screen (`NOT_PRINTED_VI`: what to do with it)."""
     status = "unknown"
-    message_vi = ("Máy in đang gặp sự cố, vé chưa in được. Số của bạn vẫn có hiệu lực: "
-                  "vui lòng ghi nhớ số trên màn hình và báo cán bộ hướng dẫn.")
-    message_en = ("The printer has a problem and your ticket was not printed. Your number is valid: "
-                  "please note the number on screen and tell a staff member.")
+    message_vi = "Máy in đang gặp sự cố, vui lòng liên hệ cán bộ hướng dẫn."
+    message_en = "The printer has a problem. Please ask a staff member for help."
 
 
 class PaperOut(PrinterError):
     status = "paper_out"
-    message_vi = ("Máy in hết giấy, vé chưa in được. Số của bạn vẫn có hiệu lực: "
-                  "vui lòng ghi nhớ số trên màn hình và báo cán bộ hướng dẫn.")
-    message_en = ("The printer is out of paper and your ticket was not printed. Your number is valid: "
-                  "please note the number on screen and tell a staff member.")
+    message_vi = "Máy in hết giấy, vui lòng liên hệ cán bộ hướng dẫn."
+    message_en = "The printer is out of paper. Please ask a staff member for help."
 
 
 class CoverOpen(PrinterError):
     status = "cover_open"
-    message_vi = ("Nắp máy in đang mở, vé chưa in được. Số của bạn vẫn có hiệu lực: "
-                  "vui lòng ghi nhớ số trên màn hình và báo cán bộ hướng dẫn.")
-    message_en = ("The printer cover is open and your ticket was not printed. Your number is valid: "
-                  "please note the number on screen and tell a staff member.")
+    message_vi = "Nắp máy in đang mở, vui lòng liên hệ cán bộ hướng dẫn."
+    message_en = "The printer cover is open. Please ask a staff member for help."
 
 
 class PrinterOffline(PrinterError):
     status = "offline"
-    message_vi = ("Máy in chưa sẵn sàng, vé chưa in được. Số của bạn vẫn có hiệu lực: "
-                  "vui lòng ghi nhớ số trên màn hình và báo cán bộ hướng dẫn.")
-    message_en = ("The printer is not ready and your ticket was not printed. Your number is valid: "
-                  "please note the number on screen and tell a staff member.")
+    message_vi = "Máy in chưa sẵn sàng, vui lòng liên hệ cán bộ hướng dẫn."
+    message_en = "The printer is not ready. Please ask a staff member for help."
+
+
+# an issued ticket that did not print: the number stays on screen and is valid
+NOT_PRINTED_VI = ("{problem} nên vé chưa in được. Số của bạn vẫn có hiệu lực: vui lòng ghi nhớ số "
+                  "trên màn hình và báo cán bộ hướng dẫn.")
+NOT_PRINTED_EN = ("{problem}, so your ticket was not printed. Your number is valid: please note the "
+                  "number on screen and tell a staff member.")
+_PROBLEM = {"paper_out": ("Máy in hết giấy", "The printer is out of paper"),
+            "cover_open": ("Nắp máy in đang mở", "The printer cover is open"),
+            "offline": ("Máy in không hoạt động", "The printer is not working"),
+            "unknown": ("Máy in gặp sự cố", "The printer has a problem")}
+
+
+def not_printed(err: PrinterError) -> PrinterError:
+    """`err` worded for a citizen who has a number but no paper."""
+    vi, en = _PROBLEM.get(err.status, _PROBLEM["unknown"])
+    err.message_vi, err.message_en = NOT_PRINTED_VI.format(problem=vi), NOT_PRINTED_EN.format(problem=en)
+    return err
 
 
 ERRORS_BY_STATUS: dict[str, type[PrinterError]] = {e.status: e for e in (PaperOut, CoverOpen, PrinterOffline)}
@@ -144,7 +155,7 @@ class DriverPrinter:
             if self.driver.print_ticket(job):
                 self.reprinted += 1
         except ps.PrinterError as e:
-            raise ERRORS_BY_STATUS.get(e.status.value, PrinterError)(str(e)) from e
+            raise not_printed(ERRORS_BY_STATUS.get(e.status.value, PrinterError)(str(e))) from e
         finally:
             self._status = self.driver.last_status.value
             self._wake.set()

@@ -407,6 +407,9 @@ class QueueCore:
     def _on_TicketRefused(self, e: m.TicketRefused) -> None:
         pass
 
+    def _on_TicketPrintFailed(self, e: m.TicketPrintFailed) -> None:
+        pass                                # the ticket keeps its place: nothing changes
+
     def _on_TicketCalled(self, e: m.TicketCalled) -> None:
         t = self.tickets[e.ticket_id]
         c = self.counters[e.counter]

@@ -47,6 +47,15 @@ class TicketOffline(Command, tag="ticket.offline", kw_only=True):
     issued_at: Ms
 
 
+class TicketPrintFailure(Command, tag="ticket.print_failed", kw_only=True):
+    """A kiosk issued this ticket but could not print it (the citizen has it on screen)."""
+    ticket_id: TicketId
+    number: Number
+    service: Id
+    reason: Literal["paper_out", "cover_open", "offline", "unknown"] = "unknown"
+    detail: Reason = ""
+
+
 class CounterNext(Command, tag="counter.next", kw_only=True):
     pass
 
@@ -99,16 +108,16 @@ class CommandVoid(Command, tag="cmd.void", kw_only=True):
 
 
 AnyCommand = Union[
-    CommandVoid, TicketRequest, TicketOffline, CounterNext, CounterRecall, CounterNoShow, CounterDone,
-    CounterTransfer, CounterPause, CounterResume, CounterCall, RatingSubmit, NoticeSet,
+    CommandVoid, TicketRequest, TicketOffline, TicketPrintFailure, CounterNext, CounterRecall, CounterNoShow,
+    CounterDone, CounterTransfer, CounterPause, CounterResume, CounterCall, RatingSubmit, NoticeSet,
 ]
 COUNTER_COMMANDS = (CounterNext, CounterRecall, CounterNoShow, CounterDone, CounterTransfer,
                     CounterPause, CounterResume, CounterCall)
 
 # which device roles may send which commands (the ACL enforces the topic, this the type)
 ROLE_COMMANDS: dict[str, tuple[type, ...]] = {
-    "kiosk": (TicketRequest, TicketOffline),
-    "robot": (TicketRequest, TicketOffline),
+    "kiosk": (TicketRequest, TicketOffline, TicketPrintFailure),
+    "robot": (TicketRequest, TicketOffline, TicketPrintFailure),
     "web": (TicketRequest,),
     "counter": COUNTER_COMMANDS + (RatingSubmit,),
     "admin": (NoticeSet,),
@@ -143,6 +152,15 @@ class TicketRenumbered(Event, tag="ticket.renumbered", kw_only=True):
 class TicketRefused(Event, tag="ticket.refused", kw_only=True):
     service: str
     priority: str | None = None
+    reason: str
+    dev: str = ""
+
+
+class TicketPrintFailed(Event, tag="ticket.print_failed", kw_only=True):
+    """A kiosk could not print an issued ticket; the ticket stays in the queue."""
+    ticket_id: str
+    number: int
+    service: str
     reason: str
     dev: str = ""
 
@@ -201,7 +219,7 @@ class RatingSubmitted(Event, tag="rating.submitted", kw_only=True):
 
 AnyEvent = Union[
     TicketIssued, TicketRenumbered, TicketRefused, TicketCalled, TicketRecalled, TicketNoShow,
-    TicketDone, TicketTransferred, CounterPaused, CounterResumed, RatingSubmitted,
+    TicketDone, TicketTransferred, CounterPaused, CounterResumed, RatingSubmitted, TicketPrintFailed,
 ]
 
 
