@@ -58,11 +58,14 @@ NORMAL = Style()
 PRIORITY = Style(bold=True, invert=True)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# typographic marks a printer font lacks, said with ASCII (a glyph or image less per ticket)
+_PLAIN = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'",
+                        "\u201c": '"', "\u201d": '"', "\u2026": "...", "\u00a0": " "})
 
 
 def clean(text: str) -> str:
     """NFC, and no control characters: a stray ESC in a service name must not become a command."""
-    return _CONTROL.sub(" ", nfc(str(text))).strip()
+    return _CONTROL.sub(" ", nfc(str(text)).translate(_PLAIN)).strip()
 
 
 def _is_link(data: str) -> bool:
