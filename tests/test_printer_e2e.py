@@ -196,3 +196,18 @@ def test_cli_reports_bad_printer_config(tmp_path, capsys):
     cfg = site_config(tmp_path, 'vietnamese = "klingon"\n')
     assert qms(["printer", "status", "-c", str(cfg)]) == 2
     assert "printer.vietnamese" in capsys.readouterr().err
+
+
+def test_cli_preview_and_selftest_without_a_cut(tmp_path, capsys):
+    """cut = "none" (a printer without cutter): no IndexError, and selftest says "printed"
+    only for what the simulated printer put out (torn off by hand)."""
+    cfg = site_config(tmp_path, 'backend = "simulated"\nvietnamese = "glyphs"\ncut = "none"\n')
+    png = tmp_path / "preview.png"
+    assert qms(["printer", "preview", "-c", str(cfg), "-o", str(png)]) == 0
+    assert Image.open(png).height > 400                     # the ticket, not an empty page
+    assert qms(["printer", "selftest", "-c", str(cfg), "--preview", "-o", str(tmp_path / "st"),
+                "--modes", "glyphs"]) == 0
+    assert Image.open(tmp_path / "st" / "selftest-glyphs.png").height > 400
+    assert qms(["printer", "selftest", "-c", str(cfg), "--modes", "glyphs", "raster"]) == 0
+    assert "glyphs: printed" in capsys.readouterr().out
+    assert len(sorted((tmp_path / "var" / "tickets").glob("*.png"))) == 2
