@@ -113,6 +113,10 @@ def _composed_cell(base: str, marks: str, font_path: str, cell_w: int, cell_h: i
         wide = Image.new("1", (cell_w, cell_h), 0)
         wide.paste(cell, (0, 0))
         cell = wide
+    baseline = round(_BASELINE * cell_h / CELL_H)
+    if base.lower() != "y":       # the overshoot of a round letter's bottom, 1 dot under the
+        cell.paste(0, (0, baseline, cell_w, cell_h))   # base line, would read as a dot below
+        bottom = min(bottom, baseline)
     mid = (left + right) // 2
     if horn:
         _stamp(cell, _HORN, right - 2, top - 1)
@@ -131,7 +135,6 @@ def _composed_cell(base: str, marks: str, font_path: str, cell_w: int, cell_h: i
         t = _MARKS[tone]
         _stamp(cell, t, mid - len(t[0]) // 2 + (1 if tone == "\u0301" else 0), y - len(t))
     if "\u0323" in marks:                                       # dot below, under the base line
-        baseline = round(_BASELINE * cell_h / CELL_H)
         if bottom + 3 <= cell_h:
             _stamp(cell, _DOT_BELOW, mid - 1, bottom + 1)
         else:                                                    # ỵ: beside the descender
