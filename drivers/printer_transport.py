@@ -30,24 +30,31 @@ class Transport:
 
     def open(self) -> None:
         self.close()
+        esc = None
         try:
             esc = self._make()
             esc.open(raise_not_found=True)
             self._after_open(esc)
-        except DeviceNotFoundError as e:
-            raise PrinterOffline(f"cannot open {self.description}: {str(e).splitlines()[-1]}") from None
-        except OSError as e:
-            raise PrinterOffline(f"cannot open {self.description}: {e}") from None
+        except (DeviceNotFoundError, OSError) as e:
+            if esc is not None:
+                self._discard(esc)
+            why = str(e).splitlines()[-1] if isinstance(e, DeviceNotFoundError) else e
+            raise PrinterOffline(f"cannot open {self.description}: {why}") from None
         self.esc = esc
+
+    def _discard(self, esc) -> None:
+        """Close without python-escpos' flush (tcdrain: unbounded), also at garbage collection."""
+        try:
+            if esc._device:
+                self._close_device(esc)
+        except Exception:  # noqa: BLE001 - nothing more can be done for a dead link
+            pass
+        esc._device = False
 
     def close(self) -> None:
         esc, self.esc = self.esc, None
         if esc is not None:
-            try:
-                self._close_device(esc)  # not esc.close(): it flushes, unbounded on a stuck link
-            except Exception:  # noqa: BLE001 - nothing more can be done for a dead link
-                pass
-            esc._device = False   # or python-escpos tries (and fails) again on garbage collection
+            self._discard(esc)      # not esc.close(): it flushes, unbounded on a stuck link
 
     def write(self, data: bytes) -> None:
         if self.esc is None:
