@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from tests.conftest import Broker, make_config  # noqa: E402  (real Mosquitto on a free port)
+from support.site import Broker, make_config  # noqa: E402  (real Mosquitto on a free port)
 
 
 def pct(values, q):

@@ -19,10 +19,11 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent.parent / "tests")]
 
 from gpiozero import Device as GpioDevice  # noqa: E402
 from gpiozero.pins.mock import MockFactory  # noqa: E402
+from support.site import Broker, make_config  # noqa: E402
 
 from qms.config.site import load_config  # noqa: E402
 from qms.counter.keys import GpioKeys, key_pins  # noqa: E402
@@ -33,7 +34,6 @@ from qms.mqtt.client import MqttLink  # noqa: E402
 from qms.mqtt.device import Device  # noqa: E402
 from qms.protocol.topics import Topics  # noqa: E402
 from qms.service.app import CentralService  # noqa: E402
-from tests.conftest import Broker, make_config  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

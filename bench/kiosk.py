@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(ROOT / "var" / "escpos-cache"))
@@ -125,12 +125,13 @@ def main() -> int:
     args = ap.parse_args()
     import logging
     logging.disable(logging.WARNING)
+    from support.site import Broker, make_config
+
     from qms.config.site import load_config
     from qms.kiosk.app import KioskApp
     from qms.kiosk.printing import make_printer
     from qms.kiosk.voice import SilentSpeaker
     from qms.service.app import CentralService
-    from tests.conftest import Broker, make_config
 
     n = max(5, min(args.tickets, 45))          # stays within one kiosk's offline block
     with tempfile.TemporaryDirectory() as d:

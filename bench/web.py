@@ -133,7 +133,7 @@ def main() -> int:
     if args.client:
         return client_main(args)
 
-    from conftest import Broker, free_port, make_config
+    from support.site import Broker, free_port, make_config
 
     from qms.config.site import load_config
     from qms.mqtt.device import Device

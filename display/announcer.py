@@ -4,6 +4,8 @@ Calls wait in a short queue and are spoken in order. A hall that calls faster th
 voice can speak must not fall minutes behind: past `max_pending` the oldest waiting
 announcements are dropped, never the newest (the board still shows every call).
 The chime starts as soon as a call is taken, and the phrase is synthesized while it rings.
+With no audio output yet (the player retries until one appears) a call is not spoken and
+says why in `Announcement.error`; the first call after the output appears is.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from qms.config.display import VoiceConfig
 from qms.voice.chime import chime_wav
 from qms.voice.packs import VoiceError, VoiceSource, call_tokens
-from qms.voice.player import Player, volume_at
+from qms.voice.player import AudioUnavailable, Player, volume_at
 
 log = logging.getLogger("qms.voice")
 
@@ -46,9 +48,8 @@ class CallAnnouncer:
         self.cfg = cfg or VoiceConfig()
         self.local_time = local_time
         self.on_event = on_event
-        self._chime = player.sound(chime or chime_wav(player.rate))
-        self._pause = player.silence(300)                 # after the chime
-        self._gap = player.silence(self.cfg.gap_ms)       # between repeats
+        self._chime_wav = chime
+        self._sounds: tuple | None = None                # chime, pause, gap: once audio is there
         self._pending: deque[Announcement] = deque()
         self._cv = threading.Condition()
         self._stopping = False
@@ -69,7 +70,7 @@ class CallAnnouncer:
                 self.history.append(stale)
                 log.warning("voice falls behind: dropped the call of %d to counter %d",
                             stale.number, stale.counter)
-            self._cv.notify()
+            self._cv.notify_all()
         return a
 
     def pending(self) -> int:
@@ -78,20 +79,14 @@ class CallAnnouncer:
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """True once nothing is waiting or playing (for tests, demos and the CLI)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._cv:
-                idle = not self._pending and not self._busy
-            if idle:
-                return True
-            time.sleep(0.01)
-        return False
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._pending and not self._busy, timeout)
 
     def close(self) -> None:
         with self._cv:
             self._stopping = True
             self._pending.clear()
-            self._cv.notify()
+            self._cv.notify_all()
         self._thread.join(5)
         self.player.stop()
 
@@ -117,12 +112,27 @@ class CallAnnouncer:
                 self.history.append(a)
                 with self._cv:
                     self._busy = False
+                    self._cv.notify_all()
                 self._emit("finished", a)
+
+    def _prepared(self) -> tuple:
+        if self._sounds is None:
+            p = self.player
+            self._sounds = (p.sound(self._chime_wav or chime_wav(p.rate)),
+                            p.silence(300),                  # after the chime
+                            p.silence(self.cfg.gap_ms))      # between repeats
+        return self._sounds
 
     def _speak(self, a: Announcement) -> None:
         volume = volume_at(self.cfg.volume_schedule, self.cfg.volume, self.local_time())
+        try:
+            chime, pause, gap = self._prepared()
+        except AudioUnavailable as e:
+            a.error = str(e)
+            log.warning("call of %d to counter %d not spoken: %s", a.number, a.counter, e)
+            return
         self.player.wait_idle()
-        self.player.start(self._chime, volume)
+        self.player.start(chime, volume)
         a.started_at = time.monotonic()
         self._emit("chime", a)
         tokens = call_tokens(a.number, a.counter, self.cfg.region, self.cfg.reading == "digits")
@@ -133,13 +143,13 @@ class CallAnnouncer:
             log.error("cannot speak the call of %d: %s", a.number, e)
             self.player.wait_idle()
             return
-        self.player.then(self._pause)
+        self.player.then(pause)
         for i in range(self.cfg.repeat):
             self.player.then(phrase)
             if i == 0:
                 a.spoken_at = time.monotonic()
                 self._emit("phrase", a)
-            self.player.then(self._gap if i < self.cfg.repeat - 1 else self._pause)
+            self.player.then(gap if i < self.cfg.repeat - 1 else pause)
         self.player.wait_idle()
 
     def _emit(self, kind: str, a: Announcement) -> None:

@@ -21,6 +21,9 @@ from qms.drivers import escpos_env
 from qms.drivers.glyphs import CELL_H, CELL_W, MONO, SANS, cell_glyph, find_font
 
 ESC, GS, DLE, FS = 0x1B, 0x1D, 0x10, 0x1C
+# DLE DC4 fn=8: clear the receive and print buffers; real-time (acted on when received,
+# even inside the data of a half-received command)
+REALTIME_CLEAR = b"\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08"
 DEFAULT_PITCH = 30
 
 
@@ -36,8 +39,14 @@ class PrintedChar:
 class EscposRenderer:
     def __init__(self, paper_width_px: int = 576, profile: str = "default",
                  on_status: Callable[[int], bytes | None] | None = None,
-                 on_cut: Callable[[Image.Image], None] | None = None):
+                 on_cut: Callable[[Image.Image], None] | None = None, realtime_status: bool = False):
         self.paper_width_px = paper_width_px
+        # True: DLE EOT is answered by whoever feeds us, on receipt (as a printer does);
+        # here it is then only skipped
+        self.realtime_status = realtime_status
+        self.clears = 0                         # real-time buffer clears received
+        self.interrupted = False                # the current page began before a clear/reset
+        self.last_cut_interrupted = False
         self.on_status = on_status
         self.on_cut = on_cut
         escpos_env.check_profile(profile)
@@ -74,6 +83,18 @@ class EscposRenderer:
     # -- input -------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         self.buf += data
+        while (i := self.buf.find(REALTIME_CLEAR)) >= 0:
+            rest = self.buf[i + len(REALTIME_CLEAR):]
+            del self.buf[i:]
+            self._run()                    # what came before it, up to a half command
+            self.buf = bytearray(rest)     # which the clear throws away, with the line buffer
+            self.clears += 1
+            self.line = []
+            if self.rows:
+                self.interrupted = True
+        self._run()
+
+    def _run(self) -> None:
         while self.buf:
             used = self._step()
             if used == 0:
@@ -83,6 +104,19 @@ class EscposRenderer:
     def page(self) -> Image.Image:
         """What has been printed since the last cut (ink black on white)."""
         return _to_picture(self._stack(self.rows + self._pending_line_rows()), self.paper_width_px)
+
+    def last_page(self) -> Image.Image:
+        """The last cut page, or what is on the paper when no cut came (no cutter, cut = "none")."""
+        if self.rows or self.line or not self.pages:
+            return self.page()
+        return self.pages[-1]
+
+    def tear(self) -> Image.Image | None:
+        """Tear the paper off by hand (a printer without cutter): as a cut, if anything printed."""
+        if not (self.rows or self.line):
+            return None
+        self._cut()
+        return self.pages[-1]
 
     def _pending_line_rows(self) -> list[Image.Image]:
         return [self._line_strip()] if self.line else []
@@ -123,17 +157,20 @@ class EscposRenderer:
         b = self.buf
         if not self._need(2):
             return 0
+        if b[1] == 0x05:                  # DLE ENQ n: real-time error recovery
+            return 3 if self._need(3) else 0
         if b[1] == 0x04:
             if not self._need(3):
                 return 0
-            answer = self.on_status(b[2]) if self.on_status else None
+            answer = self.on_status(b[2]) if self.on_status and not self.realtime_status else None
             if answer:
                 self.answers.append(answer)
             return 3
         if b[1] == 0x14:
-            if not self._need(5):
+            if not self._need(3):
                 return 0
-            return 5
+            size = len(REALTIME_CLEAR) if b[2] == 0x08 else 5
+            return size if self._need(size) else 0
         self.unknown.append(bytes(b[:2]))
         return 2
 
@@ -148,6 +185,8 @@ class EscposRenderer:
             if cmd == ord("@"):
                 self.line = []
                 self.reset()
+                if self.rows:              # printed before the reset: a cut-off job's top
+                    self.interrupted = True
             elif cmd == ord("2"):
                 self.pitch = DEFAULT_PITCH
             return 2
@@ -431,6 +470,7 @@ class EscposRenderer:
             self._print_line()
         page = self.page()
         self.rows = []
+        self.last_cut_interrupted, self.interrupted = self.interrupted, False
         self.pages.append(page)
         if self.on_cut:
             self.on_cut(page)

@@ -30,27 +30,31 @@ class Transport:
 
     def open(self) -> None:
         self.close()
+        esc = None
         try:
             esc = self._make()
             esc.open(raise_not_found=True)
             self._after_open(esc)
-        except DeviceNotFoundError as e:
-            raise PrinterOffline(f"cannot open {self.description}: {str(e).splitlines()[-1]}") from None
-        except OSError as e:
-            raise PrinterOffline(f"cannot open {self.description}: {e}") from None
+        except (DeviceNotFoundError, OSError) as e:
+            if esc is not None:
+                self._discard(esc)
+            why = str(e).splitlines()[-1] if isinstance(e, DeviceNotFoundError) else e
+            raise PrinterOffline(f"cannot open {self.description}: {why}") from None
         self.esc = esc
+
+    def _discard(self, esc) -> None:
+        """Close without python-escpos' flush (tcdrain: unbounded), also at garbage collection."""
+        try:
+            if esc._device:
+                self._close_device(esc)
+        except Exception:  # noqa: BLE001 - nothing more can be done for a dead link
+            pass
+        esc._device = False
 
     def close(self) -> None:
         esc, self.esc = self.esc, None
         if esc is not None:
-            try:
-                esc.close()      # flushes first, which fails on a link that is gone
-            except Exception:    # noqa: BLE001
-                try:
-                    esc._device.close()
-                except Exception:  # noqa: BLE001 - nothing more can be done for a dead link
-                    pass
-                esc._device = False   # or python-escpos tries (and fails) again on garbage collection
+            self._discard(esc)      # not esc.close(): it flushes, unbounded on a stuck link
 
     def write(self, data: bytes) -> None:
         if self.esc is None:
@@ -80,6 +84,23 @@ class Transport:
     def _after_open(self, esc) -> None:
         pass
 
+    def _close_device(self, esc) -> None:
+        esc.close()
+
+    def exchange(self, request: bytes, timeout: float) -> int | None:
+        """Send a request processed in order with the data (e.g. GS r 1 after a cut) and
+        return the first byte answered within `timeout`, or None."""
+        if self.esc is None:
+            raise PrinterOffline(f"{self.description} is not open")
+        try:
+            return self._exchange(request, timeout)
+        except Exception as e:
+            self.close()
+            raise PrinterOffline(f"{self.description}: {e}") from None
+
+    def _exchange(self, request: bytes, timeout: float) -> int | None:
+        return self._query(request, timeout)
+
     def _write_chunk(self, chunk: bytes) -> None:
         self.esc._raw(chunk)
 
@@ -88,14 +109,18 @@ class Transport:
 
 
 class SerialTransport(Transport):
+    """A serial port. Every wait is bounded: pyserial's flush() is tcdrain, which never
+    times out, so it is never called (a printer holding CTS low would hang the kiosk)."""
+
     def __init__(self, device: str, baudrate: int = 115200, flow_control: str = "rtscts",
-                 chunk_bytes: int = 1024, profile: str = "default"):
+                 chunk_bytes: int = 1024, profile: str = "default", write_timeout: float = 3.0):
         super().__init__(chunk_bytes)
         self.device, self.baudrate, self.flow_control, self.profile = device, baudrate, flow_control, profile
+        self.write_timeout = write_timeout
         self.description = f"serial printer {device}"
 
     def _make(self):
-        # python-escpos' dsrdtr is not flow control on Linux; RTS/CTS is switched on below
+        # python-escpos' dsrdtr is not flow control on Linux: RTS/CTS and DSR are handled below
         return escpos_env.printer.Serial(devfile=self.device, baudrate=self.baudrate, timeout=1,
                                          xonxoff=self.flow_control == "xonxoff", dsrdtr=False,
                                          profile=self.profile)
@@ -103,20 +128,52 @@ class SerialTransport(Transport):
     def _after_open(self, esc) -> None:
         if self.flow_control == "rtscts":
             esc.device.rtscts = True
+        elif self.flow_control == "dsrdtr":
+            esc.device.dtr = True              # "we are ready" to a printer that watches DTR
+
+    def _chunk_timeout(self, size: int) -> float:
+        return self.write_timeout + size * 10 / self.baudrate
 
     def _write_chunk(self, chunk: bytes) -> None:
         dev = self.esc.device
-        # a printer holding CTS low (buffer full, paper out) must not hang the kiosk forever
-        dev.write_timeout = 2.0 + len(chunk) * 10 * 3 / self.baudrate
+        deadline = time.monotonic() + self._chunk_timeout(len(chunk))
+        if self.flow_control == "dsrdtr":
+            self._wait_dsr(dev, deadline)
+        # a printer holding CTS low (buffer full, paper out, off) fails the write, never hangs it
+        dev.write_timeout = max(0.05, deadline - time.monotonic())
         self.esc._raw(chunk)
-        dev.flush()
+        self._drain(dev, deadline)
+
+    def _wait_dsr(self, dev, deadline: float) -> None:
+        while not dev.dsr:
+            if time.monotonic() >= deadline:
+                raise TimeoutError("the printer holds DSR low (busy, off, or a cable without DSR: "
+                                   "set printer.flow_control)")
+            time.sleep(0.005)
+
+    @staticmethod
+    def _drain(dev, deadline: float) -> None:
+        """tcdrain with a deadline: wait until the port's output queue is empty."""
+        while dev.out_waiting:
+            if time.monotonic() >= deadline:
+                raise TimeoutError("the printer stopped taking data (flow control held)")
+            time.sleep(0.002)
 
     def _query(self, request: bytes, timeout: float) -> int | None:
+        return self._ask(request, timeout, any_byte=False)
+
+    def _exchange(self, request: bytes, timeout: float) -> int | None:
+        return self._ask(request, timeout, any_byte=True)
+
+    def _ask(self, request: bytes, timeout: float, any_byte: bool) -> int | None:
+        """Send `request`; the first byte answered within `timeout` (a status byte unless
+        `any_byte`), or None on silence."""
         dev = self.esc.device
         dev.reset_input_buffer()
-        dev.write(request)
-        dev.flush()
         deadline = time.monotonic() + timeout
+        dev.write_timeout = max(0.05, timeout)
+        dev.write(request)
+        self._drain(dev, deadline + self.write_timeout)
         old = dev.timeout
         try:
             while (left := deadline - time.monotonic()) > 0:
@@ -124,11 +181,19 @@ class SerialTransport(Transport):
                 got = dev.read(1)                 # exactly one byte: the printer sends one
                 if not got:
                     return None
-                if is_status_byte(got[0]):
+                if any_byte or is_status_byte(got[0]):
                     return got[0]                 # skip noise (e.g. a stray XON) before it
             return None
         finally:
             dev.timeout = old
+
+    def _close_device(self, esc) -> None:
+        dev = esc.device
+        try:
+            dev.reset_output_buffer()       # closing a tty with queued output waits up to 30 s
+        except Exception:  # noqa: BLE001
+            pass
+        dev.close()
 
 
 class NetworkTransport(Transport):
@@ -143,6 +208,12 @@ class NetworkTransport(Transport):
         return escpos_env.printer.Network(host=self.host, port=self.port, timeout=5, profile=self.profile)
 
     def _query(self, request: bytes, timeout: float) -> int | None:
+        return self._ask(request, timeout, any_byte=False)
+
+    def _exchange(self, request: bytes, timeout: float) -> int | None:
+        return self._ask(request, timeout, any_byte=True)
+
+    def _ask(self, request: bytes, timeout: float, any_byte: bool) -> int | None:
         sock: socket.socket = self.esc.device
         while select.select([sock], [], [], 0)[0]:      # drop stale answers
             if not sock.recv(256):
@@ -155,13 +226,20 @@ class NetworkTransport(Transport):
             got = sock.recv(1)
             if not got:
                 raise ConnectionError("connection closed by the printer")
-            if is_status_byte(got[0]):
+            if any_byte or is_status_byte(got[0]):
                 return got[0]
         return None
 
 
+# bulk endpoints (in, out) of models that differ from python-escpos' 0x82/0x01
+USB_ENDPOINTS: dict[tuple[int, int], tuple[int, int]] = {
+    (0x0416, 0x5011): (0x81, 0x03),    # Winbond-based POS58/POS80 clones (Xprinter, Goojprt...)
+}
+
+
 class UsbTransport(Transport):
-    def __init__(self, vendor: int, product: int, chunk_bytes: int = 1024, profile: str = "default"):
+    def __init__(self, vendor: int, product: int, chunk_bytes: int = 1024, profile: str = "default",
+                 in_ep: int = 0, out_ep: int = 0, write_timeout: float = 3.0):
         super().__init__(chunk_bytes)
         if not escpos_env.printer.Usb.is_usable():
             raise PrinterConfigError("USB printers need pyusb and libusb (pip install pyusb; "
@@ -171,12 +249,24 @@ class UsbTransport(Transport):
             raise PrinterConfigError("printer.usb_vendor and printer.usb_product are needed for "
                                      "backend = \"usb\" (see `lsusb`)")
         self.vendor, self.product, self.profile = vendor, product, profile
+        known_in, known_out = USB_ENDPOINTS.get((vendor, product), (0x82, 0x01))
+        self.in_ep, self.out_ep = in_ep or known_in, out_ep or known_out
+        self.write_timeout = write_timeout
         self.description = f"USB printer {vendor:04x}:{product:04x}"
 
     def _make(self):
-        return escpos_env.printer.Usb(idVendor=self.vendor, idProduct=self.product, profile=self.profile)
+        # python-escpos' default timeout 0 means "wait forever" in libusb
+        return escpos_env.printer.Usb(idVendor=self.vendor, idProduct=self.product, profile=self.profile,
+                                      in_ep=self.in_ep, out_ep=self.out_ep,
+                                      timeout=int(self.write_timeout * 1000))
 
     def _query(self, request: bytes, timeout: float) -> int | None:
+        return self._ask(request, timeout, any_byte=False)
+
+    def _exchange(self, request: bytes, timeout: float) -> int | None:
+        return self._ask(request, timeout, any_byte=True)
+
+    def _ask(self, request: bytes, timeout: float, any_byte: bool) -> int | None:
         dev = self.esc.device
         dev.write(self.esc.out_ep, request, int(timeout * 1000))
         try:
@@ -185,7 +275,7 @@ class UsbTransport(Transport):
             if "timeout" in type(e).__name__.lower() or "timed out" in str(e).lower():
                 return None
             raise
-        return next((b for b in got if is_status_byte(b)), None)
+        return next((b for b in got if any_byte or is_status_byte(b)), None)
 
 
 class FileTransport(Transport):

@@ -26,6 +26,7 @@ class TicketPrint:
     qr_url: str = ""                    # what the QR encodes, e.g. f"{public_url}/t/{ticket_id}"
     footer: tuple[str, ...] | None = None   # None: the footer of the printer config
     offline: bool = False               # issued by the kiosk while the service was unreachable
+    reprint: bool = False               # printed again after a cut-off job: marked on the ticket
 
     def __post_init__(self) -> None:
         if not isinstance(self.issued_at, dt.datetime):

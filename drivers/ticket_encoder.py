@@ -60,8 +60,17 @@ class TicketEncoder:
                 esc.ln(item.lines)
         vietnamese.end(esc)
         esc.set(align="left", bold=False, custom_size=True, width=1, height=1)
+        self._cut(esc)
+        return esc.output
+
+    def _cut(self, esc) -> None:
         if self.cfg.cut == "none":
             esc.print_and_feed(5)
         else:
             esc.cut(mode="PART" if self.cfg.cut == "partial" else "FULL")
+
+    def trim(self) -> bytes:
+        """Feed and cut as a job ends, alone (the paper's end after a cut-off job)."""
+        esc = escpos_env.dummy(self.cfg.profile, self.cfg.paper_width_px)
+        self._cut(esc)
         return esc.output

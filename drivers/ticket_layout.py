@@ -58,11 +58,18 @@ NORMAL = Style()
 PRIORITY = Style(bold=True, invert=True)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# typographic marks a printer font lacks, said with ASCII (a glyph or image less per ticket)
+_PLAIN = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'",
+                        "\u201c": '"', "\u201d": '"', "\u2026": "...", "\u00a0": " "})
 
 
 def clean(text: str) -> str:
     """NFC, and no control characters: a stray ESC in a service name must not become a command."""
-    return _CONTROL.sub(" ", nfc(str(text))).strip()
+    return _CONTROL.sub(" ", nfc(str(text)).translate(_PLAIN)).strip()
+
+
+def _is_link(data: str) -> bool:
+    return data.startswith(("http://", "https://"))
 
 
 def ticket_blocks(t: TicketPrint, cfg: PrinterConfig) -> list[Item]:
@@ -75,6 +82,8 @@ def ticket_blocks(t: TicketPrint, cfg: PrinterConfig) -> list[Item]:
         if cfg.english and clean(en):
             items.append(Text(clean(en), NORMAL))
 
+    if t.reprint and clean(texts.reprint_mark):     # first, where staff and citizen see it
+        items.append(Text(clean(texts.reprint_mark), PRIORITY))
     for block in cfg.layout:
         if block == "center":
             say(t.center_name, style=TITLE)
@@ -102,7 +111,8 @@ def ticket_blocks(t: TicketPrint, cfg: PrinterConfig) -> list[Item]:
                                        weekday=WEEKDAYS_VI[at.weekday()]))
         elif block == "qr" and t.qr_url and cfg.qr != "off":
             items.append(Qr(t.qr_url))
-            say(texts.qr_vi, texts.qr_en)
+            if _is_link(t.qr_url):          # a bare ticket id cannot be "followed" by a phone
+                say(texts.qr_vi, texts.qr_en)
         elif block == "ticket_id" and t.ticket_id:
             mark = f" {texts.offline_mark}" if t.offline and texts.offline_mark else ""
             items.append(Text(clean(t.ticket_id) + mark, NORMAL))

@@ -107,13 +107,23 @@ class RasterText:
     def image_line(self, esc, text: str, style: Style) -> None:
         # Magnified styles are drawn at normal size and magnified by the printer (GS v 0
         # double width/height), like it magnifies its own font: a quarter of the bytes.
-        mag_w, mag_h = min(style.width, 2), min(style.height, 2)
+        # A double-height line is drawn at full height and half width, then doubled in
+        # width: the same bytes, but marks keep their shape (a tilde stretched to double
+        # height became a zigzag, "Xã" read "Xẫ").
+        tall = style.height == 2 and style.width == 1
+        mag_w, mag_h = (2, 1) if tall else (min(style.width, 2), min(style.height, 2))
         px = line_font_px(max(1, max(style.width, style.height) // 2))
         font = self.font_bold if style.bold else self.font
         room = self.paper_width_px // mag_w - (px // 2 if style.invert else 0)
         esc.set(align=style.align)
-        for part in wrap(text, lambda s: text_width(s, font, px) <= room):
-            img = render_line(part, font, px, invert=style.invert)
+        shrink = 2 if tall else 1                    # data columns per text pixel (tall: 1/2)
+        for part in wrap(text, lambda s: text_width(s, font, px) / shrink <= room):
+            if tall:
+                big = render_line(part, font, 2 * px, invert=style.invert)
+                img = big.convert("L").resize((max(1, big.width // 4), big.height), Image.Resampling.BOX)
+                img = img.point(lambda v: 255 if v >= 96 else 0).convert("1")
+            else:
+                img = render_line(part, font, px, invert=style.invert)
             if img.width > room:
                 img = img.crop((0, 0, room, img.height))
             esc.image(to_paper(img), center=False,
@@ -135,7 +145,16 @@ class GlyphText:
 
     def begin(self, esc, texts: list[str], other_ascii: str) -> None:
         used = set(other_ascii) | {c for t in texts for c in t if c.isascii()}
-        self.free = [c for c in range(0x21, 0x7F) if chr(c) not in used]
+        free = [c for c in range(0x21, 0x7F) if chr(c) not in used]
+        # longest runs of free codes first: letters downloaded together then fill few runs,
+        # and each run is one ESC & command (5 bytes of header)
+        runs: list[list[int]] = []
+        for c in free:
+            if runs and runs[-1][-1] == c - 1:
+                runs[-1].append(c)
+            else:
+                runs.append([c])
+        self.free = [c for run in sorted(runs, key=len, reverse=True) for c in run]
         self.upcoming = list(texts)
         self.code_of: dict[str, int] = {}
         self.selected = False
@@ -170,7 +189,7 @@ class GlyphText:
             batch += extra
         keep = {c: code for c, code in self.code_of.items() if c in batch}
         spare = [code for code in self.free if code not in keep.values()]
-        new = {c: spare.pop(0) for c in batch if c not in keep}
+        new = {c: spare.pop(0) for c in sorted(batch) if c not in keep}
         self.code_of = {**keep, **new}
         self._define(esc, new)
         if not self.selected:

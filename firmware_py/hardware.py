@@ -25,6 +25,55 @@ class MachineClock:
         return (int(time.time()) + _EPOCH_OFFSET_S) * 1000
 
 
+# Longest watchdog each port accepts (ms). The RP2040's is 8,388 ms (a 24-bit counter at
+# 2 MHz); asking more raises ValueError, and a box that caught it ran with no watchdog.
+WATCHDOG_LIMIT_MS = {"rp2": 8388, "esp32": 0x7FFFFFFF}
+WATCHDOG_UNKNOWN_PORT_MS = 8000     # a port not listed: stay under the smallest known limit
+
+
+def watchdog_ms(wanted_ms, platform):
+    """The watchdog timeout for this port: `wanted_ms`, or the port's limit if lower."""
+    return min(wanted_ms, WATCHDOG_LIMIT_MS.get(platform, WATCHDOG_UNKNOWN_PORT_MS))
+
+
+def watchdog(wanted_ms, log=print):
+    """A started hardware watchdog (machine.WDT) within this port's limit, or None where
+    there is none. Once started it cannot be stopped: feed it from the loop."""
+    import sys
+    try:
+        from machine import WDT
+    except ImportError:
+        return None
+    timeout = watchdog_ms(wanted_ms, sys.platform)
+    try:
+        wdt = WDT(timeout=timeout)
+    except ValueError as e:             # a port stricter than the table: say it, never hide it
+        log("watchdog: %s refused %d ms (%r); running WITHOUT a watchdog" % (sys.platform, timeout, e))
+        return None
+    log("watchdog: %d ms" % timeout)
+    return wdt
+
+
+def serve(box, wdt, loop_ms, sleep_ms, log=print, rounds=-1):
+    """The box's loop. The watchdog is fed only after a step that raised nothing: a box
+    whose every step fails (a wedged radio, a corrupt state) is reset by it, while one
+    failed step among good ones is only logged. `rounds` < 0: forever."""
+    failing = 0
+    while rounds != 0:
+        rounds -= 1
+        try:
+            box.step()
+        except Exception as e:          # noqa: BLE001 - log and carry on: the box must keep working
+            failing += 1
+            if failing == 1 or failing % 100 == 0:
+                log("loop error (%d in a row): %r" % (failing, e))
+        else:
+            failing = 0
+            if wdt is not None:
+                wdt.feed()
+        sleep_ms(loop_ms)
+
+
 def rng():
     """32 random bits; the ports seed `random` from the hardware RNG at boot."""
     import random

@@ -2,17 +2,21 @@
 (on CPython the same package is `qms.firmware`; imports inside it are relative).
 
 Reads /config.json, builds the box from real parts and runs its loop forever under a
-watchdog. A config that cannot be used shows "CFG" (when the display pins can be read)
+hardware watchdog within the port's limit (`hardware.watchdog`), fed only after a healthy
+loop turn (`hardware.serve`). A config that cannot be used shows "CFG" (when the display pins can be read)
 and repeats the reason on the console; it never boot-loops silently.
 """
 import json
+import sys
 import time
 
 from . import app, config, hardware
 from .storage import FileStore, MemoryStore
 
 CONFIG_PATH = "/config.json"
-WATCHDOG_MS = 30000
+# a loop turn is ~10 ms; the slowest healthy one (a broker connect: DNS, TCP and MQTT, each
+# bounded by the link's 3 s I/O timeout) stays well under this, the RP2040's limit too
+WATCHDOG_MS = 8000
 
 
 def _show_config_error(text, error):
@@ -50,19 +54,8 @@ def run():
         client_factory=hardware.mqtt_factory(cfg), clock=clock,
         store=FileStore("/") if cfg.persist_outbox else MemoryStore(), rng=hardware.rng,
         network=hardware.Wifi(cfg.wifi_ssid, cfg.wifi_password, clock, cfg.ntp_host))
-    try:
-        from machine import WDT
-        wdt = WDT(timeout=WATCHDOG_MS)
-    except (ImportError, ValueError):
-        wdt = None
-    while True:
-        try:
-            box.step()
-        except Exception as e:          # noqa: BLE001 - log and carry on: the box must keep working
-            print("loop error:", repr(e))
-        if wdt is not None:
-            wdt.feed()
-        time.sleep_ms(cfg.loop_ms)
+    hardware.serve(box, hardware.watchdog(WATCHDOG_MS), cfg.loop_ms, time.sleep_ms)
 
 
-run()
+if sys.implementation.name == "micropython":      # on a PC (tests, tools) importing is enough
+    run()

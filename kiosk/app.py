@@ -23,7 +23,15 @@ from qms.kiosk import gpio, screens
 from qms.kiosk.catalog import Catalog, load_catalog
 from qms.kiosk.checkin import NOT_A_CODE, SEE_STAFF, CheckinClient, make_checkin, parse_code
 from qms.kiosk.issuer import Refusal, TicketIssuer
-from qms.kiosk.printing import ERRORS_BY_STATUS, KioskPrinter, PrintedTicket, PrinterError, can_print, make_printer
+from qms.kiosk.printing import (
+    ERRORS_BY_STATUS,
+    KioskPrinter,
+    PrintedTicket,
+    PrinterError,
+    can_print,
+    make_printer,
+    not_printed,
+)
 from qms.kiosk.robot import Dispenser, Greeter, Stock, stock_state
 from qms.kiosk.texts import T as TEXTS
 from qms.kiosk.voice import Speaker, make_speaker
@@ -308,8 +316,9 @@ class KioskApp:
             v.printing, v.screen = True, "confirm"
             self._print_q.put(ticket)
         else:
-            err = ERRORS_BY_STATUS[status]()
+            err = not_printed(ERRORS_BY_STATUS[status]())
             v.message, v.screen = (err.message_vi, err.message_en), "screen_ticket"
+            self._report_not_printed(ticket, status, "printer not ready when issued")
         if self.dispenser:
             self.dispenser.dispense()
         self.dirty = True
@@ -380,10 +389,20 @@ class KioskApp:
                 log.exception("printer failed")
                 self.inbox.put(("printed", ticket, PrinterError(str(e))))
 
+    def _report_not_printed(self, ticket: PrintedTicket, status: str, detail: str) -> None:
+        """The fact `ticket.print_failed` for the service's log, reports and a staff alert."""
+        reason = status if status in ("paper_out", "cover_open", "offline") else "unknown"
+        try:
+            self.device.send("ticket.print_failed", ticket_id=ticket.ticket_id, number=ticket.number,
+                             service=ticket.service, reason=reason, detail=detail[:120])
+        except Exception:  # noqa: BLE001 - the citizen's screen matters more than the report
+            log.exception("could not report ticket %s as not printed", ticket.number)
+
     def _printed(self, ticket: PrintedTicket, err: PrinterError | None) -> None:
         v = self.view
         if err is not None:
             log.error("ticket %s not printed: %s", ticket.number, err)
+            self._report_not_printed(ticket, err.status, str(err))
         if v.ticket is ticket and v.screen == "confirm":
             if err is None:
                 v.printing = False

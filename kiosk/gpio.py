@@ -6,6 +6,8 @@ Callbacks of real pins arrive on gpiozero's threads: every callback here only qu
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from qms.config.kiosk import KioskConfig
@@ -21,14 +23,44 @@ def _make(what: str, factory: Callable):
         return None
 
 
-def service_buttons(kc: KioskConfig, on_press: Callable[[str], None]) -> list:
-    """One physical button per configured service: press = take a number."""
+class RepeatGuard:
+    """Lets one press through, then none (of any button) for `guard_s` seconds."""
+
+    def __init__(self, guard_s: float, clock: Callable[[], float] = time.monotonic):
+        self.guard_s, self.clock = guard_s, clock
+        self.accepted = self.ignored = 0
+        self._last: float | None = None
+        self._lock = threading.Lock()         # presses of two buttons come on two threads
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            if self._last is not None and now - self._last < self.guard_s:
+                self.ignored += 1
+                return False
+            self._last = now
+            self.accepted += 1
+            return True
+
+
+def service_buttons(kc: KioskConfig, on_press: Callable[[str], None],
+                    clock: Callable[[], float] = time.monotonic) -> list:
+    """One physical button per configured service: press = take a number (once per
+    `kiosk.button_guard_s`, whichever button)."""
     from gpiozero import Button
+    guard = RepeatGuard(kc.button_guard_s, clock)
+
+    def pressed(service: str) -> None:
+        if guard.allow():
+            on_press(service)
+        else:
+            log.info("button for %s pressed again within %.1f s: no second ticket", service, kc.button_guard_s)
+
     out = []
     for service, pin in kc.buttons.items():
         b = _make(f"button for {service} on GPIO{pin}", lambda pin=pin: Button(pin, bounce_time=0.05))
         if b is not None:
-            b.when_pressed = lambda service=service: on_press(service)
+            b.when_pressed = lambda service=service: pressed(service)
             out.append(b)
     return out
 

@@ -6,13 +6,16 @@ value: ready, paper_near_end, paper_out, cover_open, offline, unknown).
 
 - `DriverPrinter`: the real driver (drivers/printer.py: ESC/POS over serial, USB,
   network or file, Vietnamese rendering, DLE EOT status, or its simulated printer behind
-  a pty that saves PNG tickets), as configured in `[printer]`.
+  a pty that saves PNG tickets), as configured in `[printer]`. Its status is polled on a
+  thread of its own: `status()` never touches the printer and never blocks (the kiosk
+  asks it on its UI thread); `print_ticket` runs on the kiosk's printer thread.
 - `MemoryPrinter`: keeps tickets in memory, for screen tests and `--printer memory`.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import time
 from pathlib import Path
@@ -20,9 +23,13 @@ from typing import Protocol
 
 from qms.drivers import printer_status as ps
 
+log = logging.getLogger("qms.kiosk.printing")
+
 
 class PrinterError(Exception):
-    """The ticket did not come out. `message_vi`/`message_en` are shown to the citizen."""
+    """The ticket did not come out. `message_vi`/`message_en` are shown to the citizen:
+    before a number is issued (the class's wording), or, raised by `print_ticket`, with
+    the issued number on screen (`NOT_PRINTED_VI`: what to do with it)."""
     status = "unknown"
     message_vi = "Máy in đang gặp sự cố, vui lòng liên hệ cán bộ hướng dẫn."
     message_en = "The printer has a problem. Please ask a staff member for help."
@@ -44,6 +51,24 @@ class PrinterOffline(PrinterError):
     status = "offline"
     message_vi = "Máy in chưa sẵn sàng, vui lòng liên hệ cán bộ hướng dẫn."
     message_en = "The printer is not ready. Please ask a staff member for help."
+
+
+# an issued ticket that did not print: the number stays on screen and is valid
+NOT_PRINTED_VI = ("{problem} nên vé chưa in được. Số của bạn vẫn có hiệu lực: vui lòng ghi nhớ số "
+                  "trên màn hình và báo cán bộ hướng dẫn.")
+NOT_PRINTED_EN = ("{problem}, so your ticket was not printed. Your number is valid: please note the "
+                  "number on screen and tell a staff member.")
+_PROBLEM = {"paper_out": ("Máy in hết giấy", "The printer is out of paper"),
+            "cover_open": ("Nắp máy in đang mở", "The printer cover is open"),
+            "offline": ("Máy in không hoạt động", "The printer is not working"),
+            "unknown": ("Máy in gặp sự cố", "The printer has a problem")}
+
+
+def not_printed(err: PrinterError) -> PrinterError:
+    """`err` worded for a citizen who has a number but no paper."""
+    vi, en = _PROBLEM.get(err.status, _PROBLEM["unknown"])
+    err.message_vi, err.message_en = NOT_PRINTED_VI.format(problem=vi), NOT_PRINTED_EN.format(problem=en)
+    return err
 
 
 ERRORS_BY_STATUS: dict[str, type[PrinterError]] = {e.status: e for e in (PaperOut, CoverOpen, PrinterOffline)}
@@ -85,11 +110,38 @@ class KioskPrinter(Protocol):
 class DriverPrinter:
     """The printer driver behind the kiosk's interface."""
 
-    def __init__(self, driver):
+    def __init__(self, driver, poll_s: float = 2.0):
         self.driver = driver             # qms.drivers.printer.TicketPrinter
+        self.poll_s = poll_s
+        self.reprinted = 0               # tickets printed again after a cut-off first try
+        self._status = "unknown"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._poll()                     # the first answer before the kiosk's first screen
+        self._poller = threading.Thread(target=self._poll_loop, name="printer-status", daemon=True)
+        self._poller.start()
 
     def status(self) -> str:
-        return self.driver.status().value
+        """The last known state; never blocks (the printer is asked on another thread)."""
+        return self._status
+
+    def refresh(self) -> None:
+        """Ask the printer again soon (after staff fixed it, say)."""
+        self._wake.set()
+
+    def _poll(self) -> None:
+        try:
+            self._status = self.driver.status().value
+        except Exception:  # noqa: BLE001 - a poller that dies would freeze the status shown
+            log.exception("printer status failed")
+            self._status = "unknown"
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self._poll()
 
     def print_ticket(self, ticket: PrintedTicket) -> None:
         from qms.drivers.ticket import TicketPrint
@@ -100,11 +152,18 @@ class DriverPrinter:
             people_ahead=ticket.people_ahead, est_wait_minutes=round(ticket.est_wait_s / 60) or None,
             qr_url=ticket.qr, offline=ticket.offline)
         try:
-            self.driver.print_ticket(job)
+            if self.driver.print_ticket(job):
+                self.reprinted += 1
         except ps.PrinterError as e:
-            raise ERRORS_BY_STATUS.get(e.status.value, PrinterError)(str(e)) from e
+            raise not_printed(ERRORS_BY_STATUS.get(e.status.value, PrinterError)(str(e))) from e
+        finally:
+            self._status = self.driver.last_status.value
+            self._wake.set()
 
     def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._poller.join(timeout=5)
         self.driver.close()
 
 

@@ -5,8 +5,8 @@ still waiting and cuts short one being played) and `busy()`.
 
 `VoiceSpeaker` is a small adapter over the hall display's voice stack, so both speak
 with the same engine, voice, audio device and volume schedule (`[voice]`):
-`qms.voice.packs.EspeakVoice` renders the words (pyttsx3 worker with a timeout, falling
-back to the espeak-ng command) and `qms.voice.player.Player` plays them (pygame.mixer,
+`qms.voice.packs.EspeakVoice` renders the words (the espeak-ng command, with a
+timeout) and `qms.voice.player.Player` plays them (pygame.mixer,
 one reserved channel). Before synthesis the text goes through `qms.kiosk.spoken`, which
 writes fees, deadlines and form codes out in words ("10.000 đ" → "mười nghìn đồng").
 A recorded voice pack only has the words of a call, so free text always uses the

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(
   mosquitto mosquitto-clients        # the broker (the demo and the tests start their own)
-  espeak-ng libespeak-ng1            # Vietnamese speech (pyttsx3 loads libespeak-ng.so.1)
+  espeak-ng libespeak-ng1            # Vietnamese speech (the espeak-ng command)
   sox                                # audio checks in tests
   fonts-dejavu-core fonts-noto-core  # fonts with every Vietnamese glyph
   python3-venv python3-dev

@@ -115,6 +115,24 @@ def test_no_module_imports_a_bare_top_level_name_of_ours():
     assert offenders == [], "import these through `qms.` (e.g. qms.mqtt.client)"
 
 
+def test_no_test_file_imports_another_test_file():
+    """Shared fixtures and helpers live in tests/support/; a test file importing another
+    runs that file's tests twice and ties unrelated tests together."""
+    offenders = []
+    for path in [*ROOT.joinpath("tests").rglob("*.py"), *ROOT.joinpath("bench").glob("*.py")]:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names
+                          if n.split(".")[-1].startswith("test_") or n.startswith(("tests.", "conftest"))]
+    assert offenders == [], "move what is shared to tests/support/"
+
+
 def test_import_contracts_hold_on_the_installed_layout(installed):
     env = dict(os.environ, PYTHONPATH=str(installed))
     r = run([tool("lint-imports"), "--no-cache", str(ROOT / "pyproject.toml")], cwd=installed, env=env)

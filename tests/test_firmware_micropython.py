@@ -6,26 +6,7 @@ Install once: `npm ci --prefix firmware_py/node` (scripts/setup.sh does it).
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = ROOT / "firmware_py" / "node"
-RUNNER = NODE_DIR / "run_micropython.mjs"
-PACKAGE = NODE_DIR / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
-
-
-def run_mp(script: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed: run scripts/setup.sh (apt-get install nodejs npm)")
-    if not PACKAGE.exists():
-        pytest.fail("MicroPython for Node is not installed: npm ci --prefix firmware_py/node")
-    return subprocess.run([node, str(RUNNER), str(script)], capture_output=True, text=True,
-                          timeout=timeout, cwd=NODE_DIR)
+from support.micropython import NODE_DIR, ROOT, run_mp  # noqa: F401
 
 
 def test_the_runner_is_real_micropython_1_27_and_reports_failure(tmp_path):

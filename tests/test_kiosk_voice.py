@@ -1,5 +1,5 @@
 """The kiosk's voice: procedure texts are read with numbers in words, through the hall
-display's voice stack (pyttsx3 over espeak-ng, pygame.mixer on SDL's dummy audio driver)."""
+display's voice stack (espeak-ng, pygame.mixer on SDL's dummy audio driver)."""
 from __future__ import annotations
 
 import re

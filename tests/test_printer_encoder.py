@@ -34,11 +34,12 @@ def test_golden_codepage_tcvn3_switches_table_per_letter_case():
 
 def test_golden_glyph_download_framing():
     data = encoder(vietnamese="glyphs").encode_items([Text("Đi")])
-    # '!' (0x21) is the first code the job's text does not use: Đ is downloaded there
+    # codes the job's text does not use ('-' of the rule and 'i' taken): 0x21-0x2C, 0x2E-0x68,
+    # 0x6A-0x7E; the longest run is filled first (one ESC & per run): Đ goes to '.' (0x2E)
     glyph = b"\x0c" + glyph_columns(cell_glyph("Đ"))
     assert len(glyph) == 1 + 12 * 3
-    assert data == (INIT + b"\x1b&\x03\x21\x21" + glyph + b"\x1b%\x01"
-                    + LINE_STYLE + b"\x1bt\x00!i\n" + b"\x1b%\x00" + CUT_PART)
+    assert data == (INIT + b"\x1b&\x03\x2e\x2e" + glyph + b"\x1b%\x01"
+                    + LINE_STYLE + b"\x1bt\x00.i\n" + b"\x1b%\x00" + CUT_PART)
 
 
 def test_glyph_codes_never_collide_with_text_of_the_job():

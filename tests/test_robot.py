@@ -151,7 +151,7 @@ def test_sensor_dims_and_wakes_the_screen(robot, mock_pins):
 
 
 def test_greeting_is_real_vietnamese_audio_through_the_display_voice(tmp_path, broker):
-    """The kiosk speaks through display's voice stack: pyttsx3/espeak-ng and pygame.mixer."""
+    """The kiosk speaks through display's voice stack: espeak-ng and pygame.mixer."""
     from qms.kiosk.voice import VoiceSpeaker
     cfg = load_config(make_config(tmp_path, broker.port, extra=ROBOT))
     spk = make_speaker(cfg)

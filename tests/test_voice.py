@@ -66,10 +66,9 @@ def test_espeak_synthesizes_a_plausible_call():
         voice.close()
 
 
-def test_espeak_command_fallback_gives_audio():
+def test_espeak_gives_audio_at_the_mixer_rate():
     voice = EspeakVoice(timeout=10)
     try:
-        voice._hung = True                              # as after a pyttsx3 hang
         rate, _, samples = wav_info(voice.render(call_tokens(21, 2)))
         assert rate == RATE and rms(samples) > 500
     finally:
@@ -263,3 +262,31 @@ def test_voice_cli_say_to_wav_and_check_pack(tmp_path, capsys):
     assert main(["voice", "check-pack", str(tmp_path / "p")]) == 1
     assert "xin_moi.wav" in capsys.readouterr().out
     assert main(["voice", "check-pack", str(tmp_path / "nope")]) == 1
+
+
+def test_audio_output_absent_at_boot_is_retried_until_it_appears(tmp_path, monkeypatch, tone_pack):
+    """SDL's disk output cannot open a file in a folder that does not exist yet: a sound card
+    that is not there at boot. The hall must speak once it appears, without a restart."""
+    folder = tmp_path / "card"
+    pygame.mixer.quit()
+    monkeypatch.setenv("SDL_AUDIODRIVER", "disk")
+    monkeypatch.setenv("SDL_DISKAUDIOFILE", str(folder / "mixer.raw"))
+    monkeypatch.setenv("SDL_DISKAUDIODELAY", "1")
+    player = Player(retry_s=0.1)
+    announcer = CallAnnouncer(tone_pack, player, VoiceConfig(repeat=1), chime=_wav(tone(CHIME_HZ, 150)))
+    try:
+        assert not player.ready.is_set()
+        early = announcer.announce(1001, 1)
+        assert announcer.wait_idle(10)
+        assert early.spoken_at is None and "no audio output" in early.error
+        folder.mkdir()                                      # the card appears
+        assert player.ready.wait(10)
+        late = announcer.announce(1002, 2)
+        assert announcer.wait_idle(20)
+        assert late.error is None and late.spoken_at is not None
+    finally:
+        announcer.close()
+        player.close()
+        pygame.mixer.quit()                                 # the output file is complete now
+    played, _ = decode((folder / "mixer.raw").read_bytes())
+    assert played == ["chime", *call_tokens(1002, 2)]

@@ -1,14 +1,10 @@
 """Staff alerts: retained on the real broker while true, cleared (empty retained) when resolved."""
 from __future__ import annotations
 
-import json
-import queue
-import uuid
-
 import pytest
 from support.site import make_config
 from support.wait import wait_until
-from support.web import WEB_EXTRA, counter, start_web, take
+from support.web import WEB_EXTRA, counter, retained_alerts, start_web, take
 
 from qms.config.site import load_config
 from qms.mqtt.client import MqttLink
@@ -19,27 +15,6 @@ from qms.protocol.topics import Topics
 def site_config(tmp_path, broker):       # the shared site plus a [web] section
     return make_config(tmp_path, broker.port, extra=WEB_EXTRA)
 
-
-def retained_alerts(cfg) -> dict[str, dict]:
-    """What a hall display or counter terminal connecting now would see. The broker sends
-    the retained alerts on subscribing; a marker published after that (not retained, on an
-    alert topic of its own) comes after them: once it is here, all of them are."""
-    got: queue.Queue = queue.Queue()
-    marker = Topics(cfg.site.id).alert("test-marker", uuid.uuid4().hex[:12])
-    link = MqttLink(cfg.mqtt, "alert-reader", subscriptions=[(Topics(cfg.site.id).all_alerts, 1)],
-                    on_message=lambda t, p, props: got.put((t, p))).start()
-    try:
-        assert link.wait_connected(10)
-        link.publish(marker, b"", qos=1)
-        out = {}
-        while True:
-            t, p = got.get(timeout=10)
-            if t == marker:
-                return out
-            if p:
-                out[t] = json.loads(p)
-    finally:
-        link.stop()
 
 
 def test_long_wait_and_long_pause_raise_and_clear_alerts(web, devices, site_config, site_clock):

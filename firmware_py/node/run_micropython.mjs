@@ -1,7 +1,10 @@
 // Runs a Python script under MicroPython 1.27 (the WebAssembly port, in this Node) with
 // the firmware package on the VM's filesystem, as /lib/firmware_py.
 //
-//   node run_micropython.mjs SCRIPT.py [--firmware DIR]
+//   node run_micropython.mjs SCRIPT.py [--firmware DIR] [--heap BYTES]
+//
+// DIR may hold .py sources or the .mpy files of `qms firmware build` (both are copied).
+// --heap sets MicroPython's GC heap (default 8 MB): e.g. 102400 for what an ESP32 leaves free.
 //
 // The script may use top-level `await` (it runs through runPythonAsync), so it can
 // yield to Node's event loop with `await asyncio.sleep(...)`. Exit status: 0 when the
@@ -15,9 +18,11 @@ import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 let firmware = resolve(here, "..");
+let heapsize = 8 * 1024 * 1024;
 const scripts = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--firmware") firmware = resolve(args[++i]);
+  else if (args[i] === "--heap") heapsize = parseInt(args[++i], 10);
   else scripts.push(resolve(args[i]));
 }
 if (scripts.length !== 1) {
@@ -31,7 +36,7 @@ function copyTree(FS, src, dst) {
     const path = join(src, name);
     if (statSync(path).isDirectory()) {
       if (name !== "node_modules" && name !== "__pycache__") copyTree(FS, path, dst + "/" + name);
-    } else if (name.endsWith(".py")) {
+    } else if (name.endsWith(".py") || name.endsWith(".mpy")) {
       FS.writeFile(dst + "/" + name, readFileSync(path));
     }
   }
@@ -40,7 +45,7 @@ function copyTree(FS, src, dst) {
 let mp;
 try {
   mp = await loadMicroPython({
-    heapsize: 8 * 1024 * 1024,
+    heapsize,
     stdout: (line) => process.stdout.write(line + "\n"),
     stderr: (line) => process.stderr.write(line + "\n"),
   });

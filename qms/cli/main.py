@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("qms.cli.config", "check a site config file"),
     "printer": ("qms.cli.printer", "ticket printer tools: preview, selftest, status"),
     "voice": ("qms.cli.voice", "voice tools: say a call, build a voice pack"),
+    "firmware": ("qms.cli.firmware", "counter box tools: write a config.json, build .mpy files"),
     "web": ("qms.web.server", "run the citizen ticket page, public board, booking API and staff alerts"),
     "report": ("qms.cli.report", "statistics for a day or a date range"),
     "simulate": ("qms.sim.simulate", "play a simulated day through the real service"),

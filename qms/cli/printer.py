@@ -115,7 +115,7 @@ def _preview(args, site, cfg: PrinterConfig, base: Path) -> int:
     out = Path(args.out or "artifacts/ticket-preview.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     r = render(data, cfg.paper_width_px, cfg.profile)
-    r.pages[-1].save(out)
+    r.last_page().save(out)
     seconds = len(data) * 10 / cfg.baudrate
     print(f"{out}: {cfg.vietnamese} mode, {cfg.paper_width_px} px, {len(data)} bytes "
           f"({seconds:.2f} s at {cfg.baudrate} baud)")
@@ -137,7 +137,7 @@ def _selftest(args, site, cfg: PrinterConfig, base: Path) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for mode, data in jobs:
             path = out / f"selftest-{mode}.png"
-            render(data, cfg.paper_width_px, cfg.profile).pages[-1].save(path)
+            render(data, cfg.paper_width_px, cfg.profile).last_page().save(path)
             print(f"{path}: {len(data)} bytes")
         return 0
     from qms.drivers.printer import make_printer
@@ -146,10 +146,14 @@ def _selftest(args, site, cfg: PrinterConfig, base: Path) -> int:
     printer = make_printer(cfg, base)
     try:
         for mode, data in jobs:
-            printer.print_job(data)
+            printer.print_job(data)          # returns once the printer confirmed it
+            if printer.simulator and cfg.cut == "none":
+                printer.simulator.tear()        # no cutter: the paper is torn off by hand
             print(f"{mode}: printed ({len(data)} bytes)")
         if printer.simulator:
-            printer.simulator.wait_tickets(len(jobs))
+            if not printer.simulator.wait_tickets(len(jobs)):
+                print("error: the simulated printer did not put out every job", file=sys.stderr)
+                return 1
             for path in printer.simulator.saved:
                 print(f"  simulated printer saved {path}")
     except PrinterError as e:

@@ -36,11 +36,11 @@ class VoiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     repeat: Annotated[int, msgspec.Meta(ge=1, le=5)] = 2
     region: Literal["north", "south"] = "north"     # linh/lẻ, nghìn/ngàn, tư/bốn
     reading: Literal["number", "digits"] = "number"  # 1005 as a number or digit by digit
-    source: Literal["tts", "pack"] = "tts"          # espeak-ng via pyttsx3, or recorded clips
+    source: Literal["tts", "pack"] = "tts"          # the espeak-ng command, or recorded clips
     pack: str = ""                       # voice pack folder (source = "pack")
     tts_voice: str = "vi"                # espeak-ng voice: vi, vi-vn-x-central, vi-vn-x-south
     tts_rate: Annotated[int, msgspec.Meta(ge=60, le=400)] = 150
-    tts_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0   # seconds; pyttsx3 can hang
+    tts_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0   # seconds for espeak-ng to say one phrase
     max_pending: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5     # older waiting calls are dropped
     gap_ms: Annotated[int, msgspec.Meta(ge=0, le=5000)] = 500       # silence between repeats
     chime: str = ""                      # WAV file; default a synthesized ding-dong

@@ -32,6 +32,10 @@ class KioskConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     catalog: str = ""
     # optional physical buttons: service id -> BCM pin (one touch = one ticket)
     buttons: dict[str, Pin] = {}
+    # after a button gave a ticket, presses of any button within this time give none: the
+    # same rule as the touch screen, where taps made while a ticket is issued and printed
+    # act on nothing (an impatient second press is not a second citizen). 0 = off.
+    button_guard_s: Annotated[float, msgspec.Meta(ge=0.0, le=60.0)] = 3.0
     # -- service robot profile (same program, `qms kiosk --robot`)
     robot: bool = False
     presence: Literal["none", "motion", "distance"] = "none"

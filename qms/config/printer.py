@@ -29,8 +29,9 @@ class TicketTexts(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     wait_vi: str = "Chờ dự kiến: ~{minutes} phút"
     wait_en: str = "Estimated wait: ~{minutes} min"
     issued_vi: str = "{time}  {date}"
-    qr_vi: str = "Quét mã để theo dõi lượt"
+    qr_vi: str = "Quét mã để theo dõi lượt"   # only when the QR carries a link (site.public_url)
     qr_en: str = "Scan to follow your turn"
+    reprint_mark: str = "IN LẠI / REPRINT"   # on a ticket printed again after a cut-off job
     offline_mark: str = "*"        # appended to the ticket id line of an offline ticket
 
     def __post_init__(self) -> None:
@@ -50,14 +51,28 @@ class PrinterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     backend: Literal["simulated", "serial", "usb", "network", "file"] = "simulated"
     device: str = "/dev/ttyUSB0"        # serial port, or file/device path for "file"
     baudrate: Literal[9600, 19200, 38400, 57600, 115200, 230400] = 115200
-    # large images overflow printer buffers without flow control
-    flow_control: Literal["rtscts", "xonxoff", "none"] = "rtscts"
+    # large images overflow printer buffers without flow control; "dsrdtr": the printer's
+    # DSR line says when it takes data (many thermal printers wire BUSY there)
+    flow_control: Literal["rtscts", "dsrdtr", "xonxoff", "none"] = "rtscts"
     chunk_bytes: Annotated[int, msgspec.Meta(ge=16, le=65536)] = 1024
     host: str = ""                      # network printers (raw TCP, usually port 9100)
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9100
     usb_vendor: Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)] = 0
     usb_product: Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)] = 0
+    # bulk endpoints; 0 = known for the model (0416:5011: 0x81/0x03), else python-escpos' 0x82/0x01
+    usb_in_ep: Annotated[int, msgspec.Meta(ge=0, le=0xFF)] = 0
+    usb_out_ep: Annotated[int, msgspec.Meta(ge=0, le=0xFF)] = 0
+    # longest a write may block (printer busy, CTS/DSR low, USB stalled) before the job fails
+    write_timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=60000)] = 3000
     status_timeout_ms: Annotated[int, msgspec.Meta(ge=20, le=5000)] = 300
+    # after an interrupted or unknown job the printer is cleared before the next one:
+    # "realtime": DLE ENQ 2 + DLE DC4 8 (clear buffers, processed on receipt; Epson TM and
+    # most compatibles), then ESC @; "pad": NUL bytes that complete any command a cut-off
+    # job left open, then ESC @ (printers without real-time commands; slower)
+    recovery: Literal["realtime", "pad"] = "realtime"
+    # a ticket whose job was cut off is printed again (marked "IN LẠI / REPRINT") if the
+    # printer is back within this time; otherwise the kiosk reports it as not printed
+    reprint_window_s: Annotated[float, msgspec.Meta(ge=0.0, le=120.0)] = 10.0
     out_dir: str = "tickets"            # simulated backend: ticket PNGs, relative to paths.state_dir
     # -- printer model ----------------------------------------------------
     profile: str = "default"            # python-escpos printer profile name

@@ -44,6 +44,15 @@ class TicketRefused(Event, tag="ticket.refused", kw_only=True):
     dev: str = ""
 
 
+class TicketPrintFailed(Event, tag="ticket.print_failed", kw_only=True):
+    """A kiosk could not print an issued ticket; the ticket stays in the queue."""
+    ticket_id: str
+    number: int
+    service: str
+    reason: str
+    dev: str = ""
+
+
 class TicketCalled(Event, tag="ticket.called", kw_only=True):
     ticket_id: str
     number: int
@@ -98,7 +107,8 @@ class RatingSubmitted(Event, tag="rating.submitted", kw_only=True):
 
 AnyEvent = (
     TicketIssued | TicketRenumbered | TicketRefused | TicketCalled | TicketRecalled |
-    TicketNoShow | TicketDone | TicketTransferred | CounterPaused | CounterResumed | RatingSubmitted
+    TicketNoShow | TicketDone | TicketTransferred | CounterPaused | CounterResumed | RatingSubmitted |
+    TicketPrintFailed
 )
 
 

@@ -317,6 +317,9 @@ class QueueCore:
     def _on_TicketRefused(self, e: ev.TicketRefused) -> None:
         pass
 
+    def _on_TicketPrintFailed(self, e: ev.TicketPrintFailed) -> None:
+        pass                                # the ticket keeps its place: nothing changes
+
     def _on_TicketCalled(self, e: ev.TicketCalled) -> None:
         t = self.tickets[e.ticket_id]
         c = self.counters[e.counter]

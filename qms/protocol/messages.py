@@ -22,6 +22,7 @@ from qms.core.events import (  # noqa: F401 - re-exported, same names as before
     TicketDone,
     TicketIssued,
     TicketNoShow,
+    TicketPrintFailed,
     TicketRecalled,
     TicketRefused,
     TicketRenumbered,
@@ -62,6 +63,15 @@ class TicketOffline(Command, tag="ticket.offline", kw_only=True):
     priority: Id | None = None
     number: Number
     issued_at: Ms
+
+
+class TicketPrintFailure(Command, tag="ticket.print_failed", kw_only=True):
+    """A kiosk issued this ticket but could not print it (the citizen has it on screen)."""
+    ticket_id: TicketId
+    number: Number
+    service: Id
+    reason: Literal["paper_out", "cover_open", "offline", "unknown"] = "unknown"
+    detail: Reason = ""
 
 
 class CounterNext(Command, tag="counter.next", kw_only=True):
@@ -116,17 +126,17 @@ class CommandVoid(Command, tag="cmd.void", kw_only=True):
 
 
 AnyCommand = (
-    CommandVoid | TicketRequest | TicketOffline | CounterNext | CounterRecall | CounterNoShow |
-    CounterDone | CounterTransfer | CounterPause | CounterResume | CounterCall | RatingSubmit |
-    NoticeSet
+    CommandVoid | TicketRequest | TicketOffline | TicketPrintFailure | CounterNext | CounterRecall |
+    CounterNoShow | CounterDone | CounterTransfer | CounterPause | CounterResume | CounterCall |
+    RatingSubmit | NoticeSet
 )
 COUNTER_COMMANDS = (CounterNext, CounterRecall, CounterNoShow, CounterDone, CounterTransfer,
                     CounterPause, CounterResume, CounterCall)
 
 # which device roles may send which commands (the ACL enforces the topic, this the type)
 ROLE_COMMANDS: dict[str, tuple[type, ...]] = {
-    "kiosk": (TicketRequest, TicketOffline),
-    "robot": (TicketRequest, TicketOffline),
+    "kiosk": (TicketRequest, TicketOffline, TicketPrintFailure),
+    "robot": (TicketRequest, TicketOffline, TicketPrintFailure),
     "web": (TicketRequest,),
     "counter": COUNTER_COMMANDS + (RatingSubmit,),
     "admin": (NoticeSet,),

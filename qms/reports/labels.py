@@ -31,6 +31,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "minutes": ("phút", "min"),
     "refused_detail": ("Từ chối cấp số: hết số trong ngày {0}, quá giờ cấp số {1}, khác {2}",
                        "Tickets refused: daily cap {0}, past cut-off {1}, other {2}"),
+    "print_failed": ("Vé đã cấp nhưng máy in không in được: {0}", "Tickets issued but not printed: {0}"),
     "skipped": ("Bỏ qua {0} bản ghi hỏng trong nhật ký", "Skipped {0} damaged log rows"),
     "no_data": ("Không có dữ liệu", "No data"),
     "no_ratings": ("Chưa có đánh giá", "No ratings"),

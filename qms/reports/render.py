@@ -79,6 +79,7 @@ def render_table(report: Report, lang: str = "vi") -> str:
     lines += [word("section.ratings", lang),
               *_ratings_table([t] + report.section("service") + report.section("counter"), report, lang), ""]
     lines.append(word("refused_detail", lang, t.refused_cap, t.refused_cutoff, t.refused_other))
+    lines.append(word("print_failed", lang, t.print_failed))
     if report.skipped_events:
         lines.append(word("skipped", lang, report.skipped_events))
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ counter, hour of day, day). What belongs where:
 - served, service time (done - last call), priority served, no-shows: by the service and
   counter that served (or last called) it, and the hour that happened.
 - transferred: by the service being served and the counter that transferred it.
-- refused, ratings: as the event says.
+- refused, ratings, print_failed (issued tickets a kiosk could not print): as the event says.
 
 Median is the usual median; p90 is the nearest-rank 90th percentile (the smallest value
 with at least 90 % of values at or below it), so every figure is a real observed wait.
@@ -68,6 +68,7 @@ class Figures(msgspec.Struct, kw_only=True):
     rating_4: int = 0
     rating_5: int = 0
     rating_mean: float | None = None
+    print_failed: int = 0
 
     @property
     def refused(self) -> int:
@@ -117,12 +118,12 @@ def _minutes(ms: float | None) -> float | None:
 class _Acc:
     __slots__ = ("issued", "served", "no_show", "transferred", "refused_cap", "refused_cutoff",
                  "refused_other", "not_called", "priority_served", "waits", "service_times",
-                 "ratings")
+                 "ratings", "print_failed")
 
     def __init__(self) -> None:
         self.issued = self.served = self.no_show = self.transferred = 0
         self.refused_cap = self.refused_cutoff = self.refused_other = 0
-        self.not_called = self.priority_served = 0
+        self.not_called = self.priority_served = self.print_failed = 0
         self.waits: list[int] = []
         self.service_times: list[int] = []
         self.ratings = [0] * 6
@@ -138,6 +139,7 @@ class _Acc:
             transferred=self.transferred, refused_cap=self.refused_cap,
             refused_cutoff=self.refused_cutoff, refused_other=self.refused_other,
             not_called=self.not_called, priority_served=self.priority_served,
+            print_failed=self.print_failed,
             wait_median_min=_minutes(median(waits)), wait_p90_min=_minutes(nearest_rank(waits, 0.9)),
             wait_max_min=_minutes(waits[-1] if waits else None),
             within_target_pct=round(100.0 * sum(1 for w in waits if w <= target_ms) / len(waits), 1)
@@ -261,6 +263,9 @@ def _fold_point(groups: _Groups, point_key: str, multi: bool, cfg: SiteConfig, r
                     a.refused_cutoff += 1
                 else:
                     a.refused_other += 1
+        elif kind == "ticket.print_failed":
+            for a in event_groups(r.service, None, r.at):
+                a.print_failed += 1
         elif kind == "rating.submitted":
             if 1 <= r.level <= 5:
                 for a in event_groups(r.service, r.counter, r.at):

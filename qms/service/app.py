@@ -49,7 +49,7 @@ STATE_INTERVAL_S = 0.02      # under load, retained state goes out at most this 
 # retained state is published again on every reconnect; the other facts are for live
 # views, and the log and the retained state hold the truth. A PUBACK for each would
 # double the packets per command.
-QOS_CALL_FACTS = {"ticket.called", "ticket.recalled"}
+QOS_CALL_FACTS = {"ticket.called", "ticket.recalled", "ticket.print_failed"}   # the last: staff alert
 QOS_ACK, QOS_STATE = 0, 0
 
 
@@ -286,6 +286,15 @@ class CentralService:
             self.core.apply(e)
             self.store.append(self.core.day, e)
 
+    def _print_failed(self, cmd: m.TicketPrintFailure, now: int) -> tuple[dict | None, list[m.Event]]:
+        """A kiosk could not print a ticket: a fact for the log, the reports and a staff
+        alert; the ticket keeps its place (the citizen has the number on screen)."""
+        events = [m.TicketPrintFailed(at=now, ticket_id=cmd.ticket_id, number=cmd.number,
+                                      service=cmd.service, reason=cmd.reason, dev=cmd.dev)]
+        self._apply(events)
+        log.warning("%s could not print ticket %d (%s) %s", cmd.dev, cmd.number, cmd.reason, cmd.detail)
+        return None, events
+
     def _counter_of(self, dev: str) -> int:
         d = self.cfg.device(dev)
         if d is None or d.role != "counter" or d.counter is None:
@@ -312,6 +321,8 @@ class CentralService:
             events = core.accept_offline(now, cmd)
             self._apply(events)
             return {"ticket": core.ticket_view(core.tickets[cmd.ticket_id], now)}, events
+        if isinstance(cmd, m.TicketPrintFailure):
+            return self._print_failed(cmd, now)
         if isinstance(cmd, m.NoticeSet):
             notice = _enc.encode({"v": 1, "text_vi": cmd.text_vi, "text_en": cmd.text_en, "at": now})
             self.store.put("notice", notice)

@@ -3,19 +3,19 @@
 Both sources take the same tokens (whole phrases and single number words, NFC) and
 return the bytes of one WAV file:
 
-- `EspeakVoice`: pyttsx3 over espeak-ng, voice `vi`. pyttsx3 keeps process-global state
-  and some versions hang in `runAndWait`, so one worker thread owns the engine and every
-  request has a timeout; after a hang the source falls back to the `espeak-ng` command
-  (identical audio) which can be killed.
+- `EspeakVoice`: the `espeak-ng` command, voice `vi`, one process per phrase (cached).
+  It used to go through pyttsx3, which queues `rate`/`voice` as commands of its own loop:
+  in 2 of 12 process starts the first phrase came out at pyttsx3's default 200 wpm, and
+  the cache kept replaying it; some versions also hang in `runAndWait`. The command takes
+  `-s RATE -v VOICE` on every call, is deterministic (same text, same bytes), and can be
+  killed on a timeout (tests/test_voice_rate.py measures it).
 - `VoicePack`: a folder of recorded clips, one per token, joined at run time — centers
   prefer a natural human voice. `build_pack` makes a default pack with espeak-ng.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
-import queue
 import shutil
 import subprocess
 import tempfile
@@ -71,61 +71,10 @@ class VoiceSource(Protocol):
 class EspeakVoice:
     def __init__(self, voice: str = "vi", rate: int = 150, timeout: float = 5.0, cache: int = 64):
         self.voice, self.rate, self.timeout = voice, rate, timeout
-        self._requests: queue.Queue = queue.Queue()
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_size = cache
+        self._lock = threading.Lock()
         self._tmp = Path(tempfile.mkdtemp(prefix="qms-tts-"))
-        self._hung = False
-        self._thread = threading.Thread(target=self._worker, name="tts", daemon=True)
-        self._thread.start()
-
-    # the engine lives only on this thread
-    def _worker(self) -> None:
-        engine = None
-        n = 0
-        finished = threading.Event()
-        while True:
-            item = self._requests.get()
-            if item is None:
-                break
-            text, done = item
-            try:
-                if engine is None:
-                    import pyttsx3
-                    engine = pyttsx3.init("espeak")
-                    # espeak runs asynchronously (AUDIO_OUTPUT_RETRIEVAL): runAndWait can return
-                    # before the WAV is written; the driver signals the end after writing it
-                    engine.connect("finished-utterance", lambda **_: finished.set())
-                engine.setProperty("voice", self.voice)
-                engine.setProperty("rate", self.rate)
-                n += 1
-                path = self._tmp / f"say-{n}.wav"
-                finished.clear()
-                engine.save_to_file(text, str(path))   # exactly one per runAndWait
-                # the espeak driver prints "Audio saved to ..." on stdout; keep stdout clean
-                with contextlib.redirect_stdout(io.StringIO()):
-                    engine.runAndWait()
-                    ok = finished.wait(self.timeout)
-                if not ok:
-                    continue                           # the caller times out and falls back
-                done.put(path.read_bytes())
-                path.unlink(missing_ok=True)
-            except Exception as e:  # noqa: BLE001 - reported to the caller
-                done.put(e)
-
-    def _via_pyttsx3(self, text: str) -> bytes:
-        done: queue.Queue = queue.Queue(maxsize=1)
-        self._requests.put((text, done))
-        try:
-            out = done.get(timeout=self.timeout)
-        except queue.Empty:
-            self._hung = True
-            log.error("pyttsx3 did not answer in %.1f s; using the espeak-ng command from now on",
-                      self.timeout)
-            return self._via_command(text)
-        if isinstance(out, Exception):
-            raise VoiceError(f"text to speech failed: {out}") from out
-        return out
 
     def _via_command(self, text: str) -> bytes:
         exe = shutil.which("espeak-ng")
@@ -133,32 +82,31 @@ class EspeakVoice:
             raise VoiceError("espeak-ng is not installed (apt-get install espeak-ng)")
         with tempfile.NamedTemporaryFile(suffix=".wav", dir=self._tmp) as f:
             try:
-                subprocess.run([exe, "-v", self.voice, "-s", str(self.rate), "-w", f.name, text],
+                # "--" : a phrase is never read as an option
+                subprocess.run([exe, "-v", self.voice, "-s", str(self.rate), "-w", f.name, "--", text],
                                check=True, timeout=self.timeout, capture_output=True)
+            except subprocess.CalledProcessError as e:
+                raise VoiceError(f"espeak-ng failed: {e.stderr.decode(errors='replace').strip() or e}") from e
             except (subprocess.SubprocessError, OSError) as e:
                 raise VoiceError(f"espeak-ng failed: {e}") from e
             return Path(f.name).read_bytes()
 
     def render(self, tokens: list[str]) -> bytes:
         text = sentence(tokens)
-        if text in self._cache:
-            self._cache.move_to_end(text)
-            return self._cache[text]
-        wav = self._via_command(text) if self._hung else self._via_pyttsx3(text)
-        if len(wav) <= 44 and not self._hung:
-            # pyttsx3 now and then reports an utterance finished before its file holds audio
-            # (seen under heavy load): say it with the espeak-ng command rather than nothing
-            log.warning("pyttsx3 gave an empty file for %r; using the espeak-ng command for it", text)
-            wav = self._via_command(text)
+        with self._lock:
+            if text in self._cache:
+                self._cache.move_to_end(text)
+                return self._cache[text]
+        wav = self._via_command(text)
         if len(wav) <= 44:
             raise VoiceError(f"text to speech produced no audio for {text!r}")
-        self._cache[text] = wav
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[text] = wav
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
         return wav
 
     def close(self) -> None:
-        self._requests.put(None)
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 

@@ -2,6 +2,8 @@
 
   qms/v1/<site>/alert/wait/<service id>   someone has waited longer than alert_wait_minutes
   qms/v1/<site>/alert/pause/<counter n>   a counter has been paused longer than alert_pause_minutes
+  qms/v1/<site>/alert/print/<device>      a kiosk could not print an issued ticket (the fact
+                                          ticket.print_failed) in the last PRINT_ALERT_MINUTES
 
 An active alert is retained JSON (see docs/web.md); a resolved one is cleared with an
 empty retained payload, which removes it from the broker. Alerts left on the broker by a
@@ -23,28 +25,48 @@ log = logging.getLogger("qms.web.alerts")
 Publish = Callable[[str, bytes], None]      # topic, payload (retained, QoS 1)
 
 
+PRINT_ALERT_MINUTES = 15          # a kiosk's last unprinted ticket stays an alert this long
+_PRINT_REASON_VI = {"paper_out": "hết giấy", "cover_open": "nắp máy in mở", "offline": "máy in không hoạt động",
+                    "unknown": "máy in không trả lời"}
+
+
 def _minutes(ms: int) -> int:
     return max(0, ms) // 60_000
 
 
 class AlertWatcher:
-    KINDS = ("wait", "pause")
+    KINDS = ("wait", "pause", "print")
 
     def __init__(self, cfg: SiteConfig, replica: Replica, publish: Publish):
         self.cfg, self.replica, self.publish = cfg, replica, publish
         self.topics = Topics(cfg.site.id)
         self._current: dict[str, bytes] = {}      # topic -> payload we published
+        self._print_failed: dict[str, dict] = {}  # device -> its last ticket.print_failed fact
         self._lock = threading.Lock()
 
     @property
     def subscriptions(self) -> list[tuple[str, int]]:
-        return [(self.topics.alert(k, "+"), 1) for k in self.KINDS]
+        return [(self.topics.alert(k, "+"), 1) for k in self.KINDS] + [
+            (self.topics.event("ticket.print_failed"), 1)]
 
     def on_retained(self, topic: str, payload: bytes) -> None:
-        """A retained alert seen on the broker (maybe from before a restart)."""
+        """A retained alert seen on the broker (maybe from before a restart), or a fact."""
+        if topic == self.topics.event("ticket.print_failed"):
+            self._on_print_failed(payload)
+            return
         with self._lock:
             if payload and topic not in self._current:
                 self._current[topic] = b"?"        # unknown content: check() decides
+
+    def _on_print_failed(self, payload: bytes) -> None:
+        try:
+            fact = json.loads(payload)
+            dev, at, number = str(fact["dev"] or "kiosk"), int(fact["at"]), int(fact["number"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a ticket.print_failed fact that is not well formed: %r", payload[:200])
+            return
+        with self._lock:
+            self._print_failed[dev] = {"at": at, "number": number, "reason": str(fact.get("reason", ""))}
 
     def resend(self) -> None:
         """After a reconnect: publish every alert again on the next check (and clear stale ones)."""
@@ -87,6 +109,19 @@ class AlertWatcher:
                                           f"(cho phép {web.alert_pause_minutes} phút).",
                             "message_en": f"Counter {n} has been paused for {m} min "
                                           f"(allowed {web.alert_pause_minutes} min)."}
+        with self._lock:
+            failures = dict(self._print_failed)
+        for dev, f in failures.items():
+            if now - f["at"] > PRINT_ALERT_MINUTES * 60_000:
+                continue
+            why = _PRINT_REASON_VI.get(f["reason"], _PRINT_REASON_VI["unknown"])
+            out[self.topics.alert("print", dev)] = {
+                "kind": "print", "key": dev, "since": f["at"], "value_min": _minutes(now - f["at"]),
+                "target_min": 0, "number": f["number"], "reason": f["reason"],
+                "message_vi": f"{dev}: vé số {f['number']} chưa in được ({why}). Vui lòng kiểm tra "
+                              f"máy in và hướng dẫn người dân mang số trên màn hình.",
+                "message_en": f"{dev}: ticket {f['number']} was not printed ({f['reason'] or 'unknown'}). "
+                              f"Please check the printer and help the citizen with the number on screen."}
         return out
 
     def check(self, now: int) -> dict[str, bytes]:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import queue
+import uuid
 
 import pytest
 
 from qms.config.site import load_config
+from qms.mqtt.client import MqttLink
 from qms.mqtt.device import Device
+from qms.protocol.topics import Topics
 from qms.web.server import WebApp, new_token
 
 BOOK_TOKEN, BOOK_SHA = new_token()
@@ -122,3 +126,24 @@ def booking(site_clock, **over) -> dict:
     # the test clock is a Tuesday at 09:00 in Vietnam
     return {"service": "ho-tich", "date": today(site_clock), "from": "09:00", "to": "10:00",
             "reference": REF_A, **over}
+
+def retained_alerts(cfg) -> dict[str, dict]:
+    """What a hall display or counter terminal connecting now would see. The broker sends
+    the retained alerts on subscribing; a marker published after that (not retained, on an
+    alert topic of its own) comes after them: once it is here, all of them are."""
+    got: queue.Queue = queue.Queue()
+    marker = Topics(cfg.site.id).alert("test-marker", uuid.uuid4().hex[:12])
+    link = MqttLink(cfg.mqtt, "alert-reader", subscriptions=[(Topics(cfg.site.id).all_alerts, 1)],
+                    on_message=lambda t, p, props: got.put((t, p))).start()
+    try:
+        assert link.wait_connected(10)
+        link.publish(marker, b"", qos=1)
+        out = {}
+        while True:
+            t, p = got.get(timeout=10)
+            if t == marker:
+                return out
+            if p:
+                out[t] = json.loads(p)
+    finally:
+        link.stop()
