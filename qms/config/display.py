@@ -38,6 +38,9 @@ class VoiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reading: Literal["number", "digits"] = "number"  # 1005 as a number or digit by digit
     source: Literal["tts", "pack"] = "tts"          # the espeak-ng command, or recorded clips
     pack: str = ""                       # voice pack folder (source = "pack")
+    # "espeak-ng": the command, rate and voice given with every phrase (default, measured
+    # reliable); "pyttsx3": the same voices through pyttsx3 (docs/voice.md says when)
+    tts_engine: Literal["espeak-ng", "pyttsx3"] = "espeak-ng"
     tts_voice: str = "vi"                # espeak-ng voice: vi, vi-vn-x-central, vi-vn-x-south
     tts_rate: Annotated[int, msgspec.Meta(ge=60, le=400)] = 150
     tts_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0   # seconds for espeak-ng to say one phrase

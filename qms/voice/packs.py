@@ -14,8 +14,10 @@ return the bytes of one WAV file:
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import queue
 import shutil
 import subprocess
 import tempfile
@@ -107,6 +109,75 @@ class EspeakVoice:
         return wav
 
     def close(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class Pyttsx3Voice:
+    """The same phrases through pyttsx3 (its espeak driver), for `tts_engine = "pyttsx3"`.
+
+    Not the default: pyttsx3 queues `rate` and `voice` as commands of its own loop, and in
+    2 of 12 process starts its first phrase came out at its default 200 wpm
+    (tests/test_voice_rate.py measures the espeak-ng command instead). Kept for systems
+    where another pyttsx3 driver is the only speech there is. A phrase pyttsx3 does not
+    deliver within `timeout` is said with the espeak-ng command, and so is every later one.
+    """
+
+    def __init__(self, voice: str = "vi", rate: int = 150, timeout: float = 5.0, cache: int = 64):
+        self.voice, self.rate, self.timeout = voice, rate, timeout
+        self._fallback = EspeakVoice(voice, rate, timeout, cache)
+        self._requests: queue.Queue = queue.Queue()
+        self._tmp = Path(tempfile.mkdtemp(prefix="qms-pyttsx3-"))
+        self._hung = False
+        self._thread = threading.Thread(target=self._worker, name="pyttsx3", daemon=True)
+        self._thread.start()
+
+    def _worker(self) -> None:               # the engine lives only on this thread
+        engine = None
+        finished = threading.Event()
+        n = 0
+        while (item := self._requests.get()) is not None:
+            text, done = item
+            try:
+                if engine is None:
+                    import pyttsx3
+                    engine = pyttsx3.init("espeak")
+                    # the espeak driver writes the file asynchronously and signals its end
+                    engine.connect("finished-utterance", lambda **_: finished.set())
+                engine.setProperty("voice", self.voice)
+                engine.setProperty("rate", self.rate)
+                n += 1
+                path = self._tmp / f"say-{n}.wav"
+                finished.clear()
+                engine.save_to_file(text, str(path))
+                with contextlib.redirect_stdout(io.StringIO()):   # it prints "Audio saved to"
+                    engine.runAndWait()
+                    if not finished.wait(self.timeout):
+                        continue                  # the caller times out and falls back
+                done.put(path.read_bytes())
+                path.unlink(missing_ok=True)
+            except Exception as e:  # noqa: BLE001 - reported to the caller
+                done.put(e)
+
+    def render(self, tokens: list[str]) -> bytes:
+        if self._hung:
+            return self._fallback.render(tokens)
+        done: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put((sentence(tokens), done))
+        try:
+            out = done.get(timeout=self.timeout)
+        except queue.Empty:
+            self._hung = True
+            log.error("pyttsx3 did not answer in %.1f s; using the espeak-ng command from now on", self.timeout)
+            return self._fallback.render(tokens)
+        if isinstance(out, Exception) or len(out) <= 44:
+            log.warning("pyttsx3 failed (%s); this phrase goes through the espeak-ng command",
+                        out if isinstance(out, Exception) else "empty file")
+            return self._fallback.render(tokens)
+        return out
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._fallback.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
@@ -208,4 +279,6 @@ def make_voice(cfg, base: Path | None = None) -> VoiceSource:
         if not folder.is_absolute() and base is not None:
             folder = base / folder
         return VoicePack(folder)
+    if cfg.tts_engine == "pyttsx3":
+        return Pyttsx3Voice(cfg.tts_voice, cfg.tts_rate, cfg.tts_timeout)
     return EspeakVoice(cfg.tts_voice, cfg.tts_rate, cfg.tts_timeout)
