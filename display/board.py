@@ -51,6 +51,7 @@ class ServiceView(msgspec.Struct):
     waiting_priority: int = 0
     est_wait_s: int | None = None
     open: bool = True
+    away: dict | None = None       # every counter serving it is away (QueueCore.service_view)
 
 
 class CallView(msgspec.Struct):

@@ -12,8 +12,10 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pygame
 
+from qms.core.wait_text import short_phrase
 from qms.display.board import (
     ALERTS,
     ALL_REGIONS,
@@ -63,11 +65,11 @@ class Fonts:
     def __init__(self, regular: str = "", bold: str = ""):
         self.paths = {False: find_font(False, regular), True: find_font(True, bold)}
 
-    @functools.lru_cache(maxsize=256)
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (one Fonts per display, for its lifetime)
     def get(self, size: int, bold: bool = False) -> pygame.font.Font:
         return pygame.font.Font(self.paths[bold], max(6, size))
 
-    @functools.lru_cache(maxsize=1024)
+    @functools.lru_cache(maxsize=1024)  # noqa: B019
     def fit_size(self, text: str, width: int, height: int, bold: bool = False) -> int:
         """The largest size (by line height) at which `text` fits in width x height."""
         lo, hi = 6, max(6, int(height * 0.95))
@@ -349,16 +351,23 @@ class BoardRenderer:
         row_h = area.height // per_col
         col_w = area.width // cols
         count_w = col_w // (7 if cols == 1 else 5)
+        wait_w = col_w // (4 if cols == 1 else 3)
         for i, s in enumerate(services):
             row = pygame.Rect(area.left + (i // per_col) * col_w, area.top + (i % per_col) * row_h,
                               col_w - (12 if cols > 1 else 0), row_h)
             name = self.service_names.get(s.service, s.service)
-            name_box = pygame.Rect(row.left, row.top, row.width - count_w - 8, row.height)
+            name_box = pygame.Rect(row.left, row.top, row.width - count_w - wait_w - 16, row.height)
             self._blit(f.render_wrapped(name, name_box.width, int(row.height * 0.85), TEXT,
                                          max_size=int(row.height * 0.45)), name_box)
             color = TEXT if s.open else PAUSED
+            count_box = pygame.Rect(name_box.right + 8, row.top, count_w, row.height)
             self._blit(f.render_fit(str(s.waiting), count_w, int(row.height * 0.75), color, bold=True),
-                       pygame.Rect(row.right - count_w, row.top, count_w, row.height), "right")
+                       count_box, "right")
+            # the wait a new ticket would get: the estimate the kiosk and the phone page show
+            wait = short_phrase(msgspec.structs.asdict(s), self.tz)
+            self._blit(f.render_fit(wait, wait_w, int(row.height * 0.45), ACCENT,
+                                    max_size=int(row.height * 0.45)),
+                       pygame.Rect(row.right - wait_w, row.top, wait_w, row.height), "right")
 
     def _draw_alerts(self, rect: pygame.Rect, t: float) -> None:
         """For staff, discreet: a small red "Cảnh báo" badge and the alerts' Vietnamese

@@ -14,6 +14,7 @@ import math
 import pygame
 
 from qms.config.site import SiteConfig
+from qms.core.wait_text import away_phrase, menu_phrase, wait_phrase
 from qms.kiosk import ui
 from qms.kiosk.catalog import Catalog, Procedure
 from qms.kiosk.printing import PrintedTicket
@@ -111,10 +112,8 @@ def waiting_line(v: View, service_id: str) -> str:
     view = v.service_views.get(service_id)
     if not view:
         return ""
-    n = int(view.get("waiting", 0))
-    if n == 0:
-        return v.tr("waiting_none")
-    return v.tr("waiting", n=n, m=max(1, round(int(view.get("est_wait_s", 0)) / 60)))
+    vi, en = menu_phrase(view, v.cfg.tz)      # the words the board and the phone page use too
+    return en if v.lang == "en" else vi
 
 
 # ---------------------------------------------------------------- screens
@@ -274,9 +273,12 @@ def _number_block(surface: pygame.Surface, v: View, area: pygame.Rect, u: float)
         label += f" · {v.tr('priority')}"
     ui.text(surface, label, svc, int(5.5 * u), max_lines=2, min_size=int(4 * u))
     ahead = pygame.Rect(area.left, svc.bottom, area.width, area.bottom - svc.bottom)
-    m = round(tk.est_wait_s / 60)
-    line = v.tr("ahead_wait", n=tk.people_ahead, m=m) if m > 0 and tk.people_ahead else \
-        v.tr("ahead", n=tk.people_ahead)
+    # the wait printed on the ticket, whoever is ahead; and why, when every counter is away
+    wait = wait_phrase(tk.est_wait_s)
+    line = v.tr("ahead_wait", n=tk.people_ahead, wait=wait[1] if v.lang == "en" else wait[0])
+    why = away_phrase((v.service_views.get(tk.service) or {}).get("away"), v.cfg.tz)
+    if why is not None:
+        line += "\n" + (why[1] if v.lang == "en" else why[0])
     ui.text(surface, line, ahead, int(5 * u), ui.DIM_TEXT, max_lines=2, min_size=int(4 * u))
 
 

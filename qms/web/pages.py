@@ -16,6 +16,7 @@ import qrcode
 import qrcode.image.svg
 
 from qms.config.site import SiteConfig
+from qms.core.wait_text import away_phrase, new_ticket_phrase, wait_phrase
 
 _e = html.escape
 
@@ -25,15 +26,7 @@ def t(vi: str, en: str) -> str:
     return f'<span lang="vi">{_e(vi)}</span><span lang="en">{_e(en)}</span>'
 
 
-def wait_text(seconds: int) -> tuple[str, str]:
-    m = round(seconds / 60)
-    if m < 1:
-        return "dưới 1 phút", "under 1 minute"
-    if m < 60:
-        return f"khoảng {m} phút", f"about {m} min"
-    h, r = divmod(m, 60)
-    return (f"khoảng {h} giờ {r} phút" if r else f"khoảng {h} giờ",
-            f"about {h} h {r} min" if r else f"about {h} h")
+wait_text = wait_phrase          # the words every face uses (qms/core/wait_text.py)
 
 
 def counter_name(cfg: SiteConfig, n: int) -> tuple[str, str]:
@@ -79,6 +72,7 @@ def ticket_fragment(cfg: SiteConfig, view: dict) -> tuple[str, bool]:
         body = (_row(t("Số người đang chờ trước bạn", "People ahead of you"),
                      f'<b id="ahead">{view["people_ahead"]}</b>', "big") +
                 _row(t("Thời gian chờ dự kiến", "Estimated wait"), f'<b id="wait">{t(*wait)}</b>') +
+                (f'<p class="away" id="away">{t(*why)}</p>' if (why := away_phrase(view.get("away"), cfg.tz)) else "") +
                 f'<p class="hint">{t("Trang này tự cập nhật. Bạn có thể đi đâu đó gần đây và quay lại khi sắp đến lượt.", "This page updates by itself. You may step out and come back when your turn is near.")}</p>')
         return f'<section class="ticket waiting" data-state="waiting">{head}{body}</section>', False
     if state == "called":
@@ -150,7 +144,7 @@ def board_fragment(cfg: SiteConfig, board: dict) -> str:
                         f'<span class="cs">{what}</span></li>')
     services = []
     for sv in board["services"]:
-        wait = t(*wait_text(sv["est_wait_s"])) if sv["waiting"] else "–"
+        wait = t(*new_ticket_phrase(sv, cfg.tz))        # what the kiosk menu says for a new ticket
         services.append(f'<tr><td>{t(*_service(cfg, sv["service"]))}</td><td class="n">{sv["waiting"]}</td>'
                         f'<td>{wait}</td></tr>')
     notice = board.get("notice") or {}
