@@ -505,6 +505,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, help=argparse.SUPPRESS)   # tests/bench: stop after N frames
     p.add_argument("--demo-visitors", type=float, metavar="SECONDS",
                    help="demo: simulated citizens touch the screen about every SECONDS when it is idle")
+    p.add_argument("--demo-services", help="demo: comma-separated services the simulated citizens choose from")
 
 
 def _parse_size(s: str) -> tuple[int, int]:
@@ -545,7 +546,7 @@ def run(args) -> int:
         visitors = None
         if args.demo_visitors:
             from qms.sim.visitors import DemoVisitors
-            visitors = DemoVisitors(args.demo_visitors)
+            visitors = DemoVisitors(args.demo_visitors, services=[x for x in (args.demo_services or "").split(",") if x])
         app.run(frames=args.frames, on_ready=lambda: print("kiosk ready: idle screen drawn", flush=True),
                 visitors=visitors)
     except KeyboardInterrupt:

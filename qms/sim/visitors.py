@@ -14,8 +14,9 @@ WEIGHTS = {"chung-thuc": 8, "nhan-ket-qua": 3, "ho-tich": 2}
 
 
 class DemoVisitors:
-    def __init__(self, every_s: float, rng: random.Random | None = None):
+    def __init__(self, every_s: float, rng: random.Random | None = None, services: list[str] | None = None):
         self.every_s = every_s
+        self.services = services          # only these (the ones a running counter serves)
         self.rng = rng or random.Random()
         self.next_at: float | None = None
         self.plan: list[tuple] = []
@@ -41,7 +42,7 @@ class DemoVisitors:
         self.plan = []                   # something else came up (a refusal screen)
 
     def _choose(self, app) -> list[tuple]:
-        services = [s.id for s in app.cfg.services]
+        services = [s.id for s in app.cfg.services if not self.services or s.id in self.services]
         service = self.rng.choices(services, [WEIGHTS.get(s, 1) for s in services])[0]
         prios = [p.id for p in app.cfg.priority_classes]
         if prios and self.rng.random() < 0.15:
