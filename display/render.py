@@ -31,14 +31,17 @@ from qms.display.board import (
     nfc,
 )
 
-# DejaVu Sans first: it has every Vietnamese letter and also → and ●, which Noto Sans
-# (fonts-noto-core) lacks; Noto Sans can be configured with [display] font.
+# Noto Sans first, as on the kiosk (one face for the whole hall); it lacks → and ●, which
+# are drawn from DejaVu Sans (FALLBACK_CHARS); either can be configured with [display] font.
 FONT_CANDIDATES = {
-    False: ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-            "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf"],
-    True: ["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-           "/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf"],
+    False: ["/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"],
+    True: ["/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf",
+           "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"],
 }
+FALLBACK_FONT = {False: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                 True: "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"}
+FALLBACK_CHARS = frozenset("→●")
 
 BG = (10, 28, 56)
 PANEL = (18, 45, 86)
@@ -47,8 +50,9 @@ DIM = (150, 165, 190)
 ACCENT = (255, 190, 30)
 HERO_BG = (255, 190, 30)
 HERO_TEXT = (10, 28, 56)
-PAUSED = (120, 128, 140)
-ALERT = (230, 70, 60)
+PAUSED = (255, 170, 150)       # "Tạm nghỉ": 6:1 on the panel (grey was 3.4:1)
+ALERT = (255, 130, 120)        # red text on the dark panel, 5:1
+ALERT_BG = (180, 28, 28)       # the alert badge behind white text, 6:1
 
 WEEKDAYS = ["Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật"]
 
@@ -69,13 +73,52 @@ class Fonts:
     def get(self, size: int, bold: bool = False) -> pygame.font.Font:
         return pygame.font.Font(self.paths[bold], max(6, size))
 
+    @functools.lru_cache(maxsize=64)  # noqa: B019
+    def _fallback(self, size: int, bold: bool) -> pygame.font.Font | None:
+        path = FALLBACK_FONT[bold]
+        if "noto" not in self.paths[bold].lower() or not Path(path).exists():
+            return None
+        return pygame.font.Font(path, max(6, size))
+
+    def _runs(self, text: str, size: int, bold: bool) -> list[tuple[str, pygame.font.Font]]:
+        """The text in runs of one font: the main one, or DejaVu for FALLBACK_CHARS."""
+        main, other = self.get(size, bold), self._fallback(size, bold)
+        if other is None or not FALLBACK_CHARS.intersection(text):
+            return [(text, main)]
+        runs: list[tuple[str, pygame.font.Font]] = []
+        for ch in text:
+            f = other if ch in FALLBACK_CHARS else main
+            if runs and runs[-1][1] is f:
+                runs[-1] = (runs[-1][0] + ch, f)
+            else:
+                runs.append((ch, f))
+        return runs
+
+    def size(self, text: str, size: int, bold: bool = False) -> tuple[int, int]:
+        runs = self._runs(text, size, bold)
+        return sum(f.size(t)[0] for t, f in runs), max(f.size(t)[1] for t, f in runs)
+
+    def render(self, text: str, size: int, bold: bool, color) -> pygame.Surface:
+        runs = self._runs(text, size, bold)
+        if len(runs) == 1:
+            return runs[0][1].render(text, True, color)
+        parts = [f.render(t, True, color) for t, f in runs]
+        line_h = self.get(size, bold).get_linesize()
+        out = pygame.Surface((sum(p.get_width() for p in parts), max(line_h, *(p.get_height() for p in parts))),
+                             pygame.SRCALPHA)
+        x = 0
+        for p in parts:
+            out.blit(p, (x, (out.get_height() - p.get_height()) // 2))
+            x += p.get_width()
+        return out
+
     @functools.lru_cache(maxsize=1024)  # noqa: B019
     def fit_size(self, text: str, width: int, height: int, bold: bool = False) -> int:
         """The largest size (by line height) at which `text` fits in width x height."""
         lo, hi = 6, max(6, int(height * 0.95))
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            w, h = self.get(mid, bold).size(text)
+            w, h = self.size(text, mid, bold)
             if w <= width and h <= height * 1.25:
                 lo = mid
             else:
@@ -88,11 +131,23 @@ class Fonts:
         size = self.fit_size(text, width, height, bold)
         if max_size:
             size = min(size, max_size)
-        return self.get(size, bold).render(text, True, color)
+        return self.render(text, size, bold, color)
 
     def render_wrapped(self, text: str, width: int, height: int, color, bold: bool = False,
                        max_size: int | None = None) -> pygame.Surface:
         """Fit on one line, or on two when that gives a larger size (long service names)."""
+        text = nfc(text)
+        best, best_size = self.wrap_plan(text, width, height, bold)
+        size = min(best_size, max_size or best_size)
+        rendered = [self.render(line, size, bold, color) for line in best]
+        line_h = self.get(size, bold).get_linesize()
+        out = pygame.Surface((max(r.get_width() for r in rendered), line_h * len(rendered)), pygame.SRCALPHA)
+        for i, r in enumerate(rendered):
+            out.blit(r, (0, i * line_h))
+        return out
+
+    def wrap_plan(self, text: str, width: int, height: int, bold: bool = False) -> tuple[list[str], int]:
+        """The lines (one or two) and size render_wrapped uses for `text`."""
         text = nfc(text)
         words = text.split()
         best = [text]
@@ -105,20 +160,19 @@ class Fonts:
                 two_lines, two_size = lines, size
         if two_lines and two_size > best_size * 1.15:
             best, best_size = two_lines, two_size
-        font = self.get(min(best_size, max_size or best_size), bold)
-        rendered = [font.render(line, True, color) for line in best]
-        line_h = font.get_linesize()
-        out = pygame.Surface((max(r.get_width() for r in rendered), line_h * len(rendered)), pygame.SRCALPHA)
-        for i, r in enumerate(rendered):
-            out.blit(r, (0, i * line_h))
-        return out
+        return best, best_size
 
     def missing_glyphs(self, text: str, bold: bool = False) -> set[str]:
-        """Characters the font draws as its "missing glyph" box."""
-        font = self.get(24, bold)
-        notdef = pygame.image.tobytes(font.render("\ue000", True, (255, 255, 255)), "RGBA")
-        return {ch for ch in set(nfc(text)) if not ch.isspace()
-                and pygame.image.tobytes(font.render(ch, True, (255, 255, 255)), "RGBA") == notdef}
+        """Characters drawn as a "missing glyph" box (by the font that draws them)."""
+        out = set()
+        for ch in set(nfc(text)):
+            if ch.isspace():
+                continue
+            font = self._runs(ch, 24, bold)[0][1]
+            notdef = pygame.image.tobytes(font.render("\ue000", True, (255, 255, 255)), "RGBA")
+            if pygame.image.tobytes(font.render(ch, True, (255, 255, 255)), "RGBA") == notdef:
+                out.add(ch)
+        return out
 
 
 @dataclass(frozen=True)
@@ -127,30 +181,44 @@ class Layout:
     portrait: bool
 
 
-def make_layout(width: int, height: int, alerts: bool = False) -> Layout:
+def make_layout(width: int, height: int, alerts: bool = False, ticker: bool = True) -> Layout:
     """Regions as fractions of the screen; portrait stacks what landscape puts side by side.
     With `alerts`, a thin strip for staff alerts above the ticker (taken from the panels
-    above it; without alerts the board has no empty strip)."""
-    def r(x0, y0, x1, y1):
-        return pygame.Rect(round(x0 * width), round(y0 * height),
-                           round((x1 - x0) * width), round((y1 - y0) * height))
+    above it); without a ticker text, no ticker band (no empty strip at the bottom). Panels
+    keep a margin from the screen's edges and a gap between them."""
     if height > width:
-        rects = {HEADER: r(0, 0, 1, .07), HERO: r(0, .07, 1, .27), CALLS: r(0, .27, 1, .43),
-                 COUNTERS: r(0, .43, 1, .70), SERVICES: r(0, .70, 1, .935), TICKER: r(0, .935, 1, 1)}
+        tick = .935 if ticker else 1.0
+        rects = {HEADER: (0, 0, 1, .07), HERO: (0, .07, 1, .27), CALLS: (0, .27, 1, .43),
+                 COUNTERS: (0, .43, 1, .70), SERVICES: (0, .70, 1, tick)}
         if alerts:
-            rects[SERVICES], rects[ALERTS] = r(0, .70, 1, .912), r(0, .912, 1, .935)
+            rects[SERVICES], rects[ALERTS] = (0, .70, 1, tick - .023), (0, tick - .023, 1, tick)
         portrait = True
     else:
-        rects = {HEADER: r(0, 0, 1, .11), HERO: r(0, .11, .6, .53), CALLS: r(0, .53, .6, .91),
-                 COUNTERS: r(.6, .11, 1, .57), SERVICES: r(.6, .57, 1, .91), TICKER: r(0, .91, 1, 1)}
+        tick = .91 if ticker else 1.0
+        rects = {HEADER: (0, 0, 1, .11), HERO: (0, .11, .6, .53), CALLS: (0, .53, .6, tick),
+                 COUNTERS: (.6, .11, 1, .57), SERVICES: (.6, .57, 1, tick)}
         if alerts:
-            rects[CALLS], rects[SERVICES] = r(0, .53, .6, .87), r(.6, .57, 1, .87)
-            rects[ALERTS] = r(0, .87, 1, .91)
+            rects[CALLS], rects[SERVICES] = (0, .53, .6, tick - .04), (.6, .57, 1, tick - .04)
+            rects[ALERTS] = (0, tick - .04, 1, tick)
         portrait = False
-    h = rects[HEADER]   # the link mark sits between the names and the clock, bottom line
-    rects[LINK] = pygame.Rect(h.right - h.width * 27 // 100 - h.width // 7, h.bottom - h.height * 2 // 5,
-                              h.width // 7, h.height * 2 // 5 - 4)
-    return Layout(rects, portrait)
+    if ticker:
+        rects[TICKER] = (0, tick, 1, 1.0)
+    margin = max(4, round(min(width, height) * 0.012))
+    out = {}
+    for name, (x0, y0, x1, y1) in rects.items():
+        r = pygame.Rect(round(x0 * width), round(y0 * height), round((x1 - x0) * width), round((y1 - y0) * height))
+        if name in (HEADER, TICKER, ALERTS):      # full-width bands: a margin at the sides only
+            out[name] = r.inflate(-2 * margin, 0) if name == ALERTS else r
+        else:                                     # panels: half a margin each side = one between
+            left = r.left + (margin if x0 == 0 else margin // 2)
+            right = r.right - (margin if x1 == 1 else margin // 2)
+            top = r.top + margin // 2
+            low = r.bottom - (margin if y1 == 1 else margin // 2)
+            out[name] = pygame.Rect(left, top, right - left, low - top)
+    h = out[HEADER]   # the link mark sits between the names and the clock, bottom line
+    out[LINK] = pygame.Rect(h.right - h.width * 27 // 100 - h.width // 7, h.bottom - h.height * 2 // 5,
+                            h.width // 7, h.height * 2 // 5 - 4)
+    return Layout(out, portrait)
 
 
 class BoardRenderer:
@@ -193,12 +261,15 @@ class BoardRenderer:
     # ------------------------------------------------------------ drawing
     def draw(self, regions: set[str], t: float | None = None) -> list[pygame.Rect]:
         t = self.model.clock() if t is None else t
-        if bool(self.model.alerts) != (ALERTS in self.layout.rects):
-            # the alert strip comes or goes: the panels around it change size
-            self.layout = make_layout(*self.surface.get_size(), alerts=bool(self.model.alerts))
+        ticker = bool(self.model.ticker_text())
+        if bool(self.model.alerts) != (ALERTS in self.layout.rects) or ticker != (TICKER in self.layout.rects):
+            # the alert strip or the ticker comes or goes: the panels around it change size
+            self.layout = make_layout(*self.surface.get_size(), alerts=bool(self.model.alerts), ticker=ticker)
             self._ticker_text = None
             self.drawn_alerts = ""
             regions = set(ALL_REGIONS)
+        if regions >= ALL_REGIONS - {ALERTS}:
+            self.surface.fill(BG)                    # the margins and gaps between panels
         out = []
         for name in (HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS):
             if name not in self.layout.rects:
@@ -291,7 +362,7 @@ class BoardRenderer:
         size = f.fit_size("8888 → Quầy 88", cw - 20, int(ch * 0.8), True)
         for i, c in enumerate(calls):
             cell = pygame.Rect(area.left + (i // rows) * cw, area.top + (i % rows) * ch, cw - 20, ch)
-            self._blit(f.get(size, True).render(f"{c.number} → Quầy {c.counter}", True, TEXT), cell)
+            self._blit(f.render(f"{c.number} → Quầy {c.counter}", size, True, TEXT), cell)
 
     def _grid(self, n: int, area: pygame.Rect) -> tuple[int, int]:
         best = (1, n)
@@ -352,13 +423,17 @@ class BoardRenderer:
         col_w = area.width // cols
         count_w = col_w // (7 if cols == 1 else 5)
         wait_w = col_w // (4 if cols == 1 else 3)
+        name_w = col_w - (12 if cols > 1 else 0) - count_w - wait_w - 16
+        # one size for every name (what the longest allows), not a size per row
+        name_size = min(min(f.wrap_plan(self.service_names.get(s.service, s.service), name_w,
+                                        int(row_h * 0.85))[1], int(row_h * 0.45)) for s in services)
         for i, s in enumerate(services):
             row = pygame.Rect(area.left + (i // per_col) * col_w, area.top + (i % per_col) * row_h,
                               col_w - (12 if cols > 1 else 0), row_h)
             name = self.service_names.get(s.service, s.service)
             name_box = pygame.Rect(row.left, row.top, row.width - count_w - wait_w - 16, row.height)
             self._blit(f.render_wrapped(name, name_box.width, int(row.height * 0.85), TEXT,
-                                         max_size=int(row.height * 0.45)), name_box)
+                                         max_size=name_size), name_box)
             color = TEXT if s.open else PAUSED
             count_box = pygame.Rect(name_box.right + 8, row.top, count_w, row.height)
             self._blit(f.render_fit(str(s.waiting), count_w, int(row.height * 0.75), color, bold=True),
@@ -386,7 +461,7 @@ class BoardRenderer:
         label = f"Cảnh báo ({len(alerts)})" if len(alerts) > 1 else "Cảnh báo"
         text = f.get(size, True).render(label, True, TEXT)
         badge = pygame.Rect(rect.left + pad, rect.top + 2, text.get_width() + 2 * pad, rect.height - 4)
-        pygame.draw.rect(self.surface, ALERT, badge, border_radius=badge.height // 3)
+        pygame.draw.rect(self.surface, ALERT_BG, badge, border_radius=badge.height // 3)
         self._blit(text, badge, "center")
         line = pygame.Rect(badge.right + pad, rect.top, rect.right - badge.right - 2 * pad, rect.height)
         font = f.get(size)
