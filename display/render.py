@@ -54,6 +54,8 @@ PAUSED = (255, 170, 150)       # "Tạm nghỉ": 6:1 on the panel (grey was 3.4:
 ALERT = (255, 130, 120)        # red text on the dark panel, 5:1
 ALERT_BG = (180, 28, 28)       # the alert badge behind white text, 6:1
 
+READABLE_PX = 18          # content text at least this high where the screen allows it
+
 WEEKDAYS = ["Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật"]
 
 
@@ -63,6 +65,15 @@ def find_font(bold: bool, configured: str = "") -> str:
             return path
     raise FileNotFoundError("no TTF font with Vietnamese letters found: install fonts-noto-core "
                             "or fonts-dejavu-core, or set [display] font")
+
+
+def phrase_cuts(words: list[str]) -> list[int]:
+    """Where a name may go to a second line: after a separator ("/", "–", a comma) or before a
+    bracket, when it has one (Vietnamese words are syllables apart: "Nhận / kết quả" breaks
+    a word); else between any two syllables."""
+    cuts = [i for i in range(1, len(words))
+            if words[i - 1] in ("/", "–", "-") or words[i - 1].endswith((",", ";", ":")) or words[i].startswith("(")]
+    return cuts or list(range(1, len(words)))
 
 
 class Fonts:
@@ -153,7 +164,7 @@ class Fonts:
         best = [text]
         best_size = self.fit_size(text, width, height, bold)
         two_lines, two_size = None, 0
-        for cut in range(1, len(words)):
+        for cut in phrase_cuts(words):
             lines = [" ".join(words[:cut]), " ".join(words[cut:])]
             size = min(self.fit_size(line, width, height // 2, bold) for line in lines)
             if size > two_size:        # the first best cut is the most balanced one
@@ -195,8 +206,9 @@ def make_layout(width: int, height: int, alerts: bool = False, ticker: bool = Tr
         portrait = True
     else:
         tick = .91 if ticker else 1.0
-        rects = {HEADER: (0, 0, 1, .11), HERO: (0, .11, .6, .53), CALLS: (0, .53, .6, tick),
-                 COUNTERS: (.6, .11, 1, .57), SERVICES: (.6, .57, 1, tick)}
+        hd = max(.11, 64 / height)        # two lines of >= 18 px on a short screen
+        rects = {HEADER: (0, 0, 1, hd), HERO: (0, hd, .6, .53), CALLS: (0, .53, .6, tick),
+                 COUNTERS: (.6, hd, 1, .57), SERVICES: (.6, .57, 1, tick)}
         if alerts:
             rects[CALLS], rects[SERVICES] = (0, .53, .6, tick - .04), (.6, .57, 1, tick - .04)
             rects[ALERTS] = (0, tick - .04, 1, tick)
@@ -305,15 +317,15 @@ class BoardRenderer:
         left = pygame.Rect(inner.left, inner.top, link.left - inner.left - 10, inner.height)
         self._blit(f.render_wrapped(self.center, left.width, int(left.height * 0.6), TEXT, bold=True),
                    pygame.Rect(left.left, left.top, left.width, int(left.height * 0.6)))
-        self._blit(f.render_fit(self.site, left.width, int(left.height * 0.3), DIM),
+        self._blit(f.render_fit(self.site, left.width, int(left.height * 0.36), DIM),
                    pygame.Rect(left.left, left.top + int(left.height * 0.62), left.width, int(left.height * 0.38)))
         right = pygame.Rect(inner.right - right_w, inner.top, right_w, inner.height)
         self._blit(f.render_fit(self.clock_text(now), right.width, int(right.height * 0.5), ACCENT, bold=True),
                    pygame.Rect(right.left, right.top, right.width, int(right.height * 0.55)), "right")
         date = f"{WEEKDAYS[now.weekday()]}, {now:%d/%m/%Y}"
-        self._blit(f.render_fit(date, right.width, int(right.height * 0.25), DIM),
+        self._blit(f.render_fit(date, right.width, int(right.height * 0.38), DIM),
                    pygame.Rect(right.left, right.top + int(right.height * 0.55), right.width,
-                               int(right.height * 0.3)), "right")
+                               int(right.height * 0.45)), "right")
 
     def _draw_link(self, rect: pygame.Rect, t: float) -> None:
         # a small mark inside the header, left of the clock; cleared when the link is back
@@ -339,7 +351,8 @@ class BoardRenderer:
             self.drawn_hero = None
             return
         text = f"{m.hero.number} → Quầy {m.hero.counter}"
-        self._blit(f.render_fit(text, body.width, body.height, fg, bold=True), body, "center")
+        room = body.inflate(-body.width // 10, -body.height // 10)     # never edge to edge
+        self._blit(f.render_fit(text, room.width, room.height, fg, bold=True), body, "center")
         name = self.service_names.get(m.hero.service, "")
         if name:
             self._blit(f.render_wrapped(name, inner.width, label_h, fg),
@@ -395,8 +408,9 @@ class BoardRenderer:
         f = self.fonts
         paused = c.status == "paused"
         pygame.draw.rect(self.surface, PANEL, cell, border_radius=max(4, cell.height // 10))
-        top = pygame.Rect(cell.left + 8, cell.top + 4, cell.width - 16, int(cell.height * 0.38))
-        bottom = pygame.Rect(cell.left + 8, top.bottom, cell.width - 16, cell.bottom - top.bottom - 4)
+        pad = max(8, cell.width // 12)
+        top = pygame.Rect(cell.left + pad, cell.top + 4, cell.width - 2 * pad, int(cell.height * 0.38))
+        bottom = pygame.Rect(cell.left + pad, top.bottom, cell.width - 2 * pad, cell.bottom - top.bottom - max(4, cell.height // 10))
         self._blit(f.render_fit(f"Quầy {c.counter}", top.width, top.height, DIM), top, "center")
         if paused:
             text, color = "Tạm nghỉ", PAUSED
@@ -424,13 +438,21 @@ class BoardRenderer:
         count_w = col_w // (7 if cols == 1 else 5)
         wait_w = col_w // (4 if cols == 1 else 3)
         name_w = col_w - (12 if cols > 1 else 0) - count_w - wait_w - 16
-        # one size for every name (what the longest allows), not a size per row
-        name_size = min(min(f.wrap_plan(self.service_names.get(s.service, s.service), name_w,
-                                        int(row_h * 0.85))[1], int(row_h * 0.45)) for s in services)
+        # one size for every name (what the longest allows), not a size per row; when that
+        # is too small to read, the names without their detail in brackets
+        names = {s.service: self.service_names.get(s.service, s.service) for s in services}
+
+        def common_size(names: dict[str, str]) -> int:
+            return min(min(f.wrap_plan(n, name_w, int(row_h * 0.85))[1], int(row_h * 0.45)) for n in names.values())
+        name_size = common_size(names)
+        if name_size < READABLE_PX:
+            short = {k: v.split(" (")[0] for k, v in names.items()}
+            if common_size(short) > name_size:
+                names, name_size = short, common_size(short)
         for i, s in enumerate(services):
             row = pygame.Rect(area.left + (i // per_col) * col_w, area.top + (i % per_col) * row_h,
                               col_w - (12 if cols > 1 else 0), row_h)
-            name = self.service_names.get(s.service, s.service)
+            name = names[s.service]
             name_box = pygame.Rect(row.left, row.top, row.width - count_w - wait_w - 16, row.height)
             self._blit(f.render_wrapped(name, name_box.width, int(row.height * 0.85), TEXT,
                                          max_size=name_size), name_box)
