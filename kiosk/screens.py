@@ -64,10 +64,10 @@ def header(surface: pygame.Surface, v: View, title: str, back: bool = True) -> t
     """Title bar with Back and the language toggle; returns the content area below it."""
     w, h = surface.get_size()
     u = unit(surface)
-    bar = pygame.Rect(0, 0, w, int(13 * u))
+    pad = int(1.5 * u)
+    bar = pygame.Rect(0, 0, w, max(int(13 * u), ui.MIN_TARGET_PX + 2 * pad))
     pygame.draw.rect(surface, ui.PANEL, bar)
     hits: list[Hit] = []
-    pad = int(1.5 * u)
     bw = int(min(w * 0.24, 30 * u))
     title_rect = bar.inflate(-2 * (bw + 2 * pad), -pad)
     if back:
@@ -136,16 +136,19 @@ def draw_idle(surface: pygame.Surface, v: View) -> list[Hit]:
         actions.insert(2, ("booking", ("checkin",), ui.BUTTON, "calendar"))
     cols = 2 if portrait(surface) and len(actions) > 3 else len(actions)
     rows = math.ceil(len(actions) / cols)
-    btn_h = int(15 * u) if rows == 1 else int(12 * u)
+    btn_h = max(int(15 * u) if rows == 1 else int(12 * u), ui.MIN_TARGET_PX)
     bottom = pygame.Rect(pad, h - pad - rows * btn_h - (rows - 1) * pad, w - 2 * pad, rows * btn_h + (rows - 1) * pad)
     middle = pygame.Rect(pad, clock.bottom + pad, w - 2 * pad, bottom.top - clock.bottom - 2 * pad)
     card = middle.inflate(-int(2 * u), 0)
-    pygame.draw.rect(surface, ui.ACCENT, card, border_radius=int(3 * u))
+    # the robot greets with the whole card (someone is in front of it): white on green
+    fill, ink = (ui.OK, ui.TEXT) if v.greeting else (ui.ACCENT, ui.ACCENT_TEXT)
+    pygame.draw.rect(surface, fill, card, border_radius=int(3 * u))
     inner = card.inflate(-int(4 * u), -int(3 * u))
     big = pygame.Rect(inner.left, inner.top, inner.width, int(inner.height * 0.6))
-    ui.text(surface, v.tr("take"), big, int(13 * u), ui.ACCENT_TEXT, bold=True, max_lines=2)
+    ui.text(surface, v.tr("greet_big") if v.greeting else v.tr("take"), big, int(13 * u), ink, bold=True,
+            max_lines=2)
     low = pygame.Rect(inner.left, big.bottom, inner.width, inner.height - big.height)
-    ui.text(surface, v.tr("hello") if v.greeting else v.tr("touch"), low, int(6 * u), ui.ACCENT_TEXT,
+    ui.text(surface, v.tr("hello") if v.greeting else v.tr("touch"), low, int(6 * u), ink,
             max_lines=2, min_size=int(4 * u))
     hits: list[Hit] = []
     for (key, action, fill, icon), r in zip(actions, grid(bottom, len(actions), cols, pad)):
@@ -247,13 +250,11 @@ def draw_procedure(surface: pygame.Surface, v: View) -> list[Hit]:
                        content.height - btn_h - int(2 * u))
     en = v.lang == "en"
     docs = "\n".join(f"• {d}" for d in ((p.documents_en or p.documents_vi) if en else p.documents_vi))
-    parts = [f"{v.tr('documents')}:\n{docs}", f"{v.tr('fee')}: {p.fee_en if en else p.fee_vi}",
-             f"{v.tr('time')}: {p.time_en if en else p.time_vi}"]
+    sections = [(v.tr("documents"), docs), (v.tr("fee"), p.fee_en if en else p.fee_vi),
+                (v.tr("time"), p.time_en if en else p.time_vi)]
     note = p.note_en if en else p.note_vi
-    if note:
-        parts.append(note)
-    parts.append(v.tr("fee_note"))
-    ui.text(surface, "\n".join(parts), body, int(5 * u), align="left", valign="top", min_size=int(3.4 * u))
+    sections.append(("", (note + "\n" if note else "") + v.tr("fee_note")))
+    ui.sections(surface, sections, body, int(5 * u), min_size=int(3.4 * u))
     r_read, r_take = grid(buttons, 2, 2, int(2 * u))
     ui.button(surface, r_read, v.tr("read"), u, fill=ui.ACCENT, color=ui.ACCENT_TEXT, icon="speaker")
     ui.button(surface, r_take, v.tr("take_here"), u)
@@ -273,9 +274,13 @@ def _number_block(surface: pygame.Surface, v: View, area: pygame.Rect, u: float)
         label += f" · {v.tr('priority')}"
     ui.text(surface, label, svc, int(5.5 * u), max_lines=2, min_size=int(4 * u))
     ahead = pygame.Rect(area.left, svc.bottom, area.width, area.bottom - svc.bottom)
-    # the wait printed on the ticket, whoever is ahead; and why, when every counter is away
+    # the wait printed on the ticket, whoever is ahead; where; and why, when every counter is away
     wait = wait_phrase(tk.est_wait_s)
     line = v.tr("ahead_wait", n=tk.people_ahead, wait=wait[1] if v.lang == "en" else wait[0])
+    counters = [c.number for c in v.cfg.counters if tk.service in c.services]
+    if counters:
+        line += "\n" + v.tr("counters_one" if len(counters) == 1 else "counters_many",
+                            n=", ".join(map(str, counters)))
     why = away_phrase((v.service_views.get(tk.service) or {}).get("away"), v.cfg.tz)
     if why is not None:
         line += "\n" + (why[1] if v.lang == "en" else why[0])

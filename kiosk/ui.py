@@ -53,6 +53,35 @@ def font(size: int, bold: bool = False) -> pygame.font.Font:
     return pygame.font.Font(bold_path if bold else regular, max(8, int(size)))
 
 
+MIN_PX = 18                 # no text smaller than this on any screen (18 px at 800x480)
+MIN_TARGET_PX = 60          # no touch target smaller than this
+
+# Vietnamese writes a word's syllables apart ("thủ tục" is one word): a line never breaks
+# inside these words of the administrative vocabulary (and of the procedures' names); the
+# syllables are joined by a no-break space before wrapping
+COMPOUNDS = (
+    "thủ tục", "đặt lịch", "chữ ký", "số thứ tự", "lĩnh vực", "màn hình", "đối tượng", "ưu tiên",
+    "dịch vụ", "hồ sơ", "lệ phí", "giải quyết", "kết quả", "hộ tịch", "chứng thực", "khai sinh",
+    "kết hôn", "khai tử", "đất đai", "xây dựng", "kinh doanh", "văn hóa", "xã hội", "trợ cấp",
+    "người có công", "trực tuyến", "hỗ trợ", "cao tuổi", "khuyết tật", "mang thai", "cách mạng",
+    "sao y", "bản sao", "giấy tờ", "căn cước", "công dân", "hộ khẩu", "tạm trú", "thường trú",
+    "xác nhận", "đăng ký", "cấp đổi", "cấp lại", "phiếu", "trung tâm", "hành chính", "phục vụ",
+    "nhận phiếu", "gọi số", "lấy số", "quay lại", "tiếp tục", "hài lòng", "cán bộ", "hướng dẫn",
+    "thời gian", "bảo hiểm", "xã hội", "y tế", "tình trạng", "hôn nhân", "quyền sử dụng",
+)
+_COMPOUND_RE = None
+
+
+def keep_words(text: str) -> str:
+    """Join the syllables of the known words with no-break spaces (wrap never cuts them)."""
+    global _COMPOUND_RE
+    if _COMPOUND_RE is None:
+        import re
+        words = sorted({w for w in COMPOUNDS if " " in w}, key=len, reverse=True)
+        _COMPOUND_RE = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.I)
+    return _COMPOUND_RE.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
+
+
 def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
@@ -72,25 +101,42 @@ def wrap(text: str, f: pygame.font.Font, width: int) -> list[str]:
     return lines
 
 
-def fit(text: str, rect: pygame.Rect, size: int, bold: bool = False, min_size: int = 10,
-        max_lines: int = 99) -> tuple[pygame.font.Font, list[str]]:
-    """The largest font (<= size) at which `text`, wrapped, fits in `rect`."""
-    text = nfc(text)
-    s = int(size)
+# tests: a list that every drawn text is appended to (TextDraw), to check the layout
+RECORD: list | None = None
+
+
+def fit_sized(text: str, rect: pygame.Rect, size: int, bold: bool = False, min_size: int = 10,
+              max_lines: int = 99) -> tuple[pygame.font.Font, list[str], int]:
+    """The largest font (<= size, >= MIN_PX) at which `text`, wrapped, fits in `rect`."""
+    text = keep_words(nfc(text))
+    min_size = max(int(min_size), MIN_PX)
+    s = max(int(size), min_size)
     while True:
         f = font(s, bold)
         lines = wrap(text, f, rect.width)
         fits = (len(lines) <= max_lines and len(lines) * f.get_linesize() <= rect.height
                 and all(f.size(x)[0] <= rect.width for x in lines))
         if fits or s <= min_size:
-            return f, lines
+            return f, lines, s
         s = max(min_size, int(s * 0.9))
+
+
+def fit(text: str, rect: pygame.Rect, size: int, bold: bool = False, min_size: int = 10,
+        max_lines: int = 99) -> tuple[pygame.font.Font, list[str]]:
+    f, lines, _ = fit_sized(text, rect, size, bold, min_size, max_lines)
+    return f, lines
 
 
 def text(surface: pygame.Surface, s: str, rect: pygame.Rect, size: int, color=TEXT, bold: bool = False,
          align: str = "center", valign: str = "middle", min_size: int = 10, max_lines: int = 99) -> pygame.Rect:
     """Draw `s` wrapped and shrunk to fit `rect`. Returns the rect actually used."""
-    f, lines = fit(s, rect, size, bold, min_size, max_lines)
+    f, lines, px = fit_sized(s, rect, size, bold, min_size, max_lines)
+    if RECORD is not None:
+        inside = rect.clip(surface.get_rect())
+        bg = surface.get_at((inside.left + 1, inside.top + 1))[:3] if inside.width > 2 and inside.height > 2 else None
+        RECORD.append({"text": s, "rect": pygame.Rect(rect), "px": px, "lines": list(lines),
+                       "widths": [f.size(x)[0] for x in lines], "height": f.get_linesize() * len(lines),
+                       "color": tuple(color)[:3], "bg": bg, "max_lines": max_lines})
     lh = f.get_linesize()
     total = lh * len(lines)
     y = {"top": rect.top, "middle": rect.centery - total // 2, "bottom": rect.bottom - total}[valign]
@@ -111,6 +157,43 @@ def text(surface: pygame.Surface, s: str, rect: pygame.Rect, size: int, color=TE
     return used
 
 
+def sections(surface: pygame.Surface, parts: list[tuple[str, str]], rect: pygame.Rect, size: int,
+             color=TEXT, heading_color=None, min_size: int = 10) -> None:
+    """Headed blocks, one under the other ("Lệ phí" in bold and yellow above its text, not
+    run into it), all at the largest common size that fits `rect`."""
+    heading_color = heading_color or ACCENT
+    s = max(int(size), MIN_PX)
+    floor = max(int(min_size), MIN_PX)
+    while True:
+        body, head = font(s), font(s, True)
+        blocks = []
+        for title, txt in parts:
+            h_lines = wrap(keep_words(nfc(title)), head, rect.width) if title else []
+            b_lines = wrap(keep_words(nfc(txt)), body, rect.width) if txt else []
+            blocks.append((h_lines, b_lines))
+        gap = s // 2
+        total = sum(len(h) * head.get_linesize() + len(b) * body.get_linesize() for h, b in blocks) + gap * (len(blocks) - 1)
+        if total <= rect.height or s <= floor:
+            break
+        s = max(floor, int(s * 0.9))
+    y = rect.top
+    for h_lines, b_lines in blocks:
+        for lines, f, c in ((h_lines, head, heading_color), (b_lines, body, color)):
+            if not lines:
+                continue
+            box = pygame.Rect(rect.left, y, rect.width, f.get_linesize() * len(lines))
+            if RECORD is not None:
+                RECORD.append({"text": "\n".join(lines), "rect": pygame.Rect(box.left, box.top, rect.width, max(0, min(box.height, rect.bottom - box.top))),
+                               "px": s, "lines": lines, "widths": [f.size(x)[0] for x in lines],
+                               "height": box.height, "color": tuple(c)[:3],
+                               "bg": surface.get_at((rect.left + 1, min(y + 1, surface.get_height() - 1)))[:3],
+                               "max_lines": 99})
+            for line in lines:
+                surface.blit(f.render(line, True, c), (rect.left, y))
+                y += f.get_linesize()
+        y += gap
+
+
 def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, sub: str = "",
            fill=BUTTON, color=BUTTON_TEXT, size: float = 5.0, icon: str = "") -> None:
     radius = int(1.6 * u)
@@ -118,6 +201,10 @@ def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, 
     pygame.draw.rect(surface, TEXT if fill != BUTTON else PANEL, rect, width=max(2, int(u * 0.4)),
                      border_radius=radius)
     inner = rect.inflate(-int(3 * u), -int(1.6 * u))
+    if icon and not label:                 # an icon alone: in the middle of its button
+        side = min(inner.height, inner.width, int(10 * u))
+        draw_icon(surface, icon, pygame.Rect(inner.centerx - side // 2, inner.centery - side // 2, side, side), color)
+        return
     if icon:
         side = min(inner.height, int(8 * u))
         icon_rect = pygame.Rect(inner.left, inner.centery - side // 2, side, side)
@@ -128,7 +215,7 @@ def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, 
         main = pygame.Rect(inner.left, inner.top, inner.width, int(inner.height * 0.68))
         low = pygame.Rect(inner.left, main.bottom, inner.width, inner.height - main.height)
         text(surface, label, main, int(size * u), color, bold=True, min_size=int(3.8 * u), max_lines=2)
-        text(surface, sub, low, int(4.2 * u), color, min_size=int(3.6 * u), max_lines=1)
+        text(surface, sub, low, int(4.2 * u), color, min_size=int(3.6 * u), max_lines=2)
     else:
         text(surface, label, inner, int(size * u), color, bold=True, min_size=int(3.6 * u), max_lines=3)
 
