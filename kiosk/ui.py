@@ -194,6 +194,26 @@ def sections(surface: pygame.Surface, parts: list[tuple[str, str]], rect: pygame
         y += gap
 
 
+def _label_box(rect: pygame.Rect, u: float, sub: bool, icon: bool) -> pygame.Rect:
+    inner = rect.inflate(-int(3 * u), -int(1.6 * u))
+    if icon:
+        side = min(inner.height, int(6 * u))
+        inner.width -= side + int(u)
+        inner.left += side + int(u)
+    if sub:
+        return pygame.Rect(inner.left, inner.top, inner.width, int(inner.height * 0.68))
+    return inner
+
+
+def label_fits(label: str, rect: pygame.Rect, u: float, size: float = 5.0, sub: bool = False,
+               icon: bool = False) -> bool:
+    """Whether a button's label fits its box at a readable size (for paging a menu)."""
+    box = _label_box(rect, u, sub, icon)
+    f, lines, _ = fit_sized(label, box, int(size * u), True, int(3 * u), 3)
+    return len(lines) <= 3 and f.get_linesize() * len(lines) <= box.height and \
+        all(f.size(x)[0] <= box.width for x in lines)
+
+
 def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, sub: str = "",
            fill=BUTTON, color=BUTTON_TEXT, size: float = 5.0, icon: str = "") -> None:
     radius = int(1.6 * u)
@@ -206,7 +226,7 @@ def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, 
         draw_icon(surface, icon, pygame.Rect(inner.centerx - side // 2, inner.centery - side // 2, side, side), color)
         return
     if icon:
-        side = min(inner.height, int(8 * u))
+        side = min(inner.height, int(6 * u))
         icon_rect = pygame.Rect(inner.left, inner.centery - side // 2, side, side)
         draw_icon(surface, icon, icon_rect, color)
         inner.width -= side + int(u)
@@ -214,10 +234,10 @@ def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, 
     if sub:
         main = pygame.Rect(inner.left, inner.top, inner.width, int(inner.height * 0.68))
         low = pygame.Rect(inner.left, main.bottom, inner.width, inner.height - main.height)
-        text(surface, label, main, int(size * u), color, bold=True, min_size=int(3.8 * u), max_lines=2)
-        text(surface, sub, low, int(4.2 * u), color, min_size=int(3.6 * u), max_lines=2)
+        text(surface, label, main, int(size * u), color, bold=True, min_size=int(3 * u), max_lines=3)
+        text(surface, sub, low, int(4.2 * u), color, min_size=int(3 * u), max_lines=2)
     else:
-        text(surface, label, inner, int(size * u), color, bold=True, min_size=int(3.6 * u), max_lines=3)
+        text(surface, label, inner, int(size * u), color, bold=True, min_size=int(3 * u), max_lines=3)
 
 
 def draw_icon(surface: pygame.Surface, name: str, r: pygame.Rect, color) -> None:

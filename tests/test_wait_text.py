@@ -27,6 +27,7 @@ def test_a_long_wait_with_nobody_ahead_says_why_in_site_time():
     view = {"waiting": 0, "est_wait_s": 2700, "away": away}
     assert away_phrase(away, TZ) == ("Các quầy đang nghỉ trưa đến 13:00",
                                      "The counters are on lunch break until 13:00")
-    assert menu_phrase(view, TZ)[0] == "Các quầy đang nghỉ trưa đến 13:00 · chờ khoảng 45 phút"
+    assert new_ticket_phrase(view, TZ)[0] == "Các quầy đang nghỉ trưa đến 13:00 · chờ khoảng 45 phút"
+    assert menu_phrase(view, TZ)[0] == "Nghỉ trưa đến 13:00 · khoảng 45 phút"     # one short line
     one = away_phrase({"reason": "pause", "until": AT_13H, "counters": [4], "note": "Họp"}, TZ)
     assert one[0] == "Quầy 4 đang tạm nghỉ (Họp), dự kiến đến 13:00"

@@ -66,10 +66,18 @@ def new_ticket_phrase(view: dict, tz: dt.tzinfo) -> tuple[str, str]:
 
 
 def menu_phrase(view: dict, tz: dt.tzinfo) -> tuple[str, str]:
-    """The kiosk menu's line for a service: how many wait, and what a new ticket would."""
+    """The kiosk menu's line for a service (one short line under its name): how many wait,
+    and what a new ticket would; when every counter is away, until when, briefly."""
     n = int(view.get("waiting", 0))
+    away = view.get("away")
+    if away:
+        until = hhmm(int(away["until"]), tz)
+        vi, en = wait_phrase(int(view.get("est_wait_s") or 0))
+        kind_vi, kind_en = {"break": ("Nghỉ trưa đến", "Lunch break until"),
+                            "closed": ("Mở lúc", "Opens at")}.get(away.get("reason"), ("Tạm nghỉ đến", "Paused until"))
+        return f"{kind_vi} {until} · {vi}", f"{kind_en} {until} · {en}"
     vi, en = new_ticket_phrase(view, tz)
-    if n == 0 or view.get("away"):
+    if n == 0:
         return vi, en
     return f"Đang chờ: {n} người · {vi}", f"Waiting: {n} · {en}"
 
