@@ -67,6 +67,22 @@ def find_font(bold: bool, configured: str = "") -> str:
                             "or fonts-dejavu-core, or set [display] font")
 
 
+def _fit_words(name: str, one_line, wrapped) -> str:
+    """The name as it fits: whole, else without its bracket, else cut to whole words + "…"."""
+    if one_line(name) or wrapped(name):
+        return name
+    short = name.split(" (")[0].split(", ")[0]
+    if one_line(short) or wrapped(short):
+        return short
+    words = short.split()
+    while len(words) > 1:
+        words.pop()
+        cut = " ".join(words).rstrip(",;:–-/") + "…"
+        if one_line(cut) or wrapped(cut):
+            return cut
+    return words[0] if words else name
+
+
 def phrase_cuts(words: list[str]) -> list[int]:
     """Where a name may go to a second line: after a separator ("/", "–", a comma) or before a
     bracket, when it has one (Vietnamese words are syllables apart: "Nhận / kết quả" breaks
@@ -206,7 +222,7 @@ def make_layout(width: int, height: int, alerts: bool = False, ticker: bool = Tr
         portrait = True
     else:
         tick = .91 if ticker else 1.0
-        hd = max(.11, 64 / height)        # two lines of >= 18 px on a short screen
+        hd = max(.11, 90 / height)        # two lines of >= 18 px on a short screen
         rects = {HEADER: (0, 0, 1, hd), HERO: (0, hd, .6, .53), CALLS: (0, .53, .6, tick),
                  COUNTERS: (.6, hd, 1, .57), SERVICES: (.6, .57, 1, tick)}
         if alerts:
@@ -244,7 +260,7 @@ class BoardRenderer:
         self.service_names = {k: nfc(v) for k, v in service_names.items()}
         self.tz = tz
         self.fonts = fonts or Fonts()
-        self.layout = make_layout(*surface.get_size())
+        self.layout = make_layout(*surface.get_size(), ticker=bool(model.ticker_text()))
         self.last_calls = last_calls
         self.blink_seconds, self.blink_period = blink_seconds, blink_period
         self.clock_seconds, self.english = clock_seconds, english
@@ -255,6 +271,7 @@ class BoardRenderer:
         self.drawn_alerts = ""                       # text of the last drawn alert strip (tests)
         self._alert_pages: list[str] = []
         self.alert_page_seconds = alert_page_seconds
+        self.service_page_seconds = 8.0
 
     # ------------------------------------------------------------ time-driven state
     def now(self) -> dt.datetime:
@@ -354,7 +371,9 @@ class BoardRenderer:
         room = body.inflate(-body.width // 10, -body.height // 10)     # never edge to edge
         self._blit(f.render_fit(text, room.width, room.height, fg, bold=True), body, "center")
         name = self.service_names.get(m.hero.service, "")
-        if name:
+        if name:                 # readable, or shortened (the kiosk and the ticket show it whole)
+            name = _fit_words(name, lambda x: f.fit_size(x, inner.width, label_h) >= READABLE_PX,
+                              lambda x: f.wrap_plan(x, inner.width, label_h)[1] >= READABLE_PX)
             self._blit(f.render_wrapped(name, inner.width, label_h, fg),
                        pygame.Rect(inner.left, inner.bottom - label_h, inner.width, label_h), "center")
         self.drawn_hero = m.hero.number
@@ -383,7 +402,7 @@ class BoardRenderer:
         for cols in range(1, n + 1):
             rows = -(-n // cols)
             w, h = area.width / cols, area.height / rows
-            score = min(w / 2.2, h)            # cells about twice as wide as tall
+            score = min(w / 1.6, h)            # cells wider than tall, labels not squeezed
             if score > best_score:
                 best, best_score = (cols, rows), score
         return best
@@ -391,7 +410,7 @@ class BoardRenderer:
     def _draw_counters(self, rect: pygame.Rect, t: float) -> None:
         inner = self._panel(rect)
         f = self.fonts
-        title_h = inner.height // 10
+        title_h = max(inner.height // 10, int(READABLE_PX * 1.3))
         self._blit(f.render_fit(self._label("Các quầy", "Counters"), inner.width, title_h, DIM),
                    pygame.Rect(inner.left, inner.top, inner.width, title_h))
         counters = sorted(self.model.counters.values(), key=lambda c: c.counter)
@@ -408,7 +427,7 @@ class BoardRenderer:
         f = self.fonts
         paused = c.status == "paused"
         pygame.draw.rect(self.surface, PANEL, cell, border_radius=max(4, cell.height // 10))
-        pad = max(8, cell.width // 12)
+        pad = max(5, cell.width // 20)
         top = pygame.Rect(cell.left + pad, cell.top + 4, cell.width - 2 * pad, int(cell.height * 0.38))
         bottom = pygame.Rect(cell.left + pad, top.bottom, cell.width - 2 * pad, cell.bottom - top.bottom - max(4, cell.height // 10))
         self._blit(f.render_fit(f"Quầy {c.counter}", top.width, top.height, DIM), top, "center")
@@ -420,50 +439,69 @@ class BoardRenderer:
             text, color = "—", DIM
         self._blit(f.render_fit(text, bottom.width, bottom.height, color, bold=True), bottom, "center")
 
+    def service_rows(self, area_h: int) -> int:
+        """How many service rows fit the panel at a readable size (a row of READABLE_PX text
+        with its spacing)."""
+        return max(1, area_h // int(READABLE_PX * 1.6))
+
+    def service_pages(self) -> int:
+        rect = self.layout.rects[SERVICES]
+        n = len(self.model.services)
+        return max(1, -(-n // self.service_rows(self._services_area(rect).height))) if n else 1
+
+    def service_page(self, t: float) -> int:
+        pages = self.service_pages()
+        return int(t // self.service_page_seconds) % pages if pages > 1 else 0
+
+    def _services_area(self, rect: pygame.Rect) -> pygame.Rect:
+        inner = rect.inflate(-max(8, rect.width // 60), -max(6, rect.height // 30))
+        title_h = max(inner.height // 9, int(READABLE_PX * 1.3))
+        return pygame.Rect(inner.left, inner.top + title_h, inner.width, inner.height - title_h)
+
     def _draw_services(self, rect: pygame.Rect, t: float) -> None:
+        """One row per service: name, how many wait, what a new ticket would wait. Rows
+        never shrink below a readable size: when they do not all fit, they show page by page
+        (`service_page_seconds` each)."""
         inner = self._panel(rect)
         f = self.fonts
-        title_h = inner.height // 9
-        self._blit(f.render_fit(self._label("Đang chờ", "Waiting"), inner.width, title_h, DIM),
-                   pygame.Rect(inner.left, inner.top, inner.width, title_h))
+        area = self._services_area(rect)
+        title_h = area.top - inner.top
+        pages = self.service_pages()
+        title = self._label("Đang chờ", "Waiting")
+        if pages > 1:
+            title += f"  ({self.service_page(t) + 1}/{pages})"
+        self._blit(f.render_fit(title, inner.width, title_h, DIM), pygame.Rect(inner.left, inner.top, inner.width, title_h))
         services = list(self.model.services.values())
         if not services:
             return
-        area = pygame.Rect(inner.left, inner.top + title_h, inner.width, inner.height - title_h)
-        # many services in a short panel: two columns keep the names readable
-        cols = 2 if area.height / len(services) < self.surface.get_height() * 0.045 else 1
-        per_col = -(-len(services) // cols)
-        row_h = area.height // per_col
-        col_w = area.width // cols
-        count_w = col_w // (7 if cols == 1 else 5)
-        wait_w = col_w // (4 if cols == 1 else 3)
-        name_w = col_w - (12 if cols > 1 else 0) - count_w - wait_w - 16
-        # one size for every name (what the longest allows), not a size per row; when that
-        # is too small to read, the names without their detail in brackets
+        per = -(-len(services) // pages)           # pages of equal length (4 + 4, not 7 + 1)
+        page = self.service_page(t)
+        shown = services[page * per:(page + 1) * per]
+        row_h = area.height // (per if pages > 1 else max(3, len(services)))
+        count_w = area.width // 8
+        wait_w = max(area.width // 4, f.size("tạm nghỉ đến 13:00", READABLE_PX)[0] + 4)
+        name_w = area.width - count_w - wait_w - 16
+        # one size for every name (what the longest allows) and never below READABLE_PX:
+        # a name too long for its box at that size loses its detail in brackets, then its
+        # last words ("…"); the kiosk shows it whole
         names = {s.service: self.service_names.get(s.service, s.service) for s in services}
-
-        def common_size(names: dict[str, str]) -> int:
-            return min(min(f.wrap_plan(n, name_w, int(row_h * 0.85))[1], int(row_h * 0.45)) for n in names.values())
-        name_size = common_size(names)
-        if name_size < READABLE_PX:
-            short = {k: v.split(" (")[0] for k, v in names.items()}
-            if common_size(short) > name_size:
-                names, name_size = short, common_size(short)
-        for i, s in enumerate(services):
-            row = pygame.Rect(area.left + (i // per_col) * col_w, area.top + (i % per_col) * row_h,
-                              col_w - (12 if cols > 1 else 0), row_h)
-            name = names[s.service]
-            name_box = pygame.Rect(row.left, row.top, row.width - count_w - wait_w - 16, row.height)
-            self._blit(f.render_wrapped(name, name_box.width, int(row.height * 0.85), TEXT,
-                                         max_size=name_size), name_box)
+        cap = max(READABLE_PX, int(row_h * 0.45))
+        size = max(READABLE_PX, min(min(f.wrap_plan(n, name_w, int(row_h * 0.9))[1] for n in names.values()), cap))
+        fitted = {k: _fit_words(v, lambda x: f.size(x, size)[0] <= name_w,
+                                lambda x: f.wrap_plan(x, name_w, int(row_h * 0.9))[1] >= size)
+                  for k, v in names.items()}
+        for i, s in enumerate(shown):
+            row = pygame.Rect(area.left, area.top + i * row_h, area.width, row_h)
+            name_box = pygame.Rect(row.left, row.top, name_w, row.height)
+            self._blit(f.render_wrapped(fitted[s.service], name_box.width, int(row.height * 0.9), TEXT,
+                                        max_size=size), name_box)
             color = TEXT if s.open else PAUSED
             count_box = pygame.Rect(name_box.right + 8, row.top, count_w, row.height)
-            self._blit(f.render_fit(str(s.waiting), count_w, int(row.height * 0.75), color, bold=True),
-                       count_box, "right")
+            self._blit(f.render_fit(str(s.waiting), count_w, int(row.height * 0.75), color, bold=True,
+                                    max_size=int(size * 1.4)), count_box, "right")
             # the wait a new ticket would get: the estimate the kiosk and the phone page show
             wait = short_phrase(msgspec.structs.asdict(s), self.tz)
-            self._blit(f.render_fit(wait, wait_w, int(row.height * 0.45), ACCENT,
-                                    max_size=int(row.height * 0.45)),
+            self._blit(f.render_fit(wait, wait_w, int(row.height * 0.9), ACCENT, max_size=size),
                        pygame.Rect(row.right - wait_w, row.top, wait_w, row.height), "right")
 
     def _draw_alerts(self, rect: pygame.Rect, t: float) -> None:
