@@ -15,6 +15,8 @@ from pathlib import Path
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
+from qms.core.words import COMPOUNDS, keep_words  # noqa: E402,F401  (COMPOUNDS: for the layout tests)
+
 # (regular, bold): fonts with every Vietnamese letter form (checked by the tests)
 FONT_CANDIDATES = [
     ("/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf", "/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf"),
@@ -55,32 +57,6 @@ def font(size: int, bold: bool = False) -> pygame.font.Font:
 
 MIN_PX = 18                 # no text smaller than this on any screen (18 px at 800x480)
 MIN_TARGET_PX = 60          # no touch target smaller than this
-
-# Vietnamese writes a word's syllables apart ("thủ tục" is one word): a line never breaks
-# inside these words of the administrative vocabulary (and of the procedures' names); the
-# syllables are joined by a no-break space before wrapping
-COMPOUNDS = (
-    "thủ tục", "đặt lịch", "chữ ký", "số thứ tự", "lĩnh vực", "màn hình", "đối tượng", "ưu tiên",
-    "dịch vụ", "hồ sơ", "lệ phí", "giải quyết", "kết quả", "hộ tịch", "chứng thực", "khai sinh",
-    "kết hôn", "khai tử", "đất đai", "xây dựng", "kinh doanh", "văn hóa", "xã hội", "trợ cấp",
-    "người có công", "trực tuyến", "hỗ trợ", "cao tuổi", "khuyết tật", "mang thai", "cách mạng",
-    "sao y", "bản sao", "giấy tờ", "căn cước", "công dân", "hộ khẩu", "tạm trú", "thường trú",
-    "xác nhận", "đăng ký", "cấp đổi", "cấp lại", "phiếu", "trung tâm", "hành chính", "phục vụ",
-    "nhận phiếu", "gọi số", "lấy số", "quay lại", "tiếp tục", "hài lòng", "cán bộ", "hướng dẫn",
-    "thời gian", "bảo hiểm", "xã hội", "y tế", "tình trạng", "hôn nhân", "quyền sử dụng",
-)
-_COMPOUND_RE = None
-
-
-def keep_words(text: str) -> str:
-    """Join the syllables of the known words with no-break spaces (wrap never cuts them)."""
-    global _COMPOUND_RE
-    if _COMPOUND_RE is None:
-        import re
-        words = sorted({w for w in COMPOUNDS if " " in w}, key=len, reverse=True)
-        _COMPOUND_RE = re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.I)
-    return _COMPOUND_RE.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
-
 
 def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)

@@ -17,13 +17,15 @@ import qrcode.image.svg
 
 from qms.config.site import SiteConfig
 from qms.core.wait_text import away_phrase, new_ticket_phrase, wait_phrase
+from qms.core.words import keep_words_html
 
 _e = html.escape
 
 
 def t(vi: str, en: str) -> str:
-    """Both languages of one text; CSS shows the chosen one."""
-    return f'<span lang="vi">{_e(vi)}</span><span lang="en">{_e(en)}</span>'
+    """Both languages of one text; CSS shows the chosen one. Vietnamese words never break
+    across lines (qms/core/words.py)."""
+    return f'<span lang="vi">{keep_words_html(_e(vi))}</span><span lang="en">{_e(en)}</span>'
 
 
 wait_text = wait_phrase          # the words every face uses (qms/core/wait_text.py)
