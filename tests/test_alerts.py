@@ -17,8 +17,10 @@ from qms.mqtt.client import MqttLink
 from qms.protocol.alerts import ActiveAlerts
 from qms.protocol.topics import Topics
 from tests.test_counter import CounterRig, wait_for
-from tests.test_counter_keys import mock_pins  # noqa: F401 - fixture
+from tests.test_counter_keys import mock_pins
 from tests.test_display import colour_count
+
+FIXTURES = (mock_pins,)       # pytest finds the fixture here
 
 SITE = "phuong-an-khanh"
 T = Topics(SITE)
