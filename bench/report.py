@@ -13,6 +13,9 @@
    With --blocks N: N runs of --days days each (seeds --seed, --seed + days, ...: held-out
    seeds besides the default 1-3), pooled (total error / total naive error), and the ratio
    of each block.
+3. Per scenario (qms/sim/simulate.py `scenario`: breaks taken as pauses, without pause,
+   skipped, mixed; a late opening; counters closing early; a meeting; a busy Monday), the
+   same: mae_ratio_vs_naive_<scenario>, and wait_mae_ratio_worst, the worst of them.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from qms.config.site import load_config  # noqa: E402
 from qms.protocol import messages as m  # noqa: E402
 from qms.reports.stats import Point, build_report  # noqa: E402
 from qms.service.store import EventStore  # noqa: E402
-from qms.sim.simulate import DayProfile, simulate, working_days  # noqa: E402
+from qms.sim.simulate import SCENARIOS, DayProfile, scenario, simulate, working_days  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "ward-example.toml"
 
@@ -93,6 +96,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1, help="seed of the first simulated day")
     ap.add_argument("--blocks", type=int, default=1, help="runs of --days days, pooled")
     ap.add_argument("--accuracy-only", action="store_true", help="skip the 100k-ticket report")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help="comma-separated scenarios (qms/sim/simulate.py SCENARIOS); empty: none")
     args = ap.parse_args()
     cfg = load_config(CONFIG)
     out: dict = {}
@@ -100,7 +105,12 @@ def main() -> int:
         if not args.accuracy_only:
             report_speed(cfg, Path(tmp), args.tickets, out)
         for name, tickets in (("", 320), ("_busy_day", 400)):
-            wait_accuracy(cfg, Path(tmp), name, tickets, args, out)
+            wait_accuracy(cfg, Path(tmp), name, DayProfile(tickets=tickets), args, out)
+        names = [x for x in args.scenarios.split(",") if x]
+        for name in names:
+            wait_accuracy(cfg, Path(tmp), f"_{name}", scenario(name), args, out)
+        if names:
+            out["wait_mae_ratio_worst"] = max(out[f"mae_ratio_vs_naive_{n}"] for n in names)
     if args.json:
         print(json.dumps(out))
     else:
@@ -125,7 +135,7 @@ def report_speed(cfg, tmp: Path, tickets: int, out: dict) -> None:
     out["ratio_vs_baseline"] = round(ours / base, 3)
 
 
-def wait_accuracy(cfg, tmp: Path, name: str, tickets: int, args, out: dict) -> None:
+def wait_accuracy(cfg, tmp: Path, name: str, profile: DayProfile, args, out: dict) -> None:
     """Simulated days through the real service; ours and the naive estimate's MAE, pooled
     over the blocks by ticket (each block is its own event log, so its own past days)."""
     t = time.perf_counter()
@@ -133,13 +143,13 @@ def wait_accuracy(cfg, tmp: Path, name: str, tickets: int, args, out: dict) -> N
     ratios = []
     for b in range(args.blocks):
         res = simulate(cfg, tmp / f"sim{name}{b}.sqlite", working_days(cfg, dt.date(2026, 11, 24), args.days),
-                       DayProfile(tickets=tickets), seed=args.seed + b * args.days)
+                       profile, seed=args.seed + b * args.days)
         n += res["estimated_tickets"]
         ours += res["wait_mae_minutes"] * res["estimated_tickets"]
         naive += res["wait_mae_naive_minutes"] * res["estimated_tickets"]
         ratios.append(res["mae_ratio_vs_naive"])
     out[f"simulated_days{name}"] = args.days * args.blocks
-    out[f"tickets_per_day{name}"] = tickets
+    out[f"tickets_per_day{name}"] = profile.tickets
     out[f"wait_mae_minutes{name}"] = round(ours / n, 2)
     out[f"wait_mae_naive_minutes{name}"] = round(naive / n, 2)
     out[f"mae_ratio_vs_naive{name}"] = ratios[0] if args.blocks == 1 else round(ours / naive, 3)

@@ -17,7 +17,7 @@ import queue
 import time
 from pathlib import Path
 
-from qms.display.board import ALERTS, HEADER, HERO, TICKER, BoardModel
+from qms.display.board import ALERTS, HEADER, HERO, SERVICES, TICKER, BoardModel
 
 log = logging.getLogger("qms.display")
 
@@ -69,6 +69,7 @@ class DisplayApp:
         self._last_blink: bool | None = None
         self._last_ticker = 0.0
         self._last_alert_page = 0
+        self._last_service_page = 0
         self._stop = False
         self.link = None
         if connect:
@@ -142,6 +143,10 @@ class DisplayApp:
         if page != self._last_alert_page:
             self._last_alert_page = page
             dirty.add(ALERTS)
+        page = self.renderer.service_page(t)
+        if page != self._last_service_page:
+            self._last_service_page = page
+            dirty.add(SERVICES)
         return dirty
 
     def _next_wakeup(self, t: float) -> float:
@@ -162,6 +167,9 @@ class DisplayApp:
             waits.append(1 / self.cfg.display.ticker_fps - (t - self._last_ticker))
         if self.renderer.alert_pages() > 1:
             every = self.renderer.alert_page_seconds
+            waits.append(every - t % every)
+        if self.renderer.service_pages() > 1:
+            every = self.renderer.service_page_seconds
             waits.append(every - t % every)
         return max(0.0, min(waits))
 

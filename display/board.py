@@ -51,6 +51,7 @@ class ServiceView(msgspec.Struct):
     waiting_priority: int = 0
     est_wait_s: int | None = None
     open: bool = True
+    away: dict | None = None       # every counter serving it is away (QueueCore.service_view)
 
 
 class CallView(msgspec.Struct):
@@ -145,6 +146,7 @@ class BoardModel:
                 if self.counters.get(view.counter) != view:
                     self.counters[view.counter] = view
                     self.dirty.add(COUNTERS)
+                    self._drop_finished_hero()
             case ["state", "service", sid]:
                 view = msgspec.json.decode(payload, type=ServiceView)
                 if view.service != sid:
@@ -190,6 +192,18 @@ class BoardModel:
         self.dirty.add(HERO)
         return [Announce(f.number, f.counter, recall)]
 
+    def _drop_finished_hero(self) -> None:
+        """The big call goes once its counter no longer serves that ticket (done, no-show,
+        paused): "ĐANG MỜI 4001 → Quầy 4" next to a Quầy 4 tile showing free contradicts."""
+        h = self.hero
+        if h is None:
+            return
+        c = self.counters.get(h.counter)
+        if c is not None and (c.serving is None or (c.serving.ticket_id or "") not in ("", h.ticket_id)
+                              or (not c.serving.ticket_id and c.serving.number != h.number)):
+            self.hero, self.hero_since = None, None
+            self.dirty.add(HERO)
+
     def _set_calls(self, calls: list[CallView]) -> None:
         calls = calls[: self.kept_calls]
         if calls == self.calls:
@@ -202,6 +216,7 @@ class BoardModel:
             if newest is None or self.hero is None or newest.at >= self.hero.at:
                 self.hero, self.hero_since = newest, None
                 self.dirty.add(HERO)
+                self._drop_finished_hero()
 
     # ------------------------------------------------------------ derived
     def blinking(self, blink_seconds: float) -> bool:

@@ -249,15 +249,15 @@ class KioskApp:
         kind = action[0]
         self.dirty = True
         if kind == "menu":
-            v.screen = "menu"
+            v.screen, v.page = "menu", 0
         elif kind == "lang":
             v.lang = "en" if v.lang == "vi" else "vi"
         elif kind == "priority_menu":
             v.screen = "priority_menu"
         elif kind == "priority":
-            v.priority, v.screen = action[1], "menu"
+            v.priority, v.screen, v.page = action[1], "menu", 0
         elif kind == "procedures":
-            v.screen = "procedures"
+            v.screen, v.page = "procedures", 0
         elif kind == "proc_service":
             v.service, v.page, v.screen = action[1], 0, "procedure_list"
         elif kind == "proc":
@@ -269,6 +269,7 @@ class KioskApp:
             self.speaker.say(proc.text(v.lang), v.lang)
         elif kind == "back":
             v.screen = {"procedure_list": "procedures", "procedure": "procedure_list"}.get(v.screen, "idle")
+            v.page = 0
             if v.screen == "idle":
                 self.reset()
         elif kind == "service":

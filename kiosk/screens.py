@@ -14,6 +14,7 @@ import math
 import pygame
 
 from qms.config.site import SiteConfig
+from qms.core.wait_text import away_phrase, menu_phrase, wait_phrase
 from qms.kiosk import ui
 from qms.kiosk.catalog import Catalog, Procedure
 from qms.kiosk.printing import PrintedTicket
@@ -63,10 +64,10 @@ def header(surface: pygame.Surface, v: View, title: str, back: bool = True) -> t
     """Title bar with Back and the language toggle; returns the content area below it."""
     w, h = surface.get_size()
     u = unit(surface)
-    bar = pygame.Rect(0, 0, w, int(13 * u))
+    pad = int(1.5 * u)
+    bar = pygame.Rect(0, 0, w, max(int(13 * u), ui.MIN_TARGET_PX + 2 * pad))
     pygame.draw.rect(surface, ui.PANEL, bar)
     hits: list[Hit] = []
-    pad = int(1.5 * u)
     bw = int(min(w * 0.24, 30 * u))
     title_rect = bar.inflate(-2 * (bw + 2 * pad), -pad)
     if back:
@@ -76,7 +77,7 @@ def header(surface: pygame.Surface, v: View, title: str, back: bool = True) -> t
     r = pygame.Rect(w - bw - pad, pad, bw, bar.height - 2 * pad)
     ui.button(surface, r, v.tr("lang_other"), u, size=4.6, fill=ui.ACCENT, color=ui.ACCENT_TEXT)
     hits.append((r, ("lang",)))
-    ui.text(surface, title, title_rect, int(6 * u), bold=True, min_size=int(4 * u), max_lines=2)
+    ui.text(surface, title, title_rect, int(6 * u), bold=True, min_size=int(2.5 * u), max_lines=3)
     content = pygame.Rect(pad, bar.bottom + pad, w - 2 * pad, h - bar.bottom - 2 * pad)
     return content, hits
 
@@ -89,11 +90,29 @@ def grid(area: pygame.Rect, n: int, cols: int, gap: int) -> list[pygame.Rect]:
             for i in range(n)]
 
 
-def service_grid(surface: pygame.Surface, v: View, area: pygame.Rect) -> list[tuple]:
-    """(service, rect) for every service: two columns in landscape, one in portrait."""
+def service_grid(surface: pygame.Surface, v: View, area: pygame.Rect, icon: bool = False
+                 ) -> tuple[list[tuple], pygame.Rect | None, int, int]:
+    """(service, rect) for the services on this page, the rect of "more" (None: one page),
+    the page and the number of pages. Two columns in landscape, one in portrait; all on one
+    page unless a name would not fit its button at a readable size (the longest names of a
+    ward's catalogue on a small screen): then fewer, larger buttons and a "more" button."""
     services = v.cfg.services
-    cols = 1 if portrait(surface) or len(services) <= 3 else 2
-    return list(zip(services, grid(area, len(services), cols, int(1.5 * unit(surface)))))
+    u = unit(surface)
+    gap = int(1.5 * u)
+    for per in (len(services), 6, 4, 3, 2):
+        if per > len(services):
+            continue
+        paged = per < len(services)
+        slots = per + (1 if paged else 0)
+        cols = 1 if portrait(surface) or slots <= 3 else 2
+        rects = grid(area, slots, cols, gap)
+        if all(ui.label_fits(v.name(s), r, u, 5.2, sub=True, icon=icon) for s, r in zip(services, rects)) \
+                and all(ui.label_fits(v.name(s), rects[0], u, 5.2, sub=True, icon=icon) for s in services):
+            break
+    pages = math.ceil(len(services) / per)
+    page = min(v.page, pages - 1)
+    shown = services[page * per:(page + 1) * per]
+    return list(zip(shown, rects)), (rects[-1] if paged else None), page, pages
 
 
 def service_status(v: View, service_id: str) -> str:
@@ -111,10 +130,8 @@ def waiting_line(v: View, service_id: str) -> str:
     view = v.service_views.get(service_id)
     if not view:
         return ""
-    n = int(view.get("waiting", 0))
-    if n == 0:
-        return v.tr("waiting_none")
-    return v.tr("waiting", n=n, m=max(1, round(int(view.get("est_wait_s", 0)) / 60)))
+    vi, en = menu_phrase(view, v.cfg.tz)      # the words the board and the phone page use too
+    return en if v.lang == "en" else vi
 
 
 # ---------------------------------------------------------------- screens
@@ -137,16 +154,19 @@ def draw_idle(surface: pygame.Surface, v: View) -> list[Hit]:
         actions.insert(2, ("booking", ("checkin",), ui.BUTTON, "calendar"))
     cols = 2 if portrait(surface) and len(actions) > 3 else len(actions)
     rows = math.ceil(len(actions) / cols)
-    btn_h = int(15 * u) if rows == 1 else int(12 * u)
+    btn_h = max(int(15 * u) if rows == 1 else int(12 * u), ui.MIN_TARGET_PX)
     bottom = pygame.Rect(pad, h - pad - rows * btn_h - (rows - 1) * pad, w - 2 * pad, rows * btn_h + (rows - 1) * pad)
     middle = pygame.Rect(pad, clock.bottom + pad, w - 2 * pad, bottom.top - clock.bottom - 2 * pad)
     card = middle.inflate(-int(2 * u), 0)
-    pygame.draw.rect(surface, ui.ACCENT, card, border_radius=int(3 * u))
+    # the robot greets with the whole card (someone is in front of it): white on green
+    fill, ink = (ui.OK, ui.TEXT) if v.greeting else (ui.ACCENT, ui.ACCENT_TEXT)
+    pygame.draw.rect(surface, fill, card, border_radius=int(3 * u))
     inner = card.inflate(-int(4 * u), -int(3 * u))
     big = pygame.Rect(inner.left, inner.top, inner.width, int(inner.height * 0.6))
-    ui.text(surface, v.tr("take"), big, int(13 * u), ui.ACCENT_TEXT, bold=True, max_lines=2)
+    ui.text(surface, v.tr("greet_big") if v.greeting else v.tr("take"), big, int(13 * u), ink, bold=True,
+            max_lines=2)
     low = pygame.Rect(inner.left, big.bottom, inner.width, inner.height - big.height)
-    ui.text(surface, v.tr("hello") if v.greeting else v.tr("touch"), low, int(6 * u), ui.ACCENT_TEXT,
+    ui.text(surface, v.tr("hello") if v.greeting else v.tr("touch"), low, int(6 * u), ink,
             max_lines=2, min_size=int(4 * u))
     hits: list[Hit] = []
     for (key, action, fill, icon), r in zip(actions, grid(bottom, len(actions), cols, pad)):
@@ -169,7 +189,11 @@ def draw_menu(surface: pygame.Surface, v: View) -> list[Hit]:
                 int(5 * u), ui.ACCENT_TEXT, bold=True, max_lines=1)
         content = pygame.Rect(content.left, band.bottom + int(1.5 * u), content.width,
                               content.height - band.height - int(1.5 * u))
-    for s, r in service_grid(surface, v, content):
+    shown, more, page, pages = service_grid(surface, v, content)
+    if more is not None:
+        ui.button(surface, more, f"{v.tr('more')} ({page + 1}/{pages})", u, fill=ui.PANEL, color=ui.TEXT, size=4.6)
+        hits.append((more, ("page", (page + 1) % pages)))
+    for s, r in shown:
         status = service_status(v, s.id)
         if status == "open":
             ui.button(surface, r, v.name(s), u, sub=waiting_line(v, s.id), size=5.2)
@@ -196,7 +220,11 @@ def draw_procedure_services(surface: pygame.Surface, v: View) -> list[Hit]:
     surface.fill(ui.BG)
     u = unit(surface)
     content, hits = header(surface, v, v.tr("choose_proc_service"))
-    for s, r in service_grid(surface, v, content):
+    shown, more, page, pages = service_grid(surface, v, content, icon=True)
+    if more is not None:
+        ui.button(surface, more, f"{v.tr('more')} ({page + 1}/{pages})", u, fill=ui.PANEL, color=ui.TEXT, size=4.6)
+        hits.append((more, ("page", (page + 1) % pages)))
+    for s, r in shown:
         n = len(v.catalog.for_service(s.id))
         ui.button(surface, r, v.name(s), u, sub=f"{n} {'procedures' if v.lang == 'en' else 'thủ tục'}",
                   size=5.2, icon="info")
@@ -248,13 +276,11 @@ def draw_procedure(surface: pygame.Surface, v: View) -> list[Hit]:
                        content.height - btn_h - int(2 * u))
     en = v.lang == "en"
     docs = "\n".join(f"• {d}" for d in ((p.documents_en or p.documents_vi) if en else p.documents_vi))
-    parts = [f"{v.tr('documents')}:\n{docs}", f"{v.tr('fee')}: {p.fee_en if en else p.fee_vi}",
-             f"{v.tr('time')}: {p.time_en if en else p.time_vi}"]
+    sections = [(v.tr("documents"), docs), (v.tr("fee"), p.fee_en if en else p.fee_vi),
+                (v.tr("time"), p.time_en if en else p.time_vi)]
     note = p.note_en if en else p.note_vi
-    if note:
-        parts.append(note)
-    parts.append(v.tr("fee_note"))
-    ui.text(surface, "\n".join(parts), body, int(5 * u), align="left", valign="top", min_size=int(3.4 * u))
+    sections.append(("", (note + "\n" if note else "") + v.tr("fee_note")))
+    ui.sections(surface, sections, body, int(5 * u), min_size=int(3.4 * u))
     r_read, r_take = grid(buttons, 2, 2, int(2 * u))
     ui.button(surface, r_read, v.tr("read"), u, fill=ui.ACCENT, color=ui.ACCENT_TEXT, icon="speaker")
     ui.button(surface, r_take, v.tr("take_here"), u)
@@ -264,19 +290,27 @@ def draw_procedure(surface: pygame.Surface, v: View) -> list[Hit]:
 
 def _number_block(surface: pygame.Surface, v: View, area: pygame.Rect, u: float) -> None:
     tk = v.ticket
-    top = pygame.Rect(area.left, area.top, area.width, int(area.height * 0.16))
+    counters = [c.number for c in v.cfg.counters if tk.service in c.services]
+    why = away_phrase((v.service_views.get(tk.service) or {}).get("away"), v.cfg.tz)
+    extra = bool(counters) + (why is not None)          # lines under the wait: less for the number
+    top = pygame.Rect(area.left, area.top, area.width, int(area.height * 0.14))
     ui.text(surface, v.tr("your_number"), top, int(6 * u), bold=True)
-    num = pygame.Rect(area.left, top.bottom, area.width, int(area.height * 0.46))
+    num = pygame.Rect(area.left, top.bottom, area.width, int(area.height * (0.38 - 0.07 * extra)))
     ui.text(surface, str(tk.number), num, int(34 * u), ui.ACCENT, bold=True, max_lines=1)
-    svc = pygame.Rect(area.left, num.bottom, area.width, int(area.height * 0.2))
+    svc = pygame.Rect(area.left, num.bottom, area.width, int(area.height * 0.25))
     label = tk.service_en if v.lang == "en" else tk.service_vi
     if tk.priority_vi:
         label += f" · {v.tr('priority')}"
     ui.text(surface, label, svc, int(5.5 * u), max_lines=2, min_size=int(4 * u))
     ahead = pygame.Rect(area.left, svc.bottom, area.width, area.bottom - svc.bottom)
-    m = round(tk.est_wait_s / 60)
-    line = v.tr("ahead_wait", n=tk.people_ahead, m=m) if m > 0 and tk.people_ahead else \
-        v.tr("ahead", n=tk.people_ahead)
+    # the wait printed on the ticket, whoever is ahead; where; and why, when every counter is away
+    wait = wait_phrase(tk.est_wait_s)
+    line = v.tr("ahead_wait", n=tk.people_ahead, wait=wait[1] if v.lang == "en" else wait[0])
+    if counters:
+        line += "\n" + v.tr("counters_one" if len(counters) == 1 else "counters_many",
+                            n=", ".join(map(str, counters)))
+    if why is not None:
+        line += "\n" + (why[1] if v.lang == "en" else why[0])
     ui.text(surface, line, ahead, int(5 * u), ui.DIM_TEXT, max_lines=2, min_size=int(4 * u))
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
 
+from qms.core.words import COMPOUNDS, keep_words  # noqa: E402,F401  (COMPOUNDS: for the layout tests)
+
 # (regular, bold): fonts with every Vietnamese letter form (checked by the tests)
 FONT_CANDIDATES = [
     ("/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf", "/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf"),
@@ -53,6 +55,9 @@ def font(size: int, bold: bool = False) -> pygame.font.Font:
     return pygame.font.Font(bold_path if bold else regular, max(8, int(size)))
 
 
+MIN_PX = 18                 # no text smaller than this on any screen (18 px at 800x480)
+MIN_TARGET_PX = 60          # no touch target smaller than this
+
 def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
@@ -72,25 +77,42 @@ def wrap(text: str, f: pygame.font.Font, width: int) -> list[str]:
     return lines
 
 
-def fit(text: str, rect: pygame.Rect, size: int, bold: bool = False, min_size: int = 10,
-        max_lines: int = 99) -> tuple[pygame.font.Font, list[str]]:
-    """The largest font (<= size) at which `text`, wrapped, fits in `rect`."""
-    text = nfc(text)
-    s = int(size)
+# tests: a list that every drawn text is appended to (TextDraw), to check the layout
+RECORD: list | None = None
+
+
+def fit_sized(text: str, rect: pygame.Rect, size: int, bold: bool = False, min_size: int = 10,
+              max_lines: int = 99) -> tuple[pygame.font.Font, list[str], int]:
+    """The largest font (<= size, >= MIN_PX) at which `text`, wrapped, fits in `rect`."""
+    text = keep_words(nfc(text))
+    min_size = max(int(min_size), MIN_PX)
+    s = max(int(size), min_size)
     while True:
         f = font(s, bold)
         lines = wrap(text, f, rect.width)
         fits = (len(lines) <= max_lines and len(lines) * f.get_linesize() <= rect.height
                 and all(f.size(x)[0] <= rect.width for x in lines))
         if fits or s <= min_size:
-            return f, lines
+            return f, lines, s
         s = max(min_size, int(s * 0.9))
+
+
+def fit(text: str, rect: pygame.Rect, size: int, bold: bool = False, min_size: int = 10,
+        max_lines: int = 99) -> tuple[pygame.font.Font, list[str]]:
+    f, lines, _ = fit_sized(text, rect, size, bold, min_size, max_lines)
+    return f, lines
 
 
 def text(surface: pygame.Surface, s: str, rect: pygame.Rect, size: int, color=TEXT, bold: bool = False,
          align: str = "center", valign: str = "middle", min_size: int = 10, max_lines: int = 99) -> pygame.Rect:
     """Draw `s` wrapped and shrunk to fit `rect`. Returns the rect actually used."""
-    f, lines = fit(s, rect, size, bold, min_size, max_lines)
+    f, lines, px = fit_sized(s, rect, size, bold, min_size, max_lines)
+    if RECORD is not None:
+        inside = rect.clip(surface.get_rect())
+        bg = surface.get_at((inside.left + 1, inside.top + 1))[:3] if inside.width > 2 and inside.height > 2 else None
+        RECORD.append({"text": s, "rect": pygame.Rect(rect), "px": px, "lines": list(lines),
+                       "widths": [f.size(x)[0] for x in lines], "height": f.get_linesize() * len(lines),
+                       "color": tuple(color)[:3], "bg": bg, "max_lines": max_lines})
     lh = f.get_linesize()
     total = lh * len(lines)
     y = {"top": rect.top, "middle": rect.centery - total // 2, "bottom": rect.bottom - total}[valign]
@@ -111,6 +133,63 @@ def text(surface: pygame.Surface, s: str, rect: pygame.Rect, size: int, color=TE
     return used
 
 
+def sections(surface: pygame.Surface, parts: list[tuple[str, str]], rect: pygame.Rect, size: int,
+             color=TEXT, heading_color=None, min_size: int = 10) -> None:
+    """Headed blocks, one under the other ("Lệ phí" in bold and yellow above its text, not
+    run into it), all at the largest common size that fits `rect`."""
+    heading_color = heading_color or ACCENT
+    s = max(int(size), MIN_PX)
+    floor = max(int(min_size), MIN_PX)
+    while True:
+        body, head = font(s), font(s, True)
+        blocks = []
+        for title, txt in parts:
+            h_lines = wrap(keep_words(nfc(title)), head, rect.width) if title else []
+            b_lines = wrap(keep_words(nfc(txt)), body, rect.width) if txt else []
+            blocks.append((h_lines, b_lines))
+        gap = s // 2
+        total = sum(len(h) * head.get_linesize() + len(b) * body.get_linesize() for h, b in blocks) + gap * (len(blocks) - 1)
+        if total <= rect.height or s <= floor:
+            break
+        s = max(floor, int(s * 0.9))
+    y = rect.top
+    for h_lines, b_lines in blocks:
+        for lines, f, c in ((h_lines, head, heading_color), (b_lines, body, color)):
+            if not lines:
+                continue
+            box = pygame.Rect(rect.left, y, rect.width, f.get_linesize() * len(lines))
+            if RECORD is not None:
+                RECORD.append({"text": "\n".join(lines), "rect": pygame.Rect(box.left, box.top, rect.width, max(0, min(box.height, rect.bottom - box.top))),
+                               "px": s, "lines": lines, "widths": [f.size(x)[0] for x in lines],
+                               "height": box.height, "color": tuple(c)[:3],
+                               "bg": surface.get_at((rect.left + 1, min(y + 1, surface.get_height() - 1)))[:3],
+                               "max_lines": 99})
+            for line in lines:
+                surface.blit(f.render(line, True, c), (rect.left, y))
+                y += f.get_linesize()
+        y += gap
+
+
+def _label_box(rect: pygame.Rect, u: float, sub: bool, icon: bool) -> pygame.Rect:
+    inner = rect.inflate(-int(3 * u), -int(1.6 * u))
+    if icon:
+        side = min(inner.height, int(6 * u))
+        inner.width -= side + int(u)
+        inner.left += side + int(u)
+    if sub:
+        return pygame.Rect(inner.left, inner.top, inner.width, int(inner.height * 0.68))
+    return inner
+
+
+def label_fits(label: str, rect: pygame.Rect, u: float, size: float = 5.0, sub: bool = False,
+               icon: bool = False) -> bool:
+    """Whether a button's label fits its box at a readable size (for paging a menu)."""
+    box = _label_box(rect, u, sub, icon)
+    f, lines, _ = fit_sized(label, box, int(size * u), True, int(3 * u), 3)
+    return len(lines) <= 3 and f.get_linesize() * len(lines) <= box.height and \
+        all(f.size(x)[0] <= box.width for x in lines)
+
+
 def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, sub: str = "",
            fill=BUTTON, color=BUTTON_TEXT, size: float = 5.0, icon: str = "") -> None:
     radius = int(1.6 * u)
@@ -118,8 +197,12 @@ def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, 
     pygame.draw.rect(surface, TEXT if fill != BUTTON else PANEL, rect, width=max(2, int(u * 0.4)),
                      border_radius=radius)
     inner = rect.inflate(-int(3 * u), -int(1.6 * u))
+    if icon and not label:                 # an icon alone: in the middle of its button
+        side = min(inner.height, inner.width, int(10 * u))
+        draw_icon(surface, icon, pygame.Rect(inner.centerx - side // 2, inner.centery - side // 2, side, side), color)
+        return
     if icon:
-        side = min(inner.height, int(8 * u))
+        side = min(inner.height, int(6 * u))
         icon_rect = pygame.Rect(inner.left, inner.centery - side // 2, side, side)
         draw_icon(surface, icon, icon_rect, color)
         inner.width -= side + int(u)
@@ -127,10 +210,10 @@ def button(surface: pygame.Surface, rect: pygame.Rect, label: str, u: float, *, 
     if sub:
         main = pygame.Rect(inner.left, inner.top, inner.width, int(inner.height * 0.68))
         low = pygame.Rect(inner.left, main.bottom, inner.width, inner.height - main.height)
-        text(surface, label, main, int(size * u), color, bold=True, min_size=int(3.8 * u), max_lines=2)
-        text(surface, sub, low, int(4.2 * u), color, min_size=int(3.6 * u), max_lines=1)
+        text(surface, label, main, int(size * u), color, bold=True, min_size=int(3 * u), max_lines=3)
+        text(surface, sub, low, int(4.2 * u), color, min_size=int(3 * u), max_lines=2)
     else:
-        text(surface, label, inner, int(size * u), color, bold=True, min_size=int(3.6 * u), max_lines=3)
+        text(surface, label, inner, int(size * u), color, bold=True, min_size=int(3 * u), max_lines=3)
 
 
 def draw_icon(surface: pygame.Surface, name: str, r: pygame.Rect, color) -> None:

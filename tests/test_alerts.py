@@ -15,7 +15,7 @@ from support.wait import barrier, wait_until
 
 from qms.config.site import load_config
 from qms.display.board import ALERTS, BoardModel
-from qms.display.render import ALERT, BoardRenderer, make_layout
+from qms.display.render import ALERT_BG, BoardRenderer, make_layout
 from qms.mqtt.client import MqttLink
 from qms.protocol.alerts import ActiveAlerts
 from qms.protocol.topics import Topics
@@ -97,7 +97,7 @@ def test_alert_strip_in_portrait_and_landscape(artifacts):
         r.draw(m.take_dirty(), t=0.1)
         strip = r.layout.rects[ALERTS]
         assert strip.height < size[1] * 0.045                       # discreet
-        assert colour_count(surf, strip, ALERT) > strip.height * 20    # the red badge
+        assert colour_count(surf, strip, ALERT_BG) > strip.height * 20    # the red badge
         assert r.drawn_alerts.startswith(WAIT_VI)                    # longest wait first
         pygame.image.save(surf, artifacts / f"alerts-board-{size[0]}x{size[1]}.png")
         # what does not fit on one line comes page by page: every message in full
@@ -134,7 +134,7 @@ def test_display_shows_and_clears_alerts_from_the_broker(broker, site_config, ar
         shown(lambda: PAUSE_VI in app.renderer.drawn_alerts, "both alerts on the board")
         assert app.renderer.drawn_alerts.startswith(WAIT_VI)
         strip = app.renderer.layout.rects[ALERTS]
-        assert colour_count(app.screen, strip, ALERT) > 100
+        assert colour_count(app.screen, strip, ALERT_BG) > 100
         pygame.image.save(app.screen, artifacts / "alerts-display-raised.png")
 
         for topic, payload in MALFORMED:
@@ -152,7 +152,7 @@ def test_display_shows_and_clears_alerts_from_the_broker(broker, site_config, ar
         shown(lambda: ALERTS not in app.renderer.layout.rects, "the strip gone")
         assert app.renderer.drawn_alerts == ""
         # the strip's former place is the calls/services panels again: no red badge left
-        assert colour_count(app.screen, make_layout(1280, 720, alerts=True).rects[ALERTS], ALERT) == 0
+        assert colour_count(app.screen, make_layout(1280, 720, alerts=True).rects[ALERTS], ALERT_BG) == 0
         pygame.image.save(app.screen, artifacts / "alerts-display-cleared.png")
     finally:
         app.close()

@@ -9,7 +9,7 @@ from support.media import colour_count
 from support.wait import wait_until
 
 from qms.display.board import CALLS, COUNTERS, HERO, LINK, SERVICES, TICKER, BoardModel
-from qms.display.render import HERO_BG, HERO_TEXT, BoardRenderer, Fonts, make_layout
+from qms.display.render import ALERT, HERO_BG, HERO_TEXT, BoardRenderer, Fonts, make_layout
 from qms.protocol.topics import Topics
 
 SITE = "test-site"
@@ -56,7 +56,8 @@ def fed_model(clock=None) -> BoardModel:
                    ticker="Hồ sơ số 123 đã có kết quả — Trung tâm đóng cửa lúc 17 giờ",
                    clock=clock or FakeTime())
     for n in range(1, 7):
-        m.handle(T.counter_state(n), counter_state(n, 1000 + n if n != 5 else None,
+        # counter 1 serves the latest call (1009, below); counter 5 is free
+        m.handle(T.counter_state(n), counter_state(n, (1009 if n == 1 else 1000 + n) if n != 5 else None,
                                                    "paused" if n == 4 else "open"))
     for i, s in enumerate(NAMES):
         m.handle(T.service_state(s), json.dumps({"v": 1, "service": s, "waiting": 3 + 7 * i}).encode())
@@ -71,6 +72,14 @@ def test_boots_from_retained_state_without_announcing():
     assert m.counters[4].status == "paused" and m.counters[2].serving.number == 1002
     assert m.services["van-hoa-xa-hoi"].waiting == 17
     assert [c.number for c in m.recent_calls(3)] == [1008, 1007, 1006]
+
+
+def test_the_big_call_goes_when_its_counter_no_longer_serves_it():
+    m = fed_model()
+    assert m.hero.number == 1009
+    m.take_dirty()
+    m.handle(T.counter_state(1), counter_state(1, None))          # 1009 done: Quầy 1 is free
+    assert m.hero is None and HERO in m.take_dirty()
 
 
 def test_a_call_fact_announces_once_and_blinks():
@@ -174,12 +183,12 @@ def test_screenshot_of_every_layout(size, artifacts):
     # the "mất kết nối" mark is small and red
     link = layout.rects[LINK]
     assert link.width * link.height < size[0] * size[1] * 0.02
-    assert colour_count(surf, link, (230, 70, 60)) > 20
+    assert colour_count(surf, link, ALERT) > 20
 
 
 def test_no_connection_mark_while_connected():
     surf, r, _ = render_board((1280, 720), connected=True)
-    assert colour_count(surf, make_layout(1280, 720).rects[LINK], (230, 70, 60)) == 0
+    assert colour_count(surf, make_layout(1280, 720).rects[LINK], ALERT) == 0
 
 
 def test_every_character_has_a_glyph():
@@ -234,7 +243,7 @@ def test_a_call_redraws_only_its_regions_and_blinks_for_its_time(offline_app):
     app.step(0)
     app.feed(("msg",) + called(1005, 3, at=1, service="chung-thuc", topics=app.topics))
     rects = app.step(0)
-    layout = make_layout(1280, 720)
+    layout = app.renderer.layout                 # without a ticker text: no ticker band
     assert set(map(tuple, rects)) >= {tuple(layout.rects[HERO]), tuple(layout.rects[CALLS])}
     assert tuple(layout.rects[SERVICES]) not in set(map(tuple, rects))
     assert app.renderer.drawn_hero == 1005
@@ -281,12 +290,12 @@ def test_board_follows_the_service_and_survives_restarts(service, broker, site_c
             broker.stop()
             assert _until(app, lambda: not app.model.connected)
             layout = make_layout(1280, 720)
-            assert colour_count(app.screen, layout.rects[LINK], (230, 70, 60)) > 20
+            assert colour_count(app.screen, layout.rects[LINK], ALERT) > 20
             assert app.renderer.drawn_hero == number
             pygame.image.save(app.screen, artifacts / "display-link-down.png")
             broker.start()     # no persistence: the service republishes its retained state
             assert _until(app, lambda: app.model.connected, timeout=30)
-            assert colour_count(app.screen, layout.rects[LINK], (230, 70, 60)) == 0
+            assert colour_count(app.screen, layout.rects[LINK], ALERT) == 0
             assert counter.request("counter.next", 10)[1].ok
             assert _until(app, lambda: app.renderer.drawn_hero == number + 1)
         finally:

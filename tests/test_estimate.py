@@ -361,3 +361,90 @@ def test_projected_tickets_arrive_whole_and_keep_the_priority_share():
         assert run.prio["a"] + run.normal["a"] - sum(waiting) == k == whole(run.curves["a"].at(t))
         assert run.prio["a"] - waiting[0] == whole(run.curves["a"].at(t) * 0.25)
     assert k >= 5                                     # 12 in the last half hour, fading
+
+
+# ---------------------------------------------------------------- breaks bound to their windows
+# The example ward at 14:00 local (site time zone Asia/Ho_Chi_Minh): lunch in rotation,
+# counters 1, 3, 5 at 11:30 and 2, 4, 6 at 12:15, 45 minutes each. Hộ tịch is served at
+# counters 2 and 3.
+def _ward():
+    from pathlib import Path
+
+    from qms.config.site import load_config
+    return QueueCore(load_config(Path(__file__).resolve().parent.parent / "config" / "ward-example.toml"))
+
+
+def _at(hhmm: str) -> int:
+    h, m = map(int, hhmm.split(":"))
+    return BASE + ((h - 9) * 60 + m) * MIN        # BASE is 09:00 local
+
+
+def test_at_14h_breaks_whose_window_passed_are_over():
+    core = _ward()
+    first = _do(core, core.issue(_at("14:00"), "ho-tich", None, "ht-1"))[0]
+    assert first.people_ahead == 0
+    assert first.est_wait_s < 3 * 60              # was 2,700 s: both breaks counted as still to come
+    assert core.service_view("chung-thuc", _at("14:00"))["away"] is None
+
+
+def test_at_14h_a_busy_counter_and_an_idle_one_do_not_add_a_lunch():
+    core = _ward()
+    _open(core, _at("07:30"), 2, 3)
+    _do(core, core.issue(_at("14:00"), "ho-tich", None, "ht-1"))
+    _do(core, core.next(_at("14:00"), 2))           # counter 2 serves the first one
+    menu = core.service_view("ho-tich", _at("14:01"))      # what the kiosk menu shows
+    second = _do(core, core.issue(_at("14:01"), "ho-tich", None, "ht-2"))[0]
+    assert second.people_ahead == 0
+    assert second.est_wait_s < 3 * 60             # was 3,229 s: counter 3 is free
+    assert menu["est_wait_s"] == second.est_wait_s  # the menu and the ticket agree
+    view = core.ticket_view(core.tickets["ht-2"], _at("14:01"))
+    assert view["away"] is None and view["est_wait_s"] == second.est_wait_s
+
+
+def test_0_ahead_and_a_long_wait_only_when_every_counter_is_away_and_then_it_says_why():
+    core = _ward()
+    _open(core, _at("07:30"), 3)                    # counter 2 not staffed today
+    _do(core, core.pause(_at("11:31"), 3, "Nghỉ trưa"))
+    t = _do(core, core.issue(_at("11:40"), "ho-tich", None, "ht-1"))[0]
+    assert t.people_ahead == 0
+    assert 35 * 60 <= t.est_wait_s <= 37 * 60     # back at 12:16
+    away = core.ticket_view(core.tickets["ht-1"], _at("11:40"))["away"]
+    assert away["reason"] == "break" and away["counters"] == [3]
+    assert away["until"] == _at("12:16")
+    assert core.service_view("ho-tich", _at("11:40"))["away"] == away
+
+
+def test_a_clerk_who_eats_without_pressing_pause_is_away_until_the_break_ends():
+    core = _ward()
+    _open(core, _at("07:30"), 3)
+    _do(core, core.issue(_at("11:20"), "ho-tich", None, "ht-1"))
+    _do(core, core.next(_at("11:20"), 3))
+    _do(core, core.done(_at("11:33"), 3))           # finished after 11:30, calls nobody
+    t = _do(core, core.issue(_at("11:40"), "ho-tich", None, "ht-2"))[0]
+    assert 37 * 60 <= t.est_wait_s <= 39 * 60     # back at 12:18
+    assert core.ticket_view(core.tickets["ht-2"], _at("11:40"))["away"]["reason"] == "break"
+    # after the window (11:30-12:15) the break is over whatever happened
+    assert core.ticket_view(core.tickets["ht-2"], _at("12:20"))["est_wait_s"] < 60
+
+
+def test_a_counter_that_calls_inside_its_break_window_is_not_on_break():
+    core = _ward()
+    _open(core, _at("07:30"), 3)
+    _do(core, core.issue(_at("11:34"), "ho-tich", None, "ht-1"))
+    _do(core, core.next(_at("11:35"), 3))           # working through lunch
+    _do(core, core.done(_at("11:38"), 3))
+    t = _do(core, core.issue(_at("11:40"), "ho-tich", None, "ht-2"))[0]
+    assert t.est_wait_s < 3 * 60
+    assert core.ticket_view(core.tickets["ht-2"], _at("11:40"))["away"] is None
+
+
+def test_a_break_still_to_come_is_planned_until_its_window_ends():
+    core = _ward()
+    _open(core, _at("07:30"), 3)
+    _do(core, core.issue(_at("11:00"), "ho-tich", None, "ht-1"))
+    _do(core, core.next(_at("11:00"), 3))           # serving until ~11:08, then lunch at 11:30
+    for i in range(3):
+        _do(core, core.issue(_at("11:00"), "ho-tich", None, f"ht-w{i}"))
+    est = core.estimator.estimate(core, "ho-tich", 3, False, _at("11:00"))
+    # 3 ahead of ~8 min each from ~11:08 ends at ~11:32: the new one waits for the break
+    assert est >= 70 * 60

@@ -307,3 +307,41 @@ def test_center_points_from_the_config(tmp_path):
     rows = read_csv(tmp_path / "c.csv")
     assert {r.key for r in rows if r.section == "point"} == {"phuong-an-khanh", "diem-phu"}
     assert parse_config(TEST_CONFIG.read_text(encoding="utf-8")).report.target_wait_minutes == 30
+
+
+def test_chart_in_site_time_with_decimal_commas_headline_and_embedded_truetype_fonts(day, tmp_path):
+    import re
+    import zlib
+
+    from matplotlib.ticker import MaxNLocator
+    cfg, db = day
+    report = build_report([Point(cfg, db)], DAY.isoformat(), DAY.isoformat())
+    assert report.timezone == "Asia/Ho_Chi_Minh"
+    fig = build_figure(report, "vi")
+    texts = _texts(fig)
+    stamp = next(t for t in texts if t.startswith("Lập lúc"))
+    now_site = dt.datetime.now(cfg.tz)
+    assert now_site.strftime("%d/%m/%Y %H:") in stamp or (now_site - dt.timedelta(minutes=1)).strftime("%H:") in stamp
+    decimals = [t for t in texts if re.search(r"\d[.,]\d", t) and "/" not in t]
+    assert decimals and not any(re.search(r"\d\.\d", t) for t in decimals), decimals
+    headline = next(t for t in texts if "Chuyển lĩnh vực/quầy" in t)
+    assert f": {report.total.transferred}" in headline and "Vắng mặt khi gọi" in headline and "Chờ lâu nhất" in headline
+    arrivals = fig.axes[0]
+    assert isinstance(arrivals.yaxis.get_major_locator(), MaxNLocator)
+    for ax in fig.axes:                 # legends sit under their axes, over no bar
+        if ax.get_legend() is not None:
+            assert ax.get_legend().get_bbox_to_anchor().y0 < ax.get_window_extent().y0 + 1
+    pdf = save_chart(report, tmp_path / "r.pdf", "vi").read_bytes()
+    raw = pdf + b"".join(zlib.decompress(m) for m in re.findall(rb"stream\r?\n(.*?)endstream", pdf, re.S)
+                         if _inflates(m))
+    assert b"/Type3" not in raw and (b"/TrueType" in raw or b"/CIDFontType2" in raw)
+    assert b"/Title" in raw
+
+
+def _inflates(data: bytes) -> bool:
+    import zlib
+    try:
+        zlib.decompress(data)
+        return True
+    except zlib.error:
+        return False

@@ -70,3 +70,40 @@ def test_a_clerk_with_nobody_to_serve_goes_to_lunch_at_the_time(tmp_path):
     assert [n for n, c in counters.items() if c.paused] == [1, 3, 5]
     assert all(abs(counters[n].paused_at - (at - 60_000)) < 1000 for n in (1, 3, 5))
     sim.close()
+
+
+def test_clerks_who_eat_without_pause_or_skip_lunch_do_not_fool_the_estimate(tmp_path):
+    """Breaks taken without pressing pause, or skipped: the configured rotation is only a
+    plan. The estimate used to send every counter on lunch at any later hour (ratios of
+    3.3 and 4.6 against the naive estimate on these days)."""
+    from qms.sim.simulate import scenario
+    cfg = load_config(TEST_CONFIG)
+    for name in ("breaks_no_pause", "breaks_skipped"):
+        sim = DaySimulation(cfg, tmp_path / f"{name}.sqlite", DAY, scenario(name), seed=5).run()
+        pauses = [e for e in sim.svc.store.events(since_day=DAY.isoformat(), until_day=DAY.isoformat())
+                  if type(e).__name__ == "CounterPaused"]
+        sim.close()
+        assert pauses == []                     # nobody pressed pause
+        # three days pooled (a single day's ratio swings by +-0.1); seeds not the bench's
+        days = working_days(cfg, DAY, 3)
+        result = simulate(cfg, tmp_path / f"{name}-acc.sqlite", days, scenario(name), seed=5)
+        assert result["mae_ratio_vs_naive"] < 0.6, name
+
+
+def test_scenarios_late_opening_meeting_and_closing_early_happen(tmp_path):
+    from qms.sim.simulate import scenario
+    cfg = load_config(TEST_CONFIG)
+    for name, reason in (("meeting", "Họp"), ("closing_early", "Nghỉ")):
+        sim = DaySimulation(cfg, tmp_path / f"{name}.sqlite", DAY, scenario(name), seed=2).run()
+        reasons = [e.reason for e in sim.svc.store.events(since_day=DAY.isoformat(), until_day=DAY.isoformat())
+                   if type(e).__name__ == "CounterPaused"]
+        sim.close()
+        assert reason in reasons, name
+    sim = DaySimulation(cfg, tmp_path / "late.sqlite", DAY, scenario("late_opening"), seed=2).run()
+    first = {}
+    for e in sim.svc.store.events(since_day=DAY.isoformat(), until_day=DAY.isoformat()):
+        if type(e).__name__ == "TicketCalled":
+            first.setdefault(e.counter, e.at)
+    sim.close()
+    opening = int(dt.datetime(2026, 11, 24, 7, 30, tzinfo=cfg.tz).timestamp() * 1000)
+    assert first[2] - opening >= 40 * 60_000 and first[1] - opening < 10 * 60_000

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from support.site import make_config
-from support.web import BOOK_TOKEN, KIOSK_TOKEN, WEB_EXTRA, booking, call, counter, take
+from support.web import BOOK_TOKEN, CHROMIUM_ARGS, KIOSK_TOKEN, WEB_EXTRA, booking, call, counter, take
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHONE = {"width": 360, "height": 800}
 
 

@@ -30,7 +30,7 @@ import heapq
 import statistics
 from typing import TYPE_CHECKING
 
-from qms.config.site import minutes_of
+from qms.config.site import Break, minutes_of
 from qms.core.arrivals import NEVER, next_whole_at, recent_curves, whole
 from qms.core.past_days import PastDays, service_times_from_history
 from qms.core.service_times import ServiceTimes, time_left_s
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 PAUSE_GUESS_S = 30 * 60        # a paused counter is expected back after this long...
 PAUSE_OVERDUE_S = 5 * 60       # ...or in this long once the guess has passed
 UNSTAFFED_AFTER_S = 30 * 60    # a counter not opened this long after opening is not staffed
+AWAY_SHOWN_S = 3 * 60          # a shorter absence is not worth explaining
 IDLE_REACTION_S = 15.0         # an idle counter notices a new ticket after about this long
 # A run's length in steps (one call each) is bounded by the queue it starts from: a calm
 # queue needs about one step per waiting ticket plus the arrivals that overtake it. Under
@@ -92,7 +93,7 @@ class WaitEstimator:
         self.pause_started: dict[int, int] = {}     # counter -> paused_at, as last seen
         self.pause_total_s, self.pauses = 0.0, 0
         self._memo_key: tuple | None = None
-        self._memo: dict | None = None
+        self._memo: tuple[dict, dict] | None = None
         self._memo_now = 0
         self._memo_shape: tuple | None = None
         self._in_batch = False
@@ -140,7 +141,7 @@ class WaitEstimator:
     # ------------------------------------------------------------ estimates
     def estimate(self, core: QueueView, service: str, people_ahead: int, priority: bool,
                  now: int) -> int:
-        calls = self._lookahead(core, now)
+        calls = self._lookahead(core, now)[0]
         prio, normal = calls.get(service, ({}, {}))
         line = core.lines[service]
         if priority:
@@ -175,7 +176,23 @@ class WaitEstimator:
                 tuple((len(x.priority), len(x.normal)) for x in core.lines.values()),
                 tuple(len(x) for x in core.targeted.values()))
 
-    def _lookahead(self, core: QueueView, now: int) -> dict:
+    def away(self, core: QueueView, service: str, now: int) -> dict | None:
+        """Why nobody can call a ticket of this service now, when every counter serving it
+        is away (on its break, paused, not open yet) and the first is back in more than
+        AWAY_SHOWN_S: {"reason": "break" | "pause" | "closed", "until": Unix ms,
+        "counters": [...], "note": the pause's reason}. None otherwise. The faces say it
+        next to the wait, so a long wait with nobody ahead is explained."""
+        away = self._lookahead(core, now)[1].get(service)
+        if away is None:
+            return None
+        out = dict(away)
+        out["until"] = int(self._memo_now + away["back_s"] * 1000)
+        if out["until"] - now < AWAY_SHOWN_S * 1000:
+            return None
+        del out["back_s"]
+        return out
+
+    def _lookahead(self, core: QueueView, now: int) -> tuple[dict, dict]:
         key = self._state_key(core, now)
         if key != self._memo_key:
             # within a batch (commands that arrived together), one run serves them all
@@ -183,7 +200,8 @@ class WaitEstimator:
             shape = (id(core), core.day, tuple((c.paused, c.active) for c in core.counters.values()))
             reuse = self._in_batch and shape == self._memo_shape and 0 <= now - self._memo_now < REUSE_MS
             if self._memo is None or not reuse:
-                self._memo = _Lookahead(self, core, now).run()
+                run = _Lookahead(self, core, now)
+                self._memo = (run.run(), run.away_by_service())
                 self._memo_now, self._memo_shape = now, shape
                 self._memo_key = key        # a reused run is never taken for an exact one
         assert self._memo is not None
@@ -225,6 +243,8 @@ class _Lookahead:
         self.next_at = {s: next_whole_at(c, 0) for s, c in self.curves.items()}
         self.streak = {n: c.priority_streak for n, c in core.counters.items()}
         self.breaks = self._breaks()
+        self.away: dict[int, tuple[str, float, str]] = {}
+        self.staffed: set[int] | None = None
 
     def _hours(self) -> tuple[float, float]:
         cfg, midnight = self.core.cfg, self.midnight_s
@@ -233,45 +253,78 @@ class _Lookahead:
         stop_at = midnight + (minutes_of(cfg.hours.close) - cfg.hours.cutoff_minutes) * 60 - now_s
         return open_at, stop_at
 
-    def _breaks(self) -> dict[int, tuple[float, float]]:
-        """Configured breaks still to come: counter -> (earliest start, length), seconds from
-        now. A counter that resumed after its break's start has had it."""
-        core, out, midnight = self.core, {}, self.midnight_s
-        for b in core.cfg.hours.breaks:
-            start = midnight + minutes_of(b.start) * 60 - self.now / 1000
-            for n in b.counters:
-                c = core.counters.get(n)
-                if c is None or n in out:
-                    continue
-                start_ms = self.now + start * 1000
-                if c.resumed_at is not None and c.resumed_at >= start_ms:
-                    continue                     # back from it already
-                if c.paused and c.paused_at is not None and c.paused_at >= start_ms - 600_000:
-                    continue                     # on it now: _free_at plans the return
-                out[n] = (start, b.minutes * 60.0)
+    def _window(self, b: Break) -> tuple[int, int]:
+        """A configured break's window today, Unix ms: [start, start + length)."""
+        start = int((self.midnight_s + minutes_of(b.start) * 60) * 1000)
+        return start, start + b.minutes * 60_000
+
+    def _break_of(self, n: int) -> Break | None:
+        """Counter n's configured break that matters now: the one whose window holds now,
+        else the next one today; None when all of its windows have passed."""
+        best = None
+        for b in self.core.cfg.hours.breaks:
+            if n not in b.counters:
+                continue
+            start, end = self._window(b)
+            if end <= self.now:
+                continue                         # over: its window has passed
+            if best is None or start < self._window(best)[0]:
+                best = b
+        return best
+
+    def _breaks(self) -> dict[int, tuple[float, float, float]]:
+        """Configured breaks the run still plans: counter -> (earliest start, window end,
+        length), seconds from now. A break is bound to its window: once the window has
+        passed it is over, and a counter that called someone or came back from a pause
+        inside its window is working through it (or had it) and does not go."""
+        out = {}
+        for n, c in self.core.counters.items():
+            b = self._break_of(n)
+            if b is None or c.paused:
+                continue                         # a paused counter: _free_at plans its return
+            start, end = self._window(b)
+            if self.now >= start and (
+                    (c.last_call_at is not None and c.last_call_at >= start)
+                    or (c.resumed_at is not None and c.resumed_at >= start)):
+                continue
+            out[n] = ((start - self.now) / 1000, (end - self.now) / 1000, b.minutes * 60.0)
         return out
 
     def _on_break_now(self, n: int, c: CounterState) -> float | None:
-        """Seconds until a counter that is away on its configured break comes back."""
+        """Seconds until a counter that is away on its configured break comes back: paused
+        in its window (or just before it), or idle in it without having called anyone
+        since it began (a clerk who eats without pressing pause). None: not on a break."""
         for b in self.core.cfg.hours.breaks:
-            if n in b.counters and c.paused_at is not None:
-                start_ms = (self.midnight_s + minutes_of(b.start) * 60) * 1000
-                if c.paused_at >= start_ms - 600_000:
-                    return max((c.paused_at + b.minutes * 60_000 - self.now) / 1000, 0.0)
+            if n not in b.counters:
+                continue
+            start, end = self._window(b)
+            if c.paused:
+                if c.paused_at is not None and start - 600_000 <= c.paused_at < end:
+                    back = (c.paused_at + b.minutes * 60_000 - self.now) / 1000
+                    return back if back > 0 else PAUSE_OVERDUE_S
+            elif (c.active and c.current is None and start <= self.now < end
+                  and (c.last_call_at is None or c.last_call_at < start)
+                  and (c.resumed_at is None or c.resumed_at < start)):
+                left = max(c.free_since or start, start)
+                return max((left + b.minutes * 60_000 - self.now) / 1000, 0.0)
         return None
 
     def _free_at(self) -> list[tuple[float, int]]:
-        """When each staffed counter can next call someone."""
+        """When each staffed counter can next call someone. Notes in self.away why a
+        counter that is not serving anyone is away: counter -> (kind, back in s, note)."""
         core = self.core
         any_active = any(c.active for c in core.counters.values())
         out = []
         for n, c in core.counters.items():
             if c.paused:
                 back = self._on_break_now(n, c)
+                kind = "break"
                 if back is None:
+                    kind = "pause"
                     away = (self.now - (c.paused_at or self.now)) / 1000
                     guess = self.est.pause_guess_s()
                     back = guess - away if away < guess else PAUSE_OVERDUE_S
+                self.away[n] = (kind, max(back, 0.0), c.reason)
                 out.append((max(back, 0.0), n))
             elif c.active:
                 free = IDLE_REACTION_S
@@ -280,9 +333,32 @@ class _Lookahead:
                     mean = self.avg.get(t.service, 480.0)
                     elapsed = (self.now - (t.called_at or self.now)) / 1000
                     free = time_left_s(mean, elapsed)
+                else:
+                    back = self._on_break_now(n, c)
+                    if back is not None:
+                        self.breaks.pop(n, None)
+                        self.away[n] = ("break", back, "")
+                        free = max(free, back)
                 out.append((free, n))
             elif not any_active or self.open_at > -UNSTAFFED_AFTER_S:
-                out.append((max(self.open_at + self.est.opening_delay_s, 0.0), n))
+                back = max(self.open_at + self.est.opening_delay_s, 0.0)
+                if self.open_at > 0:
+                    self.away[n] = ("closed", self.open_at, "")
+                out.append((back, n))
+        return out
+
+    def away_by_service(self) -> dict[str, dict]:
+        """For each service whose staffed counters are all away: the first one back."""
+        out = {}
+        present = {n for n in self.core.counters} - set(self.away)
+        staffed = self.staffed or set()
+        for s in self.core.lines:
+            serving = [n for n in staffed if s in self.core.counters[n].services]
+            if not serving or any(n in present for n in serving):
+                continue
+            first = min(serving, key=lambda n: self.away[n][1])
+            kind, back, note = self.away[first]
+            out[s] = {"reason": kind, "back_s": back, "counters": sorted(serving), "note": note}
         return out
 
     def _add_arrivals(self, until: float) -> None:
@@ -338,6 +414,7 @@ class _Lookahead:
     def run(self) -> dict:
         core = self.core
         heap = self._free_at()
+        self.staffed = {n for _, n in heap}
         heapq.heapify(heap)
         services = {n: c.services for n, c in core.counters.items()}
         staffed = {s for _, n in heap for s in services[n]}
@@ -360,8 +437,9 @@ class _Lookahead:
             brk = self.breaks.get(n)
             if brk is not None and t >= brk[0]:      # free after the break's start: it goes
                 del self.breaks[n]
-                heapq.heappush(heap, (t + brk[1], n))
-                continue
+                if t < brk[1]:                       # ...if its window is not over by then
+                    heapq.heappush(heap, (t + brk[2], n))
+                    continue
             self._add_arrivals(t)
             p, q = self._head(n, services[n], True), self._head(n, services[n], False)
             if p is None and q is None:

@@ -16,7 +16,7 @@ from collections import deque
 from qms.config.site import SiteConfig
 from qms.core import events as ev
 from qms.core import refusals as R
-from qms.core.estimate import WaitEstimator
+from qms.core.estimate import AWAY_SHOWN_S, WaitEstimator
 from qms.core.hours import check_open
 from qms.core.offline import offline_block, online_last
 from qms.core.state import CounterState, Ticket, WaitLine
@@ -330,7 +330,7 @@ class QueueCore:
         if t.first_called_at is None:
             t.first_called_at = e.at
             self.estimator.observe_call(self, t, e.at)
-        c.current, c.active = t.ticket_id, True
+        c.current, c.active, c.last_call_at = t.ticket_id, True, e.at
         c.priority_streak = c.priority_streak + 1 if t.priority else 0
         self.calls.appendleft({"number": t.number, "counter": e.counter, "service": t.service,
                                "ticket_id": t.ticket_id, "at": e.at})
@@ -341,21 +341,22 @@ class QueueCore:
     def _on_TicketRecalled(self, e: ev.TicketRecalled) -> None:
         self.tickets[e.ticket_id].recalls = e.count
 
-    def _release(self, t: Ticket) -> None:
+    def _release(self, t: Ticket, at: int) -> None:
         if t.counter is not None:
             c = self.counters[t.counter]
             if c.current == t.ticket_id:
                 c.current = None
+                c.free_since = at
             self.dirty_counters.add(t.counter)
 
     def _on_TicketNoShow(self, e: ev.TicketNoShow) -> None:
         t = self.tickets[e.ticket_id]
-        self._release(t)
+        self._release(t, e.at)
         t.state, t.no_show_at = "no_show", e.at
 
     def _on_TicketDone(self, e: ev.TicketDone) -> None:
         t = self.tickets[e.ticket_id]
-        self._release(t)
+        self._release(t, e.at)
         t.state = "done"
         self.served += 1
         self.counters[e.counter].last_done = t.ticket_id
@@ -364,7 +365,7 @@ class QueueCore:
 
     def _on_TicketTransferred(self, e: ev.TicketTransferred) -> None:
         t = self.tickets[e.ticket_id]
-        self._release(t)
+        self._release(t, e.at)
         self.dirty_services.add(t.service)
         t.service, t.target_counter = e.to_service, e.to_counter
         self._enqueue(t)                    # keeps its place: ordered by original issue time
@@ -410,6 +411,7 @@ class QueueCore:
         return {
             "v": 1, "service": service_id, "waiting": waiting, "waiting_priority": len(line.priority),
             "est_wait_s": self.estimator.estimate(self, service_id, waiting, False, now),
+            "away": self.estimator.away(self, service_id, now),
             "issued": self.issued[service_id], "cap_left": max(0, s.daily_cap - self.issued[service_id]),
             "open": open_now, "oldest_issued_at": oldest, "day": self.day,
         }
@@ -456,6 +458,8 @@ class QueueCore:
             "ticket_id": t.ticket_id, "number": t.number, "service": t.service, "priority": t.priority,
             "issued_at": t.issued_at, "state": t.state, "counter": t.counter, "people_ahead": ahead,
             "est_wait_s": est_wait_s,
+            # why a long wait (checked only then: it may take a look-ahead run of its own)
+            "away": self.estimator.away(self, t.service, now) if est_wait_s >= AWAY_SHOWN_S else None,
             "day": self.day, "source": t.source,
         }
 

@@ -49,6 +49,10 @@ class CounterState:
     current: str | None = None    # ticket id being served
     priority_streak: int = 0
     last_done: str | None = None  # the ticket just served, for its rating
+    # for the wait estimate's breaks: a counter that calls inside its break window is
+    # working through it; one that finished a citizen and calls nobody may be eating
+    last_call_at: int | None = None
+    free_since: int | None = None
 
 
 class WaitLine:

@@ -23,6 +23,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     "col.refused": ("Từ chối", "Refused"),
     "col.not_called": ("Chưa gọi", "Not called"),
     "col.wait": ("Chờ TV/P90/max", "Wait med/p90/max"),
+    "kpi.transferred": ("Chuyển lĩnh vực/quầy", "Transferred"),
+    "kpi.no_show": ("Vắng mặt khi gọi", "Missed calls"),
+    "kpi.longest": ("Chờ lâu nhất", "Longest wait"),
+    "pdf.title": ("Báo cáo tình hình phục vụ", "Service report"),
     "col.within": ("Chờ ≤{0}′", "Wait ≤{0}′"),
     "col.service_time": ("Phục vụ TV/P90", "Service med/p90"),
     "col.ratings": ("Đánh giá", "Ratings"),
@@ -44,7 +48,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "chart.arrivals": ("Lượt lấy số và phục vụ theo giờ", "Arrivals and served by hour"),
     "chart.waits_by_hour": ("Thời gian chờ theo giờ lấy số (phút)", "Wait by hour of issue (min)"),
     "chart.service_waits": ("Thời gian chờ theo lĩnh vực (phút)", "Wait by service (min)"),
-    "chart.counters": ("Phục vụ theo quầy (lượt · phút TV)", "Served by counter (n · median min)"),
+    "chart.counters": ("Phục vụ theo quầy (lượt · phút, trung vị)", "Served by counter (n · median min)"),
     "chart.ratings": ("Đánh giá mức độ hài lòng", "Satisfaction ratings"),
     "legend.issued": ("Cấp số", "Issued"),
     "legend.served": ("Đã phục vụ", "Served"),
@@ -52,10 +56,12 @@ _WORDS: dict[str, tuple[str, str]] = {
     "legend.p90": ("90% công dân chờ không quá", "90th percentile"),
     "legend.target": ("Mục tiêu {0} phút", "Target {0} min"),
     "hour": ("Giờ", "Hour"),
-    "footer": ("Trung vị: một nửa số công dân chờ ít hơn. P90: 90% công dân chờ không quá mức này. "
-               "Chờ = từ lúc lấy số đến lúc được gọi lần đầu.",
+    "footer": ("Trung vị (TV): một nửa số công dân chờ ít hơn. P90: 90% công dân chờ không quá mức này. "
+               "Chờ = từ lúc lấy số đến lúc được gọi lần đầu. Phục vụ có thể nhiều hơn cấp số: "
+               "một phiếu chuyển sang lĩnh vực khác được phục vụ lại.",
                "Median: half of the citizens waited less. P90: 90% waited at most this long. "
-               "Wait = from taking the number to the first call."),
+               "Wait = from taking the number to the first call. Served may exceed issued: "
+               "a ticket transferred to another service is served again."),
 }
 
 # rating labels by the number of levels on the counters' keys; level 1 is the least satisfied
@@ -103,3 +109,11 @@ def when_text(report, lang: str) -> str:
     if report.since == report.until:
         return f"{word('day', lang)} {date_text(report.since, lang)}"
     return word("period", lang, date_text(report.since, lang), date_text(report.until, lang))
+
+
+def num(v, lang: str) -> str:
+    """A number as people write it: a decimal comma in Vietnamese (12,5), a point in English."""
+    if v is None:
+        return "–"
+    text = f"{v:g}" if isinstance(v, float) else str(v)
+    return text.replace(".", ",") if lang != "en" else text

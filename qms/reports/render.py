@@ -7,20 +7,18 @@ from pathlib import Path
 
 import msgspec
 
-from qms.reports.labels import label, rating_label, when_text, word
+from qms.reports.labels import label, num, rating_label, when_text, word
 from qms.reports.stats import Figures, Report
 
 # ---------------------------------------------------------------- terminal table
 
 
-def _num(v) -> str:
-    if v is None:
-        return "–"
-    return f"{v:g}" if isinstance(v, float) else str(v)
+def _num(v, lang: str = "vi") -> str:
+    return num(v, lang)
 
 
-def _triple(*vs) -> str:
-    return "/".join(_num(v) for v in vs)
+def _triple(*vs, lang: str = "vi") -> str:
+    return "/".join(_num(v, lang) for v in vs)
 
 
 def _if(applies: bool, v: int) -> str:
@@ -52,8 +50,8 @@ def _figures_table(rows: list[Figures], report: Report, lang: str) -> list[str]:
     arrival_side = rows[0].section != "counter"     # a counter does not issue tickets
     body = [[label(f, lang)[:44], _if(arrival_side, f.issued), str(f.served), str(f.no_show),
              str(f.transferred), _if(arrival_side, f.refused), _if(arrival_side, f.not_called),
-             _triple(f.wait_median_min, f.wait_p90_min, f.wait_max_min), _pct(f.within_target_pct),
-             _triple(f.service_median_min, f.service_p90_min), str(f.ratings), _num(f.rating_mean),
+             _triple(f.wait_median_min, f.wait_p90_min, f.wait_max_min, lang=lang), _pct(f.within_target_pct),
+             _triple(f.service_median_min, f.service_p90_min, lang=lang), str(f.ratings), _num(f.rating_mean, lang),
              str(f.priority_served)] for f in rows]
     return _grid([head] + body)
 

@@ -90,6 +90,7 @@ class Report(msgspec.Struct, kw_only=True):
     rating_levels: int
     rows: list[Figures]
     skipped_events: int = 0
+    timezone: str = ""                  # the site's: "generated at" is said in it
 
     def section(self, name: str) -> list[Figures]:
         return [r for r in self.rows if r.section == name]
@@ -334,7 +335,7 @@ def build_report(points: list[Point], since: str, until: str, target_wait_minute
     days = days_between(since, until)
     if len(days) > 1:
         rows += [row("day", d, d, d) for d in days]
-    return Report(center=main.site.center, points=[p.cfg.site.name for p in points], since=since,
+    return Report(timezone=main.site.timezone, center=main.site.center, points=[p.cfg.site.name for p in points], since=since,
                   until=until, target_wait_minutes=target,
                   rating_levels=rating_levels or main.report.rating_levels, rows=rows,
                   skipped_events=skipped)

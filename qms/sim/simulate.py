@@ -64,6 +64,40 @@ class DayProfile:
     rating_weights: tuple[float, ...] = (0.03, 0.07, 0.35, 0.55)    # level 1..n
     lunch_minutes: int = 45                # staggered breaks from 11:30
     rated: bool = True                     # False: a point without rating keys
+    # how clerks take their breaks: "pause" (press pause, resume after), "no_pause" (leave
+    # after their citizen without pressing anything, call again when back), "skip" (work
+    # through), or "mixed" (each clerk draws one of the three every day)
+    break_mode: str = "pause"
+    late_open: dict[int, int] = field(default_factory=dict)      # counter -> minutes late
+    close_early: dict[int, str] = field(default_factory=dict)    # counter -> "HH:MM": stops then
+    meetings: list[tuple[int, str, int]] = field(default_factory=list)  # (counter, "HH:MM", minutes)
+
+
+# Named days for the accuracy benchmark (bench/report.py): each is a way real centers
+# depart from the plan the config describes.
+def scenario(name: str, tickets: int = 320) -> DayProfile:
+    if name == "breaks_paused":
+        return DayProfile(tickets=tickets)
+    if name == "breaks_no_pause":
+        return DayProfile(tickets=tickets, break_mode="no_pause")
+    if name == "breaks_skipped":
+        return DayProfile(tickets=tickets, break_mode="skip")
+    if name == "breaks_mixed":
+        return DayProfile(tickets=tickets, break_mode="mixed")
+    if name == "late_opening":      # two counters start 40 and 25 minutes late
+        return DayProfile(tickets=tickets, late_open={2: 40, 4: 25})
+    if name == "closing_early":     # two clerks leave at 15:00 and 15:30
+        return DayProfile(tickets=tickets, close_early={1: "15:00", 3: "15:30"})
+    if name == "meeting":           # a counter paused an hour for a meeting, mid-morning
+        return DayProfile(tickets=tickets, meetings=[(2, "09:30", 60), (6, "14:00", 45)])
+    if name == "busy_monday":       # the week's rush: more people, heavier morning
+        hours = {**ARRIVALS_BY_HOUR, 7: 1.6, 8: 2.2, 9: 1.8}
+        return DayProfile(tickets=int(tickets * 1.4), arrivals_by_hour=hours)
+    raise ValueError(f"unknown scenario {name!r}")
+
+
+SCENARIOS = ("breaks_paused", "breaks_no_pause", "breaks_skipped", "breaks_mixed", "late_opening",
+             "closing_early", "meeting", "busy_monday")
 
 
 class LoopbackLink:
@@ -110,10 +144,13 @@ class _Clerk:
     counter: int
     dev: str
     services: list[str]
-    state: str = "off"            # off | idle | waking | busy | paused | gone
+    state: str = "off"            # off | idle | waking | busy | paused | away | gone
     lunch_at: int = 0
     lunch_minutes: int = 0        # from [[hours.breaks]]; 0: the profile's
     current: str | None = None
+    break_mode: str = "pause"
+    leave_at: int = 0             # closes early: stops after the citizen being served then
+    meetings: list[tuple[int, int]] = field(default_factory=list)   # (at, minutes), in order
 
 
 class DaySimulation:
@@ -243,13 +280,26 @@ class DaySimulation:
         opening = self._at(self.day, self.cfg.hours.open)
         lunch = self._at(self.day, "11:30")
         planned = {n: (b.start, b.minutes) for b in self.cfg.hours.breaks for n in b.counters}
+        p = self.profile
         for i, k in enumerate(self.clerks):
-            self.at(opening + int(self.rng.random() * 4 * MIN), lambda k=k: self._start(k))
+            k.break_mode = (self.rng.choice(["pause", "no_pause", "skip"]) if p.break_mode == "mixed"
+                            else p.break_mode)
+            late = p.late_open.get(k.counter, 0) * MIN
+            self.at(opening + late + int(self.rng.random() * 4 * MIN), lambda k=k: self._start(k))
+            if k.counter in p.close_early:
+                k.leave_at = self._at(self.day, p.close_early[k.counter])
+                self.at(k.leave_at, lambda k=k: k.state == "idle" and self._leave(k))
+            k.meetings = sorted((self._at(self.day, hhmm), mins) for n, hhmm, mins in p.meetings
+                                if n == k.counter)
+            for at, _ in k.meetings:
+                self.at(at, lambda k=k: k.state == "idle" and self._meeting(k))
             if k.counter in planned:    # the center's own rotation ([[hours.breaks]])
                 k.lunch_at = self._at(self.day, planned[k.counter][0])
                 k.lunch_minutes = planned[k.counter][1]
             elif len(self.clerks) > 1:  # half the counters eat first, the other half after
                 k.lunch_at = lunch + (i % 2) * self.profile.lunch_minutes * MIN
+            if k.break_mode == "skip":
+                k.lunch_at = 0
             if k.lunch_at:              # a clerk with nobody to serve goes at the time
                 self.at(k.lunch_at, lambda k=k: k.state == "idle" and self._lunch(k))
         self.closing = self._at(self.day, self.cfg.hours.close)
@@ -305,20 +355,45 @@ class DaySimulation:
         self._after_ticket(k)
 
     def _after_ticket(self, k: _Clerk) -> None:
-        if k.lunch_at and self.now >= k.lunch_at:   # a clerk serving someone goes after them
+        leave = k.leave_at and self.now >= k.leave_at
+        lunch = k.lunch_at and self.now >= k.lunch_at
+        meeting = k.meetings and self.now >= k.meetings[0][0]
+        if leave or lunch or meeting:         # a clerk serving someone goes after them
             if k.current is not None:
                 self.send("counter", k.dev, "counter.done")
                 self._rate_later(k)
                 k.current = None
-            self._lunch(k)
+            if leave:
+                self._leave(k)
+            elif lunch:
+                self._lunch(k)
+            else:
+                self._meeting(k)
             return
         self._next(k)
 
     def _lunch(self, k: _Clerk) -> None:
         k.lunch_at = 0
+        back = self.now + (k.lunch_minutes or self.profile.lunch_minutes) * MIN
+        if k.break_mode == "no_pause":        # just leaves; calls again when back
+            k.state = "away"
+            self.at(back, lambda: self._start(k))
+            return
         k.state = "paused"
         self.send("counter", k.dev, "counter.pause", reason="Nghỉ trưa")
-        self.at(self.now + (k.lunch_minutes or self.profile.lunch_minutes) * MIN, lambda: self._resume(k))
+        self.at(back, lambda: self._resume(k))
+
+    def _meeting(self, k: _Clerk) -> None:
+        _, minutes = k.meetings.pop(0)
+        k.state = "paused"
+        self.send("counter", k.dev, "counter.pause", reason="Họp")
+        self.at(self.now + minutes * MIN, lambda: self._resume(k))
+
+    def _leave(self, k: _Clerk) -> None:
+        """Closes early: pauses the counter for the rest of the day, as staff are told to."""
+        k.leave_at = 0
+        k.state = "gone"
+        self.send("counter", k.dev, "counter.pause", reason="Nghỉ")
 
     def _resume(self, k: _Clerk) -> None:
         self.send("counter", k.dev, "counter.resume")

@@ -21,8 +21,9 @@ WEIGHTS = {"chung-thuc": 8, "nhan-ket-qua": 3, "ho-tich": 2}
 
 
 class DemoVisitors:
-    def __init__(self, every_s: float, rng: random.Random | None = None):
+    def __init__(self, every_s: float, rng: random.Random | None = None, services: list[str] | None = None):
         self.every_s = every_s
+        self.services = services          # only these (the ones a running counter serves)
         self.rng = rng or random.Random()
         self.next_at: float | None = None
         self.plan: list[tuple] = []
@@ -48,7 +49,7 @@ class DemoVisitors:
         self.plan = []                   # something else came up (a refusal screen)
 
     def _choose(self, app) -> list[tuple]:
-        services = [s.id for s in app.cfg.services]
+        services = [s.id for s in app.cfg.services if not self.services or s.id in self.services]
         service = self.rng.choices(services, [WEIGHTS.get(s, 1) for s in services])[0]
         prios = [p.id for p in app.cfg.priority_classes]
         if prios and self.rng.random() < 0.15:
@@ -63,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     kiosk_app.add_arguments(p)
     p.add_argument("--every", type=float, default=4.0, metavar="SECONDS",
                    help="a simulated citizen touches the screen about every SECONDS when it is idle")
+    p.add_argument("--services", default="", metavar="ID,ID",
+                   help="the services simulated citizens choose from (default: all)")
     args = p.parse_args(argv)
     logging.basicConfig(level=getattr(logging, os.environ.get("QMS_LOG", "INFO"), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from qms.config.site import ConfigError
     try:
-        return kiosk_app.run(args, visitors=DemoVisitors(args.every))
+        return kiosk_app.run(args, visitors=DemoVisitors(args.every, services=[s for s in args.services.split(",") if s]))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -190,9 +190,14 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if len(self.path) > 512:
                 raise WebError(414, "uri_too_long", "Địa chỉ quá dài.", "URI too long.")
+            # HEAD: the GET route's headers without its body (_send leaves the body out)
+            command = "GET" if self.command == "HEAD" else self.command
             for method, pattern, name in ROUTES:
                 mt = pattern.match(path)
-                if mt and method == self.command:
+                if mt and method == command:
+                    if self.command == "HEAD" and name.endswith("_events"):
+                        raise WebError(405, "method_not_allowed", "Phương thức không được hỗ trợ.",
+                                       "Method not allowed.")
                     self.limit(self.app.api_ip_limit if api else self.app.page_limit, self.client())
                     return getattr(self, name)(*mt.groups())
             if any(p.match(path) for _, p, _ in ROUTES):
@@ -209,7 +214,35 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_obj(WebError(500, "internal", "Lỗi hệ thống. Xin thử lại sau.",
                                          "Internal error. Please try again later."), api)
 
-    do_GET = do_POST = do_DELETE = _dispatch
+    do_GET = do_POST = do_DELETE = do_HEAD = _dispatch
+
+    # what the standard library answers by itself (a request line over 64 KiB, a malformed
+    # request, an unknown method): our bilingual page, Vietnamese first, not its English one
+    _STDLIB_ERRORS = {
+        400: ("Yêu cầu không hợp lệ.", "Bad request."),
+        414: ("Địa chỉ quá dài.", "URI too long."),
+        431: ("Phần đầu của yêu cầu quá lớn.", "Request header fields too large."),
+        501: ("Phương thức không được hỗ trợ.", "Method not supported."),
+        505: ("Phiên bản HTTP không được hỗ trợ.", "HTTP version not supported."),
+    }
+
+    def send_error(self, code, message=None, explain=None):
+        vi, en = self._STDLIB_ERRORS.get(int(code), ("Yêu cầu không hợp lệ.", "Bad request."))
+        try:
+            body = self.app.render_error(WebError(int(code), f"http_{int(code)}", vi, en), "vi")
+        except Exception:   # noqa: BLE001 - the error page itself must never fail
+            body = f"{int(code)} {vi} / {en}".encode()
+        self.log_error("code %d, message %s", code, message)
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        if int(code) >= 200 and int(code) not in (204, 205, 304):
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Security-Policy", CSP)
+        self.end_headers()
+        if self.command != "HEAD" and int(code) >= 200 and int(code) not in (204, 205, 304):
+            self.wfile.write(body)
 
     def do_PUT(self):                         # known paths, wrong method: a clear 405
         self._dispatch()

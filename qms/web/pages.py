@@ -16,24 +16,19 @@ import qrcode
 import qrcode.image.svg
 
 from qms.config.site import SiteConfig
+from qms.core.wait_text import away_phrase, new_ticket_phrase, wait_phrase
+from qms.core.words import keep_words_html
 
 _e = html.escape
 
 
 def t(vi: str, en: str) -> str:
-    """Both languages of one text; CSS shows the chosen one."""
-    return f'<span lang="vi">{_e(vi)}</span><span lang="en">{_e(en)}</span>'
+    """Both languages of one text; CSS shows the chosen one. Vietnamese words never break
+    across lines (qms/core/words.py)."""
+    return f'<span lang="vi">{keep_words_html(_e(vi))}</span><span lang="en">{_e(en)}</span>'
 
 
-def wait_text(seconds: int) -> tuple[str, str]:
-    m = round(seconds / 60)
-    if m < 1:
-        return "dưới 1 phút", "under 1 minute"
-    if m < 60:
-        return f"khoảng {m} phút", f"about {m} min"
-    h, r = divmod(m, 60)
-    return (f"khoảng {h} giờ {r} phút" if r else f"khoảng {h} giờ",
-            f"about {h} h {r} min" if r else f"about {h} h")
+wait_text = wait_phrase          # the words every face uses (qms/core/wait_text.py)
 
 
 def counter_name(cfg: SiteConfig, n: int) -> tuple[str, str]:
@@ -53,8 +48,21 @@ def _service(cfg: SiteConfig, sid: str) -> tuple[str, str]:
     return s.name_vi, s.name_en
 
 
+def _serving_counters(cfg: SiteConfig, service: str) -> tuple[str, str]:
+    ns = [c.number for c in cfg.counters if service in c.services]
+    if not ns:
+        return "Chưa có quầy phục vụ", "No counter serves it"
+    listed = ", ".join(map(str, ns))
+    return (f"Quầy {listed}", f"Counter {listed}") if len(ns) == 1 else (f"Các quầy {listed}", f"Counters {listed}")
+
+
 def _row(label: str, value: str, cls: str = "") -> str:
     return f'<div class="row {cls}"><div class="label">{label}</div><div class="value">{value}</div></div>'
+
+
+def _hhmm(cfg: SiteConfig, ms: int) -> str:
+    """A time of day in the site's time zone."""
+    return dt.datetime.fromtimestamp(ms / 1000, cfg.tz).strftime("%H:%M")
 
 
 def _qr_svg(text: str) -> str:
@@ -70,11 +78,17 @@ def ticket_fragment(cfg: SiteConfig, view: dict) -> tuple[str, bool]:
     head = (f'<div class="caption">{t("Số của bạn", "Your number")}</div>{number}'
             f'<div class="service">{t(*svc)}</div>')
     state = view["state"]
+    issued = _hhmm(cfg, view["issued_at"]) if view.get("issued_at") else ""
+    head += (f'<p class="meta">{t(f"Lấy số lúc {issued}", f"Taken at {issued}")}'
+             + (f' · {t(*_serving_counters(cfg, view["service"]))}' if state == "waiting" else "")
+             + (f' · <span class="updated">{t("Cập nhật " + _hhmm(cfg, view["now"]), "Updated " + _hhmm(cfg, view["now"]))}</span>'
+                if view.get("now") else "") + '</p>' if issued else "")
     if state == "waiting":
         wait = wait_text(view["est_wait_s"])
         body = (_row(t("Số người đang chờ trước bạn", "People ahead of you"),
                      f'<b id="ahead">{view["people_ahead"]}</b>', "big") +
                 _row(t("Thời gian chờ dự kiến", "Estimated wait"), f'<b id="wait">{t(*wait)}</b>') +
+                (f'<p class="away" id="away">{t(*why)}</p>' if (why := away_phrase(view.get("away"), cfg.tz)) else "") +
                 f'<p class="hint">{t("Trang này tự cập nhật. Bạn có thể đi đâu đó gần đây và quay lại khi sắp đến lượt.", "This page updates by itself. You may step out and come back when your turn is near.")}</p>')
         return f'<section class="ticket waiting" data-state="waiting">{head}{body}</section>', False
     if state == "called":
@@ -84,8 +98,13 @@ def ticket_fragment(cfg: SiteConfig, view: dict) -> tuple[str, bool]:
         return f'<section class="ticket called" data-state="called">{head}{body}</section>', False
     if state == "no_show":
         w = cfg.queue.no_show_window_minutes
-        msg = t(f"Số của bạn đã được gọi nhưng bạn vắng mặt. Hãy đến quầy {view['counter']} trong vòng {w} phút để được gọi lại.",
-                f"Your number was called but you were not there. Go to counter {view['counter']} within {w} minutes to be called back.")
+        if view.get("no_show_at"):             # a clock time, not a duration to work out
+            until = _hhmm(cfg, view["no_show_at"] + w * 60_000)
+            msg = t(f"Số của bạn đã được gọi nhưng bạn vắng mặt. Hãy đến quầy {view['counter']} trước {until} để được gọi lại.",
+                    f"Your number was called but you were not there. Go to counter {view['counter']} before {until} to be called back.")
+        else:
+            msg = t(f"Số của bạn đã được gọi nhưng bạn vắng mặt. Hãy đến quầy {view['counter']} trong vòng {w} phút để được gọi lại.",
+                    f"Your number was called but you were not there. Go to counter {view['counter']} within {w} minutes to be called back.")
         return f'<section class="ticket no-show" data-state="no_show">{head}<p class="notice">{msg}</p></section>', False
     if state == "done":
         msg = t("Đã phục vụ xong. Cảm ơn bạn!", "Served. Thank you!")
@@ -120,7 +139,7 @@ def booking_fragment(cfg: SiteConfig, b: dict) -> tuple[str, bool]:
 def not_found_fragment() -> str:
     return (f'<section class="ticket missing" data-state="missing"><p class="notice">'
             f'{t("Không tìm thấy số này. Nếu bạn vừa lấy số, xin thử lại sau ít phút. Số chỉ có giá trị trong ngày.", "Number not found. If you have just taken it, try again in a few minutes. Numbers are valid on the day only.")}'
-            f'</p></section>')
+            f'</p><p class="back"><a href="/">{t("Về bảng số đang gọi", "Back to the board")}</a></p></section>')
 
 
 # ---------------------------------------------------------------- board
@@ -146,7 +165,7 @@ def board_fragment(cfg: SiteConfig, board: dict) -> str:
                         f'<span class="cs">{what}</span></li>')
     services = []
     for sv in board["services"]:
-        wait = t(*wait_text(sv["est_wait_s"])) if sv["waiting"] else "–"
+        wait = t(*new_ticket_phrase(sv, cfg.tz))        # what the kiosk menu says for a new ticket
         services.append(f'<tr><td>{t(*_service(cfg, sv["service"]))}</td><td class="n">{sv["waiting"]}</td>'
                         f'<td>{wait}</td></tr>')
     notice = board.get("notice") or {}
@@ -174,7 +193,9 @@ def page(cfg: SiteConfig, title: str, fragment: str, lang: str, stream: str | No
            + ('<noscript><meta http-equiv="refresh" content="30"></noscript>' if stream else "") + '</head>'
            f'<body class="page-{kind}"><header><div class="center">{_e(site.center)}</div>'
            f'<div class="site">{_e(site.name)}</div>'
-           f'<a class="lang" id="lang" href="?lang={"en" if lang == "vi" else "vi"}">{other}</a></header>'
+           + (f'<div class="clock" id="clock" data-tz="{_e(site.timezone)}">'
+              f'{dt.datetime.now(cfg.tz).strftime("%H:%M")}</div>' if kind == "board" else "")
+           + f'<a class="lang" id="lang" href="?lang={"en" if lang == "vi" else "vi"}">{other}</a></header>'
            f'<main id="live"{live} aria-live="polite">{fragment}</main>'
            f'<footer>{addr}<div class="status" id="status"></div></footer>'
            f'<script src="/static/live.js" defer></script></body></html>')
@@ -182,5 +203,7 @@ def page(cfg: SiteConfig, title: str, fragment: str, lang: str, stream: str | No
 
 
 def error_page(cfg: SiteConfig, status: int, vi: str, en: str, lang: str = "vi") -> bytes:
-    return page(cfg, f"{status}", f'<section class="ticket missing"><p class="notice">{t(vi, en)}</p></section>',
+    back = f'<p class="back"><a href="/">{t("Về bảng số đang gọi", "Back to the board")}</a></p>'
+    return page(cfg, f"{status} – {cfg.site.name}",
+                f'<section class="ticket missing"><p class="notice">{t(vi, en)}</p>{back}</section>',
                 lang, None, "error")

@@ -155,7 +155,10 @@ class WebApp:
         r = self.replica
         with r.lock:
             t = r.core.tickets.get(tid)
-            return r.core.ticket_view(t, self._view_now()) if t is not None else None
+            if t is None:
+                return None
+            now = self._view_now()
+            return {**r.core.ticket_view(t, now), "now": now, "no_show_at": t.no_show_at}
 
     def ticket_fragment(self, tid: str) -> tuple[str, bool, dict | None]:
         view = self._ticket_view(tid)

@@ -147,3 +147,8 @@ def retained_alerts(cfg) -> dict[str, dict]:
                 out[t] = json.loads(p)
     finally:
         link.stop()
+
+
+# headless Chromium as this machine runs it (no network beyond loopback: no background services)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]

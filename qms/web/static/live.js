@@ -20,6 +20,21 @@
     toggle.setAttribute("href", "?lang=" + (next === "vi" ? "en" : "vi"));
   });
 
+  /* the board's clock, in the site's time zone whatever the viewer's */
+  var clock = document.getElementById("clock");
+  if (clock && window.Intl) {
+    var fmt = null;
+    try {
+      fmt = new Intl.DateTimeFormat("vi-VN", {timeZone: clock.getAttribute("data-tz"), hour: "2-digit",
+                                               minute: "2-digit", hour12: false});
+    } catch (e) { fmt = null; }
+    if (fmt) {
+      var tick = function () { clock.textContent = fmt.format(new Date()); };
+      tick();
+      setInterval(tick, 15000);
+    }
+  }
+
   var url = main && main.getAttribute("data-stream");
   if (!url) { return; }
   var done = false;

@@ -1,0 +1,95 @@
+"""Layout suite, web pages: the ticket page (waiting, with every counter away; called), the
+board and an error page, in headless Chromium at 800x480, 1024x600, 1280x720, 1920x1080 and
+portrait 1080x1920 (and a 360-px phone), with the example config and the longest real names.
+In the page itself: nothing wider than the screen, no text outside its element, every text
+at least 18 px, contrast of every text against its background at least 4.5:1. The
+example's pages are kept in docs/screens/ (docs/web.md shows them)."""
+from __future__ import annotations
+
+import pytest
+from layout_support import MIN_CONTRAST, MIN_PX, SIZES, keep_png, stress
+from playwright.sync_api import sync_playwright
+from support.site import make_config
+from support.web import CHROMIUM_ARGS, WEB_EXTRA, counter, take
+
+CHECK = """(minPx) => {
+  const out = [];
+  const vw = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > vw + 1) out.push(`page is ${document.documentElement.scrollWidth} px wide in ${vw}`);
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+                                   .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+  const background = (el) => {
+    for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3); }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const text = n.textContent.trim();
+    if (!text) continue;
+    const el = n.parentElement, cs = getComputedStyle(el);
+    if (cs.display === 'none' || cs.visibility === 'hidden' || el.closest('svg, script, style, noscript')) continue;
+    const range = document.createRange(); range.selectNodeContents(n);
+    const rects = [...range.getClientRects()];
+    if (!rects.length) continue;
+    let box = el; while (box && getComputedStyle(box).display === 'inline') box = box.parentElement;
+    const b = box.getBoundingClientRect();
+    for (const r of rects) {
+      if (r.left < -1 || r.right > vw + 1) out.push(`'${text.slice(0, 40)}' leaves the screen`);
+      else if (r.left < b.left - 1 || r.right > b.right + 1) out.push(`'${text.slice(0, 40)}' outside its box`);
+    }
+    const px = parseFloat(cs.fontSize);
+    if (px < minPx) out.push(`'${text.slice(0, 40)}' is ${px} px`);
+    const c = ratio(rgb(cs.color).slice(0, 3), background(el));
+    if (c < 4.5) out.push(`'${text.slice(0, 40)}' contrast ${c.toFixed(1)}:1`);
+  }
+  return out;
+}"""
+
+
+@pytest.fixture(params=[False, True], ids=["example", "long-names"])
+def site_config(tmp_path, broker, request):      # the web's site, with the longest names too
+    path = make_config(tmp_path, broker.port, extra=WEB_EXTRA)
+    if request.param:
+        path.write_text(stress(path.read_text(encoding="utf-8")), encoding="utf-8")
+    path.with_suffix(".kind").write_text("long" if request.param else "example")
+    return path
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_every_page_at_every_size(web, devices, chromium, site_config):
+    example = site_config.with_suffix(".kind").read_text() == "example"
+    for _ in range(2):
+        take(devices, "ho-tich")
+    waiting = take(devices, "ho-tich")
+    called = take(devices, "chung-thuc")
+    counter(devices, 1, "counter.resume")
+    assert counter(devices, 1)["ticket"]["service"] == "chung-thuc"
+    pages = {"ticket-waiting": f"/t/{waiting['ticket_id']}", "ticket-called": f"/t/{called['ticket_id']}",
+             "board": f"/board/{web.cfg.site.id}", "not-found": "/t/not-a-ticket"}
+    failures = []
+    for w, h in [*SIZES, (360, 780)]:
+        ctx = chromium.new_context(viewport={"width": w, "height": h})
+        page = ctx.new_page()
+        for name, path in pages.items():
+            page.goto(web.url + path)
+            if name == "ticket-called":
+                page.wait_for_selector("section[data-state=called]", timeout=10_000)
+            failures += [f"{w}x{h} {name}: {x}" for x in page.evaluate(CHECK, MIN_PX)]
+            if example and (w, h) in ((360, 780), (1280, 720), (1920, 1080)) and name != "not-found":
+                shot = page.screenshot(full_page=False)
+                from io import BytesIO
+
+                from PIL import Image
+                keep_png(Image.open(BytesIO(shot)), f"web-{name}-{w}x{h}")
+        ctx.close()
+    assert MIN_CONTRAST == 4.5
+    assert not failures, "\n".join(failures[:40])
