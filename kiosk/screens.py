@@ -338,10 +338,11 @@ def draw_screen_ticket(surface: pygame.Surface, v: View) -> list[Hit]:
     u = unit(surface)
     surface.fill(ui.BG)
     pad = int(3 * u)
-    band = pygame.Rect(0, 0, w, int(15 * u))
+    # the reason and what to do (ticket.print_failed wording: up to three lines)
+    band = pygame.Rect(0, 0, w, int(21 * u))
     pygame.draw.rect(surface, ui.ALERT, band)
     ui.text(surface, v.message[1] if v.lang == "en" else v.message[0], band.inflate(-2 * pad, -pad),
-            int(5 * u), bold=True, max_lines=2, min_size=int(3.6 * u))
+            int(5 * u), bold=True, max_lines=3, min_size=int(3.6 * u))
     btn_h = int(13 * u)
     note = pygame.Rect(pad, h - btn_h - 2 * pad - int(9 * u), w - 2 * pad, int(9 * u))
     ui.text(surface, v.tr("screen_ticket"), note, int(5 * u), ui.ACCENT, bold=True, max_lines=2,

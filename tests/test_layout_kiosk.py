@@ -10,13 +10,14 @@ import pygame
 import pytest
 from layout_support import MIN_CONTRAST, MIN_PX, MIN_TARGET, SIZES, contrast, keep_png, stress
 from support.site import free_port, make_config
+from support.wait import wait_until
 
 from qms.config.site import load_config
 from qms.kiosk import ui
 from qms.kiosk.app import KioskApp
 from qms.kiosk.printing import MemoryPrinter
 from qms.kiosk.voice import SilentSpeaker
-from qms.sim.kiosk_testing import tap, wait_until
+from qms.sim.kiosk_testing import tap
 
 KEPT = ("idle", "menu", "procedure", "confirm", "robot-greeting")
 COMPOUND_PAIRS = [tuple(w.split(" ", 1)) for w in ui.COMPOUNDS if " " in w]
@@ -72,7 +73,7 @@ def _walk(app):
     tap(app, ("proc", 0))
     yield shot("procedure")
     tap(app, ("service", "chung-thuc"))
-    assert wait_until(lambda: not app.view.printing, 5, app.step)
+    assert wait_until(lambda: not app.view.printing, 5, step=app.step)
     yield shot("confirm")
     tap(app, ("idle",))
     tap(app, ("menu",))
