@@ -29,7 +29,7 @@ def test_a_log_of_the_first_schema_is_converted_and_keeps_every_handled_command(
     store = EventStore(path)
     try:
         names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
-        assert "sqlite_autoindex_handled_1" not in names and "handled_dev_seq_id" in names
+        assert "sqlite_autoindex_handled_1" not in names and "handled_dev_id" in names
         for msg_id, dev, seq, _, ack in rows:
             assert store.handled_ack(msg_id, dev, seq) == ack
         assert store.handled_ack("cmd-00000001", "kiosk-2", 1) is None     # another device's id

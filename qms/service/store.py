@@ -39,16 +39,27 @@ CREATE TABLE IF NOT EXISTS handled (
     at INTEGER NOT NULL,
     ack BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS handled_dev_seq_id ON handled(dev, seq, id);
+DROP INDEX IF EXISTS handled_dev_seq_id;
+CREATE INDEX IF NOT EXISTS handled_dev_id ON handled(dev, id);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    at INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    dev TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    error TEXT NOT NULL
+);
 """
 
 log = logging.getLogger("qms.store")
-# Handled commands are found by (device, seq, id): a device re-sends a command with its own
-# seq, so that index grows at one end per device. An index on the random id alone (the
-# first schema) put every insert on a random page: 3-5x the pages written per commit, and
-# more frequent and longer checkpoints as the history grew (p99 commit 10-13 ms vs 2-3 ms
-# over 200,000 handled commands). A log of that schema is converted when it is opened.
+# Handled commands are found by (device, id), whatever seq they come with: a device (or a
+# hostile client) may replay a handled id under a new seq, and it must not apply again. An
+# earlier index on (device, seq, id) grew at one end per device but only found a command
+# re-sent with its own seq; the very first schema indexed the random id alone (a random
+# page per insert over the whole history). A log of that schema is converted when opened.
 _MIGRATE_HANDLED = """
 CREATE TABLE handled_v2 (id TEXT NOT NULL, dev TEXT NOT NULL, seq INTEGER NOT NULL,
                          at INTEGER NOT NULL, ack BLOB NOT NULL);
@@ -68,9 +79,20 @@ class Pending:
     events: list[tuple] = field(default_factory=list)
     handled: list[tuple] = field(default_factory=list)
     kv: list[tuple] = field(default_factory=list)
+    dead: list[tuple] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.handled or self.kv)
+        return bool(self.events or self.handled or self.kv or self.dead)
+
+
+@dataclass(frozen=True)
+class Savepoint:
+    """Where a batch's buffered rows stood before one command (see `EventStore.savepoint`)."""
+    events: int
+    handled: int
+    kv: int
+    dead: int
+    last_seq: int
 
 
 class EventStore:
@@ -116,6 +138,41 @@ class EventStore:
             self._kv[key] = rows[0][0] if rows else None
         return self._kv[key]
 
+    def dead_letter(self, at: int, day: str, dev: str, msg_id: str, seq: int, topic: str,
+                    payload: bytes, error: str) -> None:
+        """A command whose handling raised: kept with its payload and traceback."""
+        self._pending.dead.append((at, day, dev, msg_id, seq, topic, payload, error))
+
+    def dead_letters(self, day: str | None = None) -> list[tuple]:
+        q = "SELECT at, dev, id, seq, topic, payload, error FROM dead_letters"
+        rows = self.conn.execute(q + (" WHERE day = ?" if day else "") + " ORDER BY rowid",
+                                 (day,) if day else ())
+        return rows.fetchall()
+
+    def count_dead_letters(self, day: str) -> int:
+        return self.conn.execute("SELECT count(*) FROM dead_letters WHERE day = ?", (day,)).fetchone()[0]
+
+    # ------------------------------------------------------------ one command's rows
+    def savepoint(self) -> Savepoint:
+        """Mark the buffered rows before a command: `rollback_to` drops only that command's
+        rows, and the rest of the batch commits. (The batch is written in one transaction
+        at `commit`, so this is SQLite's SAVEPOINT done on the buffer.)"""
+        p = self._pending
+        return Savepoint(len(p.events), len(p.handled), len(p.kv), len(p.dead), self._last_seq)
+
+    def rollback_to(self, sp: Savepoint) -> None:
+        p = self._pending
+        for msg_id, dev, *_ in p.handled[sp.handled:]:
+            self._recent.pop((dev, msg_id), None)
+        for key, _ in p.kv[sp.kv:]:
+            self._kv.pop(key, None)
+        del p.events[sp.events:], p.handled[sp.handled:], p.kv[sp.kv:], p.dead[sp.dead:]
+        self._last_seq = sp.last_seq
+
+    def pending_events(self) -> list[Event]:
+        """Events buffered for the next commit, in order."""
+        return [_dec.decode(row[4]) for row in self._pending.events]
+
     def write(self, p: Pending) -> None:
         """One durable transaction for these rows; raises (rolled back) on failure."""
         c = self.conn
@@ -127,6 +184,9 @@ class EventStore:
                 c.executemany("INSERT INTO handled(id, dev, seq, at, ack) VALUES (?,?,?,?,?)", p.handled)
             if p.kv:
                 c.executemany("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", p.kv)
+            if p.dead:
+                c.executemany("INSERT INTO dead_letters(at, day, dev, id, seq, topic, payload, error) "
+                              "VALUES (?,?,?,?,?,?,?,?)", p.dead)
             c.execute("COMMIT")
         except BaseException:
             if c.in_transaction:
@@ -153,22 +213,24 @@ class EventStore:
 
     # ------------------------------------------------------------ reading
     def last_seqs(self) -> dict[str, int]:
-        """The newest seq handled per device (of the latest sequence, after a reset)."""
+        """The newest seq handled per device (of the latest sequence, after a reset).
+        Rows with seq -1 (refused commands that took no place in a sequence) do not count."""
         rows = self.conn.execute(
-            "SELECT dev, seq FROM handled WHERE rowid IN (SELECT max(rowid) FROM handled GROUP BY dev)")
+            "SELECT dev, seq FROM handled WHERE rowid IN "
+            "(SELECT max(rowid) FROM handled WHERE seq >= 0 GROUP BY dev)")
         return {dev: seq for dev, seq in rows}
 
     def max_seqs(self) -> dict[str, int]:
         """The highest seq ever handled per device, over all its sequences."""
         return dict(self.conn.execute("SELECT dev, max(seq) FROM handled GROUP BY dev"))
 
-    def handled_ack(self, msg_id: str, dev: str, seq: int) -> bytes | None:
-        """The ack of command `msg_id` from `dev` (sent with `seq`), if it was handled."""
+    def handled_ack(self, msg_id: str, dev: str, seq: int | None = None) -> bytes | None:
+        """The ack of command `msg_id` from `dev`, if it was handled (under any seq)."""
         ack = self._recent.get((dev, msg_id))
         if ack is not None:
             return ack
-        rows = self._reader.execute("SELECT ack FROM handled WHERE dev = ? AND seq = ? AND id = ?",
-                                    (dev, seq, msg_id)).fetchall()
+        rows = self._reader.execute("SELECT ack FROM handled WHERE dev = ? AND id = ? LIMIT 1",
+                                    (dev, msg_id)).fetchall()
         return rows[0][0] if rows else None
 
     def events(self, day: str | None = None, since_day: str | None = None,
