@@ -196,3 +196,59 @@ def test_unlisted_devices_are_refused_for_every_role_and_a_wrong_role_is_named(r
     ack = k.ack(b["id"])
     assert ack["error"] == "not_allowed" and "listed as a kiosk" in ack["message_en"], ack
     assert "kiosk" in ack["message_vi"]
+
+
+def test_a_command_that_raises_is_a_dead_letter_and_the_rest_of_its_batch_commits(raw, service, monkeypatch):
+    """Per-command isolation: a bug hit by one command (here one that half-applies its
+    events, then raises) rolls back that command alone, is answered `internal_error`, kept
+    with its payload and traceback, counted in state/summary, and never retried."""
+    from qms.core.queue import QueueCore
+    done_for_real = QueueCore._on_TicketDone
+
+    def buggy(self, e):
+        done_for_real(self, e)
+        raise ZeroDivisionError("a bug in the queue core")
+    monkeypatch.setattr(QueueCore, "_on_TicketDone", buggy)
+    k, c1, c2 = raw("kiosk-1", "kiosk", SUMMARY), raw("counter-1", "counter"), raw("counter-2", "counter")
+    for _ in range(2):
+        b = k.body("ticket.request", service="chung-thuc")
+        k.send(b)
+        assert k.ack(b["id"])["ok"]
+    b = c1.body("counter.next")
+    c1.send(b)
+    assert c1.ack(b["id"])["result"]["ticket"]["number"] == 1001
+    done, nxt, req = c1.body("counter.done"), c2.body("counter.next"), k.body("ticket.request", service="ho-tich")
+    for dev, body in ((c1, done), (c2, nxt), (k, req)):           # one burst: likely one batch
+        dev.send(body)
+    bad = c1.ack(done["id"])
+    assert bad["ok"] is False and bad["error"] == "internal_error" and bad["message_vi"], bad
+    assert c2.ack(nxt["id"])["result"]["ticket"]["number"] == 1002
+    assert k.ack(req["id"])["result"]["ticket"]["number"] == 2001
+    assert service.core.counters[1].current is not None           # the half-applied done is undone
+    assert k.wait_for(lambda: (k.latest(SUMMARY) or {}).get("dead_letters") == 1)
+    rows = service.store.dead_letters()
+    assert len(rows) == 1 and rows[0][1:4] == ("counter-1", done["id"], done["seq"])
+    assert json.loads(rows[0][5])["type"] == "counter.done" and "ZeroDivisionError" in rows[0][6]
+    c1.acks.clear()
+    c1.send(done)                                                  # re-sent: answered, not retried
+    assert c1.ack(done["id"])["error"] == "internal_error"
+    assert len(service.store.dead_letters()) == 1
+    monkeypatch.undo()
+    again = c1.body("counter.done")
+    c1.send(again)
+    assert c1.ack(again["id"])["ok"]
+
+
+def test_staff_see_which_device_sends_garbage(raw, broker):
+    """Per-device counts of invalid and refused messages: state/summary and a retained
+    alert/device/<dev> that the alerts page and terminals show."""
+    watch = raw("display-1", "display", SUMMARY, f"{BASE}/alert/device/+")
+    k = raw("kiosk-1", "kiosk")
+    for payload in (b"not json", b"[1,2]", b"{}", b"\x00\xff"):
+        k.send(payload)
+    k.send(k.body("counter.next"))                  # a kiosk command type it may not send
+    assert watch.wait_for(lambda: (watch.latest(SUMMARY) or {}).get("bad_messages", {}).get("kiosk-1")
+                          == {"invalid": 4, "refused": 1, "last_error": "not_allowed"})
+    alert = watch.latest(f"{BASE}/alert/device/kiosk-1")
+    assert alert["kind"] == "device" and alert["key"] == "kiosk-1" and alert["active"]
+    assert "Thiết bị kiosk-1" in alert["message_vi"] and "4 thông điệp không hợp lệ" in alert["message_vi"]
