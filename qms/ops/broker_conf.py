@@ -19,6 +19,7 @@ class Listener:
     bind: str = ""                   # "" = every interface
     tls_port: int | None = None      # TLS listener with client certificates
     max_queued: int = 20000
+    plain: bool = True               # with tls_port: keep the plain listener too (asked for)
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,25 @@ def listener_conf(broker_dir: Path, listener: Listener, bridge: Bridge | None = 
         f"max_queued_messages {listener.max_queued}",
         # small messages must not wait for Nagle + delayed ACK (~40 ms per hop)
         "set_tcp_nodelay true",
-        "",
-        f"listener {listener.port}" + (f" {listener.bind}" if listener.bind else ""),
-        # a device cannot take over another's session (and kick it off) with its client id;
-        # a per-listener option: before any `listener` line it would open a default one on 1883
-        "use_username_as_clientid true",
     ]
+    if listener.plain or not listener.tls_port:
+        out += [
+            "",
+            f"listener {listener.port}" + (f" {listener.bind}" if listener.bind else ""),
+            # a device cannot take over another's session (and kick it off) with its client id;
+            # a per-listener option: before any `listener` line it would open a default one on 1883
+            "use_username_as_clientid true",
+        ]
     if listener.tls_port:
         out += ["", f"listener {listener.tls_port}" + (f" {listener.bind}" if listener.bind else ""),
                 f"cafile {d / 'tls' / 'ca.crt'}",
                 f"certfile {d / 'tls' / 'server.crt'}",
                 f"keyfile {d / 'tls' / 'server.key'}",
                 "require_certificate true",
+                # the certificate's CN (= the device id) *is* the MQTT user: the ACL applies
+                # to the certificate, and no password can switch a certificate to another
+                # user (docs/security.md: why not require_certificate alone)
+                "use_identity_as_username true",
                 "use_username_as_clientid true",
                 "tls_version tlsv1.2"]
     if bridge is not None:
