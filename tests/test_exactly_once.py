@@ -249,6 +249,7 @@ def test_staff_see_which_device_sends_garbage(raw, broker):
     k.send(k.body("counter.next"))                  # a kiosk command type it may not send
     assert watch.wait_for(lambda: (watch.latest(SUMMARY) or {}).get("bad_messages", {}).get("kiosk-1")
                           == {"invalid": 4, "refused": 1, "last_error": "not_allowed"})
+    assert watch.wait_for(lambda: (watch.latest(f"{BASE}/alert/device/kiosk-1") or {}).get("refused") == 1)
     alert = watch.latest(f"{BASE}/alert/device/kiosk-1")
     assert alert["kind"] == "device" and alert["key"] == "kiosk-1" and alert["active"]
     assert "Thiết bị kiosk-1" in alert["message_vi"] and "4 thông điệp không hợp lệ" in alert["message_vi"]

@@ -185,8 +185,10 @@ class CentralService:
         next_tick = time.monotonic()
         while not self._stop.is_set():
             wait = 0.25
-            if self._state_due or self._bad_dirty:
+            if self._state_due:
                 wait = max(0.0, self._state_at + STATE_INTERVAL_S - time.monotonic())
+            elif self._bad_dirty:
+                wait = max(0.0, self._bad_at + BAD_SUMMARY_INTERVAL_S - time.monotonic())
             gap = self.gap_deadline()
             if gap is not None:
                 wait = min(wait, max(0.0, (gap - self.clock()) / 1000))
@@ -195,7 +197,8 @@ class CentralService:
             try:
                 if batch or (gap is not None and self.clock() >= gap):
                     self.process(batch)
-                elif self._state_due or self._bad_dirty:
+                elif self._state_due or (self._bad_dirty and
+                                         time.monotonic() >= self._bad_at + BAD_SUMMARY_INTERVAL_S):
                     with self.core.estimator.batch():     # shares the last batch's look-ahead run
                         self._submit([])
                 if self._republish_all.is_set():
@@ -302,10 +305,9 @@ class CentralService:
                                   R.invalid(f"envelope dev {cmd.dev!r} does not match the topic"))
         if retained:
             # a retained command would come back at every service restart (and once came
-            # back as a device's "new sequence"): refused; it takes its seq's place only
-            # when that place is the next one, so an old copy moves nothing
-            return role, Rejected(cmd.id, dev, cmd.seq, R.retained(),
-                                  takes_slot=cmd.seq == self._last_seq.get(dev, 0) + 1)
+            # back as a device's "new sequence"): refused, and it takes no place in the
+            # device's sequence: a stale copy must not take the place of a real command
+            return role, Rejected(cmd.id, dev, cmd.seq, R.retained(), takes_slot=False)
         return role, cmd
 
     def _rejected(self, role: str, dev: str, env: m.Envelope | None,
@@ -369,7 +371,13 @@ class CentralService:
             h = held.pop(self._last_seq.get(dev, 0) + 1, None)
             if h is None:
                 break
-            self._execute(h, self.clock(), out)
+            stored = self._seen_before(h.cmd)       # handled meanwhile under another seq
+            if stored is not None:
+                self.stats["duplicates"] += 1
+                self._last_seq[dev] = h.cmd.seq      # its place is taken: nothing to wait for
+                out.append((self.topics.ack(dev), stored, QOS_ACK, False, h.corr))
+            else:
+                self._execute(h, self.clock(), out)
             self._gap_since[dev] = self.clock()     # progress: a later gap gets its own time
         if not held:
             self._held.pop(dev, None)
