@@ -6,6 +6,7 @@ device `dev`, its per-device sequence number `seq` and a timestamp `ts` (Unix ms
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 import msgspec
@@ -240,30 +241,26 @@ MAX_COMMAND_BYTES = 16 * 1024    # the largest valid command (notice.set) is und
 MAX_COMMAND_DEPTH = 4            # commands are flat objects (depth 1)
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
 def nesting_depth(payload: bytes, limit: int = MAX_COMMAND_DEPTH) -> int:
-    """How deep arrays/objects nest in a JSON text, counted outside strings; stops counting
-    past `limit`. Cheap for a flat command: only bracket bytes are looked at."""
-    if payload.count(b"{") + payload.count(b"[") <= limit:
-        return payload.count(b"{") + payload.count(b"[")     # an upper bound, within the limit
+    """How deep arrays/objects nest in a JSON text, counted outside strings; counting stops
+    past `limit`. A flat command costs two byte counts; anything else a regex pass (strings
+    dropped) and a walk over the brackets alone."""
+    brackets = payload.count(b"{") + payload.count(b"[")
+    if brackets <= limit:
+        return brackets                 # an upper bound, within the limit
     depth = deepest = 0
-    in_string = escaped = False
-    for b in payload:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif b == 0x5C:          # backslash
-                escaped = True
-            elif b == 0x22:
-                in_string = False
-        elif b == 0x22:
-            in_string = True
-        elif b in (0x7B, 0x5B):
+    for m in _BRACKET.finditer(_JSON_STRING.sub(b"", payload)):
+        if m.group() in (b"{", b"["):
             depth += 1
             if depth > deepest:
                 deepest = depth
                 if deepest > limit:
                     return deepest
-        elif b in (0x7D, 0x5D):
+        else:
             depth -= 1
     return deepest
 

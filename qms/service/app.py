@@ -368,13 +368,16 @@ class CentralService:
         """Apply the held commands that are next in the device's order now."""
         held = self._held.get(dev)
         while held:
-            h = held.pop(self._last_seq.get(dev, 0) + 1, None)
-            if h is None:
+            # the next one, or one whose place was taken meanwhile (a new sequence after an
+            # outbox reset): it is applied now, never left behind the device's position
+            due = [seq for seq in held if seq <= self._last_seq.get(dev, 0) + 1]
+            if not due:
                 break
+            h = held.pop(min(due))
             stored = self._seen_before(h.cmd)       # handled meanwhile under another seq
             if stored is not None:
                 self.stats["duplicates"] += 1
-                self._last_seq[dev] = h.cmd.seq      # its place is taken: nothing to wait for
+                self._last_seq[dev] = max(h.cmd.seq, self._last_seq.get(dev, 0))   # nothing to wait for
                 out.append((self.topics.ack(dev), stored, QOS_ACK, False, h.corr))
             else:
                 self._execute(h, self.clock(), out)
@@ -457,7 +460,11 @@ class CentralService:
         takes_slot = not isinstance(cmd, Rejected) or cmd.takes_slot
         self.store.mark_handled(cmd.id, dev, cmd.seq if takes_slot else -1, now, ack)
         if takes_slot:
-            self._last_seq[dev] = max(cmd.seq, self._last_seq.get(dev, 0)) if cmd.seq > 0 else 0
+            last = self._last_seq.get(dev, 0)
+            if isinstance(cmd, Rejected):       # garbage never restarts a device's sequence
+                self._last_seq[dev] = max(cmd.seq, last)
+            else:
+                self._last_seq[dev] = max(cmd.seq, last) if cmd.seq > 0 else 0
             self._max_seq[dev] = max(cmd.seq, self._max_seq.get(dev, 0))
         self.stats["handled"] += 1
 
