@@ -68,9 +68,10 @@ class Mutator:
              "nul", "duplicate_keys", "unknown_field", "truncated", "not_json", "other_dev",
              "retained")
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, huge: tuple[int, ...] = (17_000, 100_000, 1_000_000)):
         self.rnd = random.Random(seed)
         self.n = 0
+        self.huge = huge
 
     def base(self, role: str, dev: str) -> dict:
         self.n += 1
@@ -92,7 +93,7 @@ class Mutator:
             d = r.choice([5, 100, 3000])
             payload = json.dumps(body).encode()[:-1] + b',"x":' + b"[" * d + b"]" * d + b"}"
         elif kind == "huge_string":
-            body[r.choice(["id", "dev", "type", "x"])] = "x" * r.choice([17_000, 100_000, 1_000_000])
+            body[r.choice(["id", "dev", "type", "x"])] = "x" * r.choice(self.huge)
             payload = json.dumps(body).encode()
         elif kind == "long_field":       # over the field's limit (id 64, service 40, reason 120, text 500)
             body[r.choice(["id", "service", "reason", "text_vi"])] = "ư" * r.choice([600, 4000])

@@ -198,7 +198,8 @@ def test_unlisted_devices_are_refused_for_every_role_and_a_wrong_role_is_named(r
     assert "kiosk" in ack["message_vi"]
 
 
-def test_a_command_that_raises_is_a_dead_letter_and_the_rest_of_its_batch_commits(raw, service, monkeypatch):
+def test_a_command_that_raises_is_a_dead_letter_and_the_rest_of_its_batch_commits(raw, service, monkeypatch,
+                                                                                   site_config, capsys):
     """Per-command isolation: a bug hit by one command (here one that half-applies its
     events, then raises) rolls back that command alone, is answered `internal_error`, kept
     with its payload and traceback, counted in state/summary, and never retried."""
@@ -233,6 +234,10 @@ def test_a_command_that_raises_is_a_dead_letter_and_the_rest_of_its_batch_commit
     c1.send(done)                                                  # re-sent: answered, not retried
     assert c1.ack(done["id"])["error"] == "internal_error"
     assert len(service.store.dead_letters()) == 1
+    from qms.cli.main import main
+    assert main(["report", "-c", str(site_config), "--db", str(service.store.path), "--day", service.core.day,
+                 "--lang", "vi"]) == 0
+    assert "Lệnh bị gác lại do lỗi của dịch vụ: 1" in capsys.readouterr().out
     monkeypatch.undo()
     again = c1.body("counter.done")
     c1.send(again)

@@ -353,3 +353,13 @@ def test_bad_input_gets_a_clear_message(tmp_path, capsys):
     assert "bad.toml" in capsys.readouterr().err
     assert cli.main(["provision", str(TEST_CONFIG), str(tmp_path / "o"), "--tls"]) == 1
     assert "--tls-host" in capsys.readouterr().err
+
+
+def test_an_oversized_packet_is_refused_at_the_door(provisioned):
+    """max_packet_size: a device that sends more than 64 KiB is disconnected by the broker
+    (a command is at most 16 KiB; the service would only count it)."""
+    out, port, connect = provisioned
+    kiosk = connect("kiosk-1")
+    assert kiosk.rc == 0
+    kiosk.c.publish(f"{T}/cmd/kiosk/kiosk-1", b"x" * 70_000, qos=1)
+    assert kiosk.disconnected.wait(5)

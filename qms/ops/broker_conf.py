@@ -12,6 +12,8 @@ from pathlib import Path
 from qms.ops.acl import BRIDGE_FLOWS
 from qms.protocol.topics import Topics
 
+MAX_PACKET_SIZE = 65536
+
 
 @dataclass(frozen=True)
 class Listener:
@@ -45,6 +47,9 @@ def listener_conf(broker_dir: Path, listener: Listener, bridge: Bridge | None = 
         f"max_queued_messages {listener.max_queued}",
         # small messages must not wait for Nagle + delayed ACK (~40 ms per hop)
         "set_tcp_nodelay true",
+        # no message of the protocol comes near 64 KiB (a command is at most 16 KiB, the
+        # service ignores larger ones): a client that sends more is disconnected at the door
+        f"max_packet_size {MAX_PACKET_SIZE}",
     ]
     if listener.plain or not listener.tls_port:
         out += [
