@@ -32,7 +32,9 @@ import argparse
 import json
 import os
 import re
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -47,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.fuzz import Mutator  # noqa: E402
-from bench.loadgen import PahoLoad, RawLoad  # noqa: E402
+from bench.loadgen import PahoLoad, RawLoad, _packet, _str  # noqa: E402
 from qms.mqtt.broker import LocalBroker  # noqa: E402
 
 SERVICES = ["chung-thuc", "ho-tich", "dat-dai", "xay-dung", "ho-kinh-doanh", "van-hoa-xa-hoi", "bhxh-bhyt",
@@ -79,38 +81,41 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Garbage(threading.Thread):
-    """Broken commands at `rate` per second until stopped (bench/fuzz.py's mutations)."""
+    """Broken commands at `rate` per second until stopped (bench/fuzz.py's mutations), as
+    QoS 0 PUBLISH packets made before the run and written to a raw socket in 10 ms bursts:
+    in production the garbage comes from other machines, here it shares the service's two
+    cores, so it should cost as little as it can (paho spends ~100 µs per publish)."""
+
+    PAYLOADS = 12_000               # huge strings up to 100 KB here; bench/fuzz.py sends 1 MB ones too
 
     def __init__(self, port: int, rate: float):
         super().__init__(daemon=True)
         self.rate, self.stop, self.ready, self.sent = rate, threading.Event(), threading.Event(), 0
-        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-garbage", protocol=paho.MQTTv5)
-        self.c.max_queued_messages_set(0)
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-
-    # made before the run: the generator's own CPU is not the service's to lose (huge strings
-    # up to 100 KB here; bench/fuzz.py sends 1 MB ones too)
-    PAYLOADS = 12_000
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(_packet(0x10, _str("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 600) + b"\x00"
+                                  + _str("bench-garbage")))
+        assert self.sock.recv(64)[:1] == b"\x20", "no CONNACK"
 
     def run(self) -> None:
         mut = Mutator(15, huge=(17_000, 100_000))
-        garbage = [mut.one() for _ in range(self.PAYLOADS)]
+        packets = []
+        for _ in range(self.PAYLOADS):
+            topic, payload, retain, _ = mut.one()
+            packets.append(_packet(0x30 | (1 if retain else 0), _str(topic) + b"\x00" + payload))
         self.ready.set()
         t0 = time.perf_counter()
         while not self.stop.is_set():
-            topic, payload, retain, _ = garbage[self.sent % len(garbage)]
-            self.c.publish(topic, payload, qos=0, retain=retain)
-            self.sent += 1
-            ahead = t0 + self.sent / self.rate - time.perf_counter()
-            if ahead > 0:
-                time.sleep(ahead)
+            due = int((time.perf_counter() - t0) * self.rate)
+            if due > self.sent:
+                burst = [packets[i % len(packets)] for i in range(self.sent, due)]
+                self.sock.sendall(b"".join(burst))
+                self.sent = due
+            time.sleep(0.01)
 
     def close(self) -> None:
         self.stop.set()
         self.join(5)
-        self.c.disconnect()
-        self.c.loop_stop()
+        self.sock.close()
 
 
 def start_service(tmp: Path, port: int, n_counters: int, root: Path = ROOT,
