@@ -67,3 +67,19 @@ def test_the_handled_id_filter_has_no_false_negatives_and_grows(tmp_path, monkey
     again = EventStore(tmp_path / "s.sqlite")
     assert again.handled_ack("cmd-00000007", "kiosk-1", 1) == b"ack7"
     again.close()
+
+
+def test_a_batch_of_refused_garbage_only_is_committed_without_fsync_and_full_returns(tmp_path):
+    store = EventStore(tmp_path / "s.sqlite")
+    store.mark_handled("junk-0000001", "kiosk-1", 1, 0, b"refused", sync=False)
+    assert not store._pending.sync
+    store.commit()
+    assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 2        # FULL again
+    store.mark_handled("cmd-00000001", "kiosk-1", 2, 0, b"ok")
+    assert store._pending.sync
+    store.commit()
+    store.close()
+    again = EventStore(tmp_path / "s.sqlite")
+    assert again.handled_ack("junk-0000001", "kiosk-1") == b"refused"
+    assert again.handled_ack("cmd-00000001", "kiosk-1") == b"ok"
+    again.close()

@@ -8,6 +8,12 @@ facts and the retained state that changed, in one burst. A crash before the comm
 nothing: the devices re-send what was not acknowledged. While a commit's fsync runs, new
 commands wait in the socket and make the next batch.
 
+Each command is isolated within its batch (`_execute`): a savepoint of the batch's buffered
+rows before it; one that raises is rolled back alone, answered `internal_error` and kept in
+the `dead_letters` table, and the rest of the batch commits. What comes off the command
+topics is checked before it is parsed (`_parse`: size, depth, retain flag), put in its
+device's order (`_accept`: seen ids, commands held past a gap), then obeyed.
+
 Why no threads: a thread that shares the GIL with a busy loop waits for it every time it
 needs it (a commit takes it back after each SQLite call), and those waits were the
 service's worst latencies; handing each message from paho's thread to a worker cost more
@@ -110,7 +116,6 @@ class CentralService:
         self.stats = {"handled": 0, "duplicates": 0, "invalid": 0, "refused": 0, "refused_messages": 0,
                       "batches": 0, "held": 0, "held_dropped": 0, "gaps_skipped": 0, "dead_letters": 0}
         self._last_seq: dict[str, int] = self.store.last_seqs()
-        self._max_seq: dict[str, int] = self.store.max_seqs()
         self._held: dict[str, dict[int, Held]] = {}     # dev -> seq -> command past a gap
         self._gap_since: dict[str, int] = {}             # dev -> service ms its oldest gap opened
         self.bad: dict[str, dict] = {}                   # dev -> counts of invalid/refused messages
@@ -226,7 +231,7 @@ class CentralService:
         batch not committed yet); the devices' sequences too, unless with_pending."""
         self.core = QueueCore(self.cfg)
         if not with_pending:
-            self._last_seq, self._max_seq = self.store.last_seqs(), self.store.max_seqs()
+            self._last_seq = self.store.last_seqs()
             self._held.clear()
             self._gap_since.clear()
         self._replay()
@@ -458,14 +463,14 @@ class CentralService:
         device's sequence, written with its effect."""
         dev = cmd.dev
         takes_slot = not isinstance(cmd, Rejected) or cmd.takes_slot
-        self.store.mark_handled(cmd.id, dev, cmd.seq if takes_slot else -1, now, ack)
+        self.store.mark_handled(cmd.id, dev, cmd.seq if takes_slot else -1, now, ack,
+                                sync=not isinstance(cmd, Rejected))
         if takes_slot:
             last = self._last_seq.get(dev, 0)
             if isinstance(cmd, Rejected):       # garbage never restarts a device's sequence
                 self._last_seq[dev] = max(cmd.seq, last)
             else:
                 self._last_seq[dev] = max(cmd.seq, last) if cmd.seq > 0 else 0
-            self._max_seq[dev] = max(cmd.seq, self._max_seq.get(dev, 0))
         self.stats["handled"] += 1
 
     # ------------------------------------------------------------ devices that misbehave

@@ -110,6 +110,7 @@ class Pending:
     handled: list[tuple] = field(default_factory=list)
     kv: list[tuple] = field(default_factory=list)
     dead: list[tuple] = field(default_factory=list)
+    sync: bool = False          # something in it must survive a power cut (see `mark_handled`)
 
     def __bool__(self) -> bool:
         return bool(self.events or self.handled or self.kv or self.dead)
@@ -161,10 +162,17 @@ class EventStore:
         self._last_seq += 1
         e.seq = self._last_seq
         self._pending.events.append((e.seq, day, e.at, e.__struct_config__.tag, _enc.encode(e)))
+        self._pending.sync = True
         return e.seq
 
-    def mark_handled(self, msg_id: str, dev: str, seq: int, at: int, ack: bytes) -> None:
+    def mark_handled(self, msg_id: str, dev: str, seq: int, at: int, ack: bytes, sync: bool = True) -> None:
+        """sync=False: the record of a command refused before it was obeyed (invalid,
+        retained). Its answer does not depend on the log, so a batch of nothing else is
+        committed without an fsync (SQLite's synchronous=NORMAL in WAL mode: safe from a
+        crash of the process, not from a power cut): a flood of garbage does not make the
+        good commands wait for fsyncs of its own."""
         self._pending.handled.append((msg_id, dev, seq, at, ack))
+        self._pending.sync |= sync
         self._remember((dev, msg_id), ack)
         self._filter.add(dev, msg_id)
         if self._filter.count > self._filter.capacity:      # rows not committed yet are added too
@@ -174,6 +182,7 @@ class EventStore:
 
     def put(self, key: str, value: bytes) -> None:
         self._pending.kv.append((key, value))
+        self._pending.sync = True
         self._kv[key] = value
 
     def get(self, key: str) -> bytes | None:
@@ -186,6 +195,7 @@ class EventStore:
                     payload: bytes, error: str) -> None:
         """A command whose handling raised: kept with its payload and traceback."""
         self._pending.dead.append((at, day, dev, msg_id, seq, topic, payload, error))
+        self._pending.sync = True
 
     def dead_letters(self, day: str | None = None) -> list[tuple]:
         q = "SELECT at, dev, id, seq, topic, payload, error FROM dead_letters"
@@ -219,6 +229,16 @@ class EventStore:
 
     def write(self, p: Pending) -> None:
         """One durable transaction for these rows; raises (rolled back) on failure."""
+        c = self.conn
+        if not p.sync:
+            c.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._write(p)
+        finally:
+            if not p.sync:
+                c.execute("PRAGMA synchronous=FULL")
+
+    def _write(self, p: Pending) -> None:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
