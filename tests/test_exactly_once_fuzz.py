@@ -9,7 +9,13 @@ def test_broken_payloads_crash_nothing_delay_nobody_and_change_nothing():
     assert set(r["kinds"]) == set(Mutator.KINDS)
     assert r["service_alive"] and r["service_tracebacks"] == 0 and r["dead_letters"] == 0
     assert r["good_ops"] > 100
-    assert r["good_max_latency_s"] <= 1.0, r
+    # nothing waits for garbage: a good command held behind it would wait 15 s (the gap
+    # timeout), one lost with a failed batch forever (it is not re-sent here). The bound is
+    # looser than bench/fuzz.py's 1 s: this test shares a 2-core machine with whole test
+    # suites, where one fsync can take most of a second (bench/README.md: 0.295 s max over
+    # 100,000 payloads)
+    assert r["good_max_latency_s"] <= 2.5, r
+    assert r["good_p99_ms"] <= 1000, r
     assert r["state_changes_from_bad"] == 0, r
     assert r["retained_commands_left"] == 0
     assert r["bad_messages_in_summary"] >= 0.9 * r["payloads"]      # staff see them (some retained ones
