@@ -304,10 +304,10 @@ class CentralService:
         try:
             cmd = m.decode_command(payload)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as e:
-            return self._rejected(role, dev, m.decode_envelope(payload), R.invalid(str(e)))
+            return self._rejected(role, dev, m.decode_envelope(payload), e)
         if cmd.dev != dev:
             return self._rejected(role, dev, m.Envelope(cmd.id, dev, cmd.seq),
-                                  R.invalid(f"envelope dev {cmd.dev!r} does not match the topic"))
+                                  f"envelope dev {cmd.dev!r} does not match the topic")
         if retained:
             # a retained command would come back at every service restart (and once came
             # back as a device's "new sequence"): refused, and it takes no place in the
@@ -316,13 +316,14 @@ class CentralService:
         return role, cmd
 
     def _rejected(self, role: str, dev: str, env: m.Envelope | None,
-                  why: R.Refused) -> tuple[str, Rejected] | None:
-        self._count_bad(dev, "invalid", why.code)
+                  why: Exception | str) -> tuple[str, Rejected] | None:
+        """An invalid command: counted; answered `invalid` if it names this device and an id."""
+        self._count_bad(dev, "invalid", "invalid")
         if env is None or not isinstance(env.id, str) or not 1 <= len(env.id) <= 64 or env.dev != dev:
             return None                 # no id of this device to answer
         seq = env.seq if type(env.seq) is int and 0 <= env.seq <= 2**53 else None
-        return role, Rejected(env.id, dev, -1 if seq is None else seq, why, takes_slot=seq is not None,
-                              counted=True)
+        return role, Rejected(env.id, dev, -1 if seq is None else seq, R.invalid(str(why)),
+                              takes_slot=seq is not None, counted=True)
 
     # ------------------------------------------------------------ one command, in order
     def _accept(self, topic: str, role: str, cmd: m.Command | Rejected, payload: bytes,
