@@ -306,6 +306,8 @@ def main() -> None:
            "recovery_each_run": recovery, "recovery_window": 20, "recovery_resend_after_s": 1.0,
            "rate_after_recovery_vs_before": statistics.median(r["rate_after_recovery_vs_before"] for r in recovery),
            "good_ops_per_s_under_garbage": dirty["ops_per_s"], "garbage_per_s": a.garbage_rate,
+           "good_ops_per_s_under_garbage_each_run": [r["ops_per_s"] for r in garbage_runs],
+           "garbage_ratio_each_run": [round(g["ops_per_s"] / c["ops_per_s"], 2) for g, c in zip(garbage_runs, runs)],
            "good_p99_ms_under_garbage": dirty["p99_ms"],
            "garbage_ratio": round(dirty["ops_per_s"] / res["ops_per_s"], 2)}
     if a.sweep:
