@@ -209,7 +209,8 @@ def retained_commands(port: int) -> int:
     return len(got)
 
 
-def run_fuzz(payloads: int, rate: float = 1000.0, seed: int = 15) -> dict:
+def run_fuzz(payloads: int, rate: float = 1000.0, seed: int = 15,
+             huge: tuple[int, ...] = (17_000, 100_000, 1_000_000)) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker = LocalBroker(tmp / "broker").start()
@@ -238,7 +239,7 @@ def run_fuzz(payloads: int, rate: float = 1000.0, seed: int = 15) -> dict:
             bad.loop_start()
             for dev in devices:
                 dev.start()
-            mut, kinds = Mutator(seed), {}
+            mut, kinds = Mutator(seed, huge), {}
             # a small run's payloads are made first (the generator shares the machine); a
             # large one's as it goes (100,000 of them, 1 MB strings included, do not fit)
             ready = [mut.one() for _ in range(payloads)] if payloads <= PREMADE else None
