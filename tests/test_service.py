@@ -371,3 +371,25 @@ def test_the_printed_estimate_is_the_logged_one(site_config, tmp_path, site_cloc
     assert len(printed) == 30 and printed == logged
     assert len(set(logged.values())) > 3            # the estimates move as the lines grow
     svc.store.close()
+
+
+def test_garbage_on_a_device_topic_never_stalls_or_reorders_its_good_commands(site_config, tmp_path, site_clock):
+    """Invalid commands that name an id take their place in the sequence but never move it
+    back (seq 0 once restarted the device's sequence, and its next command waited 15 s for
+    a gap); one held past a gap whose place a new sequence took is applied, not left behind."""
+    from qms.service.app import CentralService
+    svc = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
+    k = lambda seq: _cmd("kiosk-1", "kiosk", seq, "ticket.request", service="chung-thuc")  # noqa: E731
+    svc.process([k(1), k(2)])
+    bad = lambda seq, n: (k(seq)[0], json.dumps({"v": 1, "id": f"junk-{n:06d}", "dev": "kiosk-1", "seq": seq,  # noqa: E731
+                                                  "ts": 1, "type": "ticket.request", "level": 9}).encode(), None)
+    svc.process([bad(0, 1)])                          # answered `invalid`, sequence kept
+    svc.process([k(3)])
+    assert len(svc.core.tickets) == 3 and svc.stats["held"] == 0
+    svc.process([bad(7, 2)])                          # past a gap: held
+    assert svc.stats["held"] == 1
+    svc.process([k(4), k(5), k(6)])                   # the good ones fill up to it...
+    assert len(svc.core.tickets) == 6
+    svc.process([k(7), k(8)])                         # ...it was applied (refused) at 7; 7 again is a reset
+    assert len(svc.core.tickets) == 8 and not svc._held
+    svc.store.close()
