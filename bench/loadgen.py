@@ -120,7 +120,10 @@ class RawLoad(_Devices):
                           + _str("bench-" + os.urandom(3).hex())))
         self.sock, self.buf = s, b""
         self._expect(0x20)                                           # CONNACK
-        s.sendall(_packet(0x82, struct.pack("!H", 1) + b"\x00" + _str(f"qms/v1/{site}/ack/+") + b"\x01"))
+        # each virtual device's own ack topic, as a device subscribes (ack/+ would also bring
+        # the acks of every other device, e.g. of a garbage flood, to this one process)
+        filters = b"".join(_str(f"qms/v1/{site}/ack/{dev}") + b"\x01" for _, dev in self.devices)
+        s.sendall(_packet(0x82, struct.pack("!H", 1) + b"\x00" + filters))
         self._expect(0x90)                                           # SUBACK
 
     def _expect(self, kind: int) -> None:
@@ -197,7 +200,7 @@ class PahoLoad(_Devices):
         self.done = threading.Event()
         c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-" + os.urandom(3).hex(),
                         protocol=paho.MQTTv5)
-        c.on_connect = lambda cl, *a: cl.subscribe(f"qms/v1/{site}/ack/+", qos=1)
+        c.on_connect = lambda cl, *a: cl.subscribe([(f"qms/v1/{site}/ack/{dev}", 1) for _, dev in self.devices])
         c.on_message = self._on_ack
         c.on_socket_open = lambda cl, ud, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         c.max_inflight_messages_set(1000)

@@ -12,6 +12,18 @@ same runs, is one virtual device (V = 1): no concurrency, hence no group commit.
 operation is reported for the service, the load generator and the broker: all three
 share the machine's cores.
 
+Two robustness figures (issue 15) come with it:
+- `recovery_s_after_lost_command`: one device keeps 20 commands in flight; one command is
+  lost on the way (not published); the device re-sends what is unacknowledged after
+  `resend_after_s` (1 s), in seq order. The service holds the commands behind the gap and
+  applies them when it fills: the figure is the time from the loss to the ack of the lost
+  command, which releases the others (the device is then at full rate again: its rate in
+  the second after, over its rate in the second before the loss, is
+  `rate_after_recovery_vs_before`). After 3,000 commands (warm). Median of `--repeat`.
+- `good_ops_per_s_under_garbage`: the main figure's load (V devices) while a paho client
+  publishes broken commands (bench/fuzz.py's mutations, on the example ward's command
+  topics) at 1,000 per second; `garbage_ratio` = that over the clean figure of the same runs.
+
     python bench/service.py --json [--devices 5] [--repeat 3] [--sweep 2,4,6,8 [--compare DIR]]
 """
 from __future__ import annotations
@@ -20,17 +32,24 @@ import argparse
 import json
 import os
 import re
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import PahoLoad, RawLoad  # noqa: E402
+from bench.fuzz import Mutator  # noqa: E402
+from bench.loadgen import PahoLoad, RawLoad, _packet, _str  # noqa: E402
 from qms.mqtt.broker import LocalBroker  # noqa: E402
 
 SERVICES = ["chung-thuc", "ho-tich", "dat-dai", "xay-dung", "ho-kinh-doanh", "van-hoa-xa-hoi", "bhxh-bhyt",
@@ -49,6 +68,8 @@ def site_config(tmp: Path, port: int, n_counters: int) -> Path:
     extra = "".join(f'[[counters]]\nnumber = {n}\nservices = {services}\n'
                     f'[[devices]]\nid = "bc{n}"\nrole = "counter"\ncounter = {n}\n'
                     for n in range(20, 20 + n_counters))
+    # the load generator's kiosks: every device must be listed (unlisted ones are refused)
+    extra += "".join(f'[[devices]]\nid = "bk{n}"\nrole = "kiosk"\n' for n in range(n_counters + 1))
     path = tmp / "bench.toml"
     path.write_text(text + extra, encoding="utf-8")
     return path
@@ -59,20 +80,68 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Garbage(threading.Thread):
+    """Broken commands at `rate` per second until stopped (bench/fuzz.py's mutations), as
+    QoS 0 PUBLISH packets made before the run and written to a raw socket in 10 ms bursts:
+    in production the garbage comes from other machines, here it shares the service's two
+    cores, so it should cost as little as it can (paho spends ~100 µs per publish)."""
+
+    PAYLOADS = 12_000               # huge strings up to 100 KB here; bench/fuzz.py sends 1 MB ones too
+
+    def __init__(self, port: int, rate: float):
+        super().__init__(daemon=True)
+        self.rate, self.stop, self.ready, self.sent = rate, threading.Event(), threading.Event(), 0
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(_packet(0x10, _str("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 600) + b"\x00"
+                                  + _str("bench-garbage")))
+        assert self.sock.recv(64)[:1] == b"\x20", "no CONNACK"
+
+    def run(self) -> None:
+        mut = Mutator(15, huge=(17_000, 100_000))
+        packets = []
+        for _ in range(self.PAYLOADS):
+            topic, payload, retain, _ = mut.one()
+            packets.append(_packet(0x30 | (1 if retain else 0), _str(topic) + b"\x00" + payload))
+        self.ready.set()
+        t0 = time.perf_counter()
+        while not self.stop.is_set():
+            due = int((time.perf_counter() - t0) * self.rate)
+            if due > self.sent:
+                burst = [packets[i % len(packets)] for i in range(self.sent, due)]
+                self.sock.sendall(b"".join(burst))
+                self.sent = due
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(5)
+        self.sock.close()
+
+
+def start_service(tmp: Path, port: int, n_counters: int, root: Path = ROOT,
+                  profile: str | None = None) -> subprocess.Popen:
+    cfg = site_config(tmp, port, n_counters)
+    env = dict(os.environ, QMS_LOG="WARNING")
+    cmd = ([sys.executable, __file__, "--serve-profiled", str(cfg), profile] if profile else
+           [sys.executable, "-m", "qms", "service", "--config", str(cfg)])
+    svc = subprocess.Popen(cmd, cwd=root, env=env)
+    time.sleep(1.5)
+    return svc
+
+
 def measure(devices: int, ops: int, warmup: int = 500, profile: str | None = None, root: Path = ROOT,
-            loadgen: str = "raw") -> dict:
+            loadgen: str = "raw", garbage_rate: float = 0) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker = LocalBroker(tmp / "broker").start()
-        cfg = site_config(tmp, broker.port, (devices + 1) // 2)
-        env = dict(os.environ, QMS_LOG="WARNING")
-        cmd = ([sys.executable, __file__, "--serve-profiled", str(cfg), profile] if profile else
-               [sys.executable, "-m", "qms", "service", "--config", str(cfg)])
-        svc = subprocess.Popen(cmd, cwd=root, env=env)
+        svc = start_service(tmp, broker.port, (devices + 1) // 2, root, profile)
+        garbage = Garbage(broker.port, garbage_rate) if garbage_rate else None
         try:
-            time.sleep(1.5)
             load = (RawLoad if loadgen == "raw" else PahoLoad)(
                 broker.port, "phuong-an-khanh", devices, ops, warmup, SERVICES)
+            if garbage:
+                garbage.start()
+                garbage.ready.wait(120)
             cpu0 = {}
             load.on_warm = lambda: cpu0.update(
                 svc=cpu_seconds(svc.pid), own=time.process_time(), brk=cpu_seconds(broker.proc.pid))
@@ -80,6 +149,8 @@ def measure(devices: int, ops: int, warmup: int = 500, profile: str | None = Non
             cpu = cpu_seconds(svc.pid) - cpu0["svc"]
             own, brk = time.process_time() - cpu0["own"], cpu_seconds(broker.proc.pid) - cpu0["brk"]
         finally:
+            if garbage:
+                garbage.close()
             svc.terminate()
             svc.wait(10)
             broker.stop()
@@ -90,6 +161,84 @@ def measure(devices: int, ops: int, warmup: int = 500, profile: str | None = Non
             "service_cpu_us_per_op": round(cpu / len(lat) * 1e6),
             "loadgen_cpu_us_per_op": round(own / len(lat) * 1e6),
             "broker_cpu_us_per_op": round(brk / len(lat) * 1e6)}
+
+
+def lost_command_recovery(window: int = 20, resend_after: float = 1.0, before: int = 3000,
+                          after_s: float = 3.0) -> dict:
+    """One device, `window` commands in flight; command number `before` is lost. Seconds from
+    the loss to its ack (which releases the commands held behind it), and the rates."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        broker = LocalBroker(tmp / "broker").start()
+        svc = start_service(tmp, broker.port, 1)
+        topic, ack_topic = "qms/v1/phuong-an-khanh/cmd/kiosk/bk0", "qms/v1/phuong-an-khanh/ack/bk0"
+        lock, cond = threading.Lock(), threading.Condition()
+        sent: dict[str, tuple[int, float, bytes]] = {}      # unacked: id -> seq, sent at, payload
+        acked_at: list[float] = []
+        state = {"seq": 0, "lost": None, "lost_at": None, "lost_acked": None}
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id="bk0", protocol=paho.MQTTv5)
+        subscribed = threading.Event()
+
+        def on_ack(client, userdata, msg):
+            ack = json.loads(msg.payload)
+            with lock:
+                if sent.pop(ack["id"], None) is None:
+                    return
+                acked_at.append(time.perf_counter())
+                if ack["id"] == state["lost"]:
+                    state["lost_acked"] = acked_at[-1]
+            with cond:
+                cond.notify()
+
+        c.on_message = on_ack
+        c.on_connect = lambda cl, *a: cl.subscribe(ack_topic, 1)
+        c.on_subscribe = lambda *a: subscribed.set()
+        c.connect("127.0.0.1", broker.port)
+        c.loop_start()
+        assert subscribed.wait(10)
+
+        def send_new() -> None:
+            state["seq"] += 1
+            seq = state["seq"]
+            cmd_id = f"bk0-{seq:08d}-{os.urandom(4).hex()}"
+            payload = json.dumps({"v": 1, "id": cmd_id, "dev": "bk0", "seq": seq, "ts": int(time.time() * 1000),
+                                  "type": "ticket.request", "service": SERVICES[seq % len(SERVICES)]}).encode()
+            sent[cmd_id] = (seq, time.perf_counter(), payload)
+            if seq == before:             # lost on the way: never published the first time
+                state["lost"], state["lost_at"] = cmd_id, time.perf_counter()
+                return
+            c.publish(topic, payload, qos=1)
+
+        try:
+            end = None
+            while end is None or time.perf_counter() < end:
+                with lock:
+                    while len(sent) < window:
+                        send_new()
+                    now = time.perf_counter()
+                    # the device's outbox: what is unacknowledged for resend_after goes again, in order
+                    for cmd_id, (seq, at, payload) in sorted(sent.items(), key=lambda kv: kv[1][0]):
+                        if now - at >= resend_after:
+                            sent[cmd_id] = (seq, now, payload)
+                            c.publish(topic, payload, qos=1)
+                    if end is None and state["lost_acked"] is not None:
+                        end = state["lost_acked"] + after_s
+                with cond:
+                    cond.wait(0.05)
+        finally:
+            c.disconnect()
+            c.loop_stop()
+            svc.terminate()
+            svc.wait(10)
+            broker.stop()
+    lost_at, back = state["lost_at"], state["lost_acked"]
+
+    def rate(t0: float, t1: float) -> float:
+        return sum(1 for t in acked_at if t0 <= t < t1) / (t1 - t0)
+    before_s, after_s = rate(lost_at - 1.0, lost_at), rate(back + 0.2, back + 1.2)
+    return {"recovery_s": round(back - lost_at, 3), "ops_per_s_before": round(before_s),
+            "ops_per_s_during": round(rate(lost_at, back)), "ops_per_s_after": round(after_s),
+            "rate_after_recovery_vs_before": round(after_s / before_s, 2)}
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -126,6 +275,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure (medians are reported)")
     ap.add_argument("--loadgen", choices=("raw", "paho"), default="raw",
                     help="load generator: lean raw MQTT (default) or paho (bench/loadgen.py: why)")
+    ap.add_argument("--garbage-rate", type=float, default=1000.0, help="broken commands per second")
     ap.add_argument("--sweep", help="also measure these device counts, e.g. 2,4,6,8")
     ap.add_argument("--profile", help="write a cProfile of the service's main loop under load here")
     ap.add_argument("--compare", metavar="DIR",
@@ -135,11 +285,13 @@ def main() -> None:
     def run(v: int, root: Path = ROOT, profile: str | None = None) -> dict:
         return measure(v, a.ops, a.warmup, profile, root, a.loadgen)
 
-    base_runs, runs = [], []
-    for i in range(a.repeat):           # interleaved, so both see the same machine load
+    base_runs, runs, garbage_runs, recovery = [], [], [], []
+    for i in range(a.repeat):           # interleaved, so all see the same machine load
         base_runs.append(run(1))
         runs.append(run(a.devices, profile=a.profile if i == 0 else None))
-    base, res = median_of(base_runs), median_of(runs)
+        garbage_runs.append(measure(a.devices, a.ops, a.warmup, None, ROOT, a.loadgen, garbage_rate=a.garbage_rate))
+        recovery.append(lost_command_recovery())
+    base, res, dirty = median_of(base_runs), median_of(runs), median_of(garbage_runs)
     out = {"ops_per_s": res["ops_per_s"], "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
            "ops": res["ops"], "runs": a.repeat, "virtual_devices": a.devices, "loadgen": a.loadgen,
            "service_cpu_us_per_op": res["service_cpu_us_per_op"],
@@ -149,7 +301,15 @@ def main() -> None:
            "p99_ms_each_run": [r["p99_ms"] for r in runs],
            "baseline_one_device_ops_per_s": base["ops_per_s"],
            "baseline_one_device_p99_ms": base["p99_ms"],
-           "throughput_ratio_vs_baseline": round(res["ops_per_s"] / base["ops_per_s"], 2)}
+           "throughput_ratio_vs_baseline": round(res["ops_per_s"] / base["ops_per_s"], 2),
+           "recovery_s_after_lost_command": statistics.median(r["recovery_s"] for r in recovery),
+           "recovery_each_run": recovery, "recovery_window": 20, "recovery_resend_after_s": 1.0,
+           "rate_after_recovery_vs_before": statistics.median(r["rate_after_recovery_vs_before"] for r in recovery),
+           "good_ops_per_s_under_garbage": dirty["ops_per_s"], "garbage_per_s": a.garbage_rate,
+           "good_ops_per_s_under_garbage_each_run": [r["ops_per_s"] for r in garbage_runs],
+           "garbage_ratio_each_run": [round(g["ops_per_s"] / c["ops_per_s"], 2) for g, c in zip(garbage_runs, runs)],
+           "good_p99_ms_under_garbage": dirty["p99_ms"],
+           "garbage_ratio": round(dirty["ops_per_s"] / res["ops_per_s"], 2)}
     if a.sweep:
         out["sweep"] = []
         for v in map(int, a.sweep.split(",")):

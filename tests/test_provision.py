@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import threading
@@ -275,31 +276,62 @@ def test_real_service_and_kiosk_with_generated_credentials(provisioned, tmp_path
         svc.stop()
 
 
-def test_tls_listener_needs_a_device_certificate(tmp_path):
+def test_tls_listener_needs_a_device_certificate_and_binds_it_to_its_user(tmp_path):
     out, port, tls_port = tmp_path / "out", free_port(), free_port()
     assert cli.main(["provision", str(TEST_CONFIG), str(out), "--port", str(port), "--bind",
                      "127.0.0.1", "--in-place", "--tls", "--tls-port",
                      str(tls_port), "--tls-host", "127.0.0.1"]) == 0
+    conf = (out / "mosquitto" / "qms.conf").read_text()
+    assert f"listener {port}" not in conf                 # --tls alone: no plain listener
+    # the broker drops root: its key must be readable by the group it runs as
+    key = out / "mosquitto" / "tls" / "server.key"
+    assert key.stat().st_mode & 0o777 == 0o640
+    if os.geteuid() == 0 and _group("mosquitto") is not None:
+        assert key.stat().st_gid == _group("mosquitto")
     (tmp_path / "broker").mkdir()
-    broker = run_generated_broker(tmp_path, out, port)
-    pw = (out / "devices" / "counter-1.password").read_text().strip()
+    broker = run_generated_broker(tmp_path, out, tls_port)
+    pw = {u: (out / "devices" / f"{u}.password").read_text().strip() for u in ("counter-1", "kiosk-1")}
     ca = str(out / "tls" / "ca.crt")
-    certs = {"certfile": str(out / "tls/devices/counter-1.crt"),
-             "keyfile": str(out / "tls/devices/counter-1.key")}
+
+    def certs(dev):
+        return {"ca_certs": ca, "certfile": str(out / f"tls/devices/{dev}.crt"),
+                "keyfile": str(out / f"tls/devices/{dev}.key")}
     try:
-        good = Client(tls_port, "counter-1", pw, tls={"ca_certs": ca, **certs})
+        good = Client(tls_port, "counter-1", pw["counter-1"], tls=certs("counter-1"))
         assert good.rc == 0
         assert good.publish(f"{T}/cmd/counter/counter-1") in (0, 16)
         assert good.publish(f"{T}/cmd/counter/counter-2") == NOT_AUTHORIZED   # ACL still applies
         good.close()
-        no_cert = Client(tls_port, "counter-1", pw, tls={"ca_certs": ca})
+        no_cert = Client(tls_port, "counter-1", pw["counter-1"], tls={"ca_certs": ca})
         assert no_cert.rc != 0            # handshake refused: no client certificate
         no_cert.close()
-        wrong_pw = Client(tls_port, "counter-1", "guess", tls={"ca_certs": ca, **certs})
-        assert wrong_pw.rc == NOT_AUTHORIZED
-        wrong_pw.close()
+        # kiosk-1's certificate with counter-1's name and password is kiosk-1, nobody else
+        posing = Client(tls_port, "counter-1", pw["counter-1"], tls=certs("kiosk-1"))
+        assert posing.rc == 0
+        assert posing.publish(f"{T}/cmd/counter/counter-1") == NOT_AUTHORIZED
+        assert posing.publish(f"{T}/cmd/kiosk/kiosk-1") in (0, 16)
+        posing.close()
+        plain = Client(port, "counter-1", pw["counter-1"])
+        assert plain.rc is None           # nothing listens there
+        plain.close()
     finally:
         broker.stop()
+
+
+def _group(name: str) -> int | None:
+    import grp
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
+def test_tls_keeps_the_plain_listener_only_when_asked(tmp_path):
+    out, port = tmp_path / "out", free_port()
+    assert cli.main(["provision", str(TEST_CONFIG), str(out), "--port", str(port), "--bind", "127.0.0.1",
+                     "--in-place", "--tls", "--tls-host", "127.0.0.1", "--keep-plain"]) == 0
+    conf = (out / "mosquitto" / "qms.conf").read_text()
+    assert f"listener {port} 127.0.0.1" in conf and "use_identity_as_username true" in conf
 
 
 def test_rerun_keeps_passwords_and_files(tmp_path):
@@ -321,3 +353,13 @@ def test_bad_input_gets_a_clear_message(tmp_path, capsys):
     assert "bad.toml" in capsys.readouterr().err
     assert cli.main(["provision", str(TEST_CONFIG), str(tmp_path / "o"), "--tls"]) == 1
     assert "--tls-host" in capsys.readouterr().err
+
+
+def test_an_oversized_packet_is_refused_at_the_door(provisioned):
+    """max_packet_size: a device that sends more than 64 KiB is disconnected by the broker
+    (a command is at most 16 KiB; the service would only count it)."""
+    out, port, connect = provisioned
+    kiosk = connect("kiosk-1")
+    assert kiosk.rc == 0
+    kiosk.c.publish(f"{T}/cmd/kiosk/kiosk-1", b"x" * 70_000, qos=1)
+    assert kiosk.disconnected.wait(5)

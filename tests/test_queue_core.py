@@ -167,7 +167,8 @@ def test_pause_blocks_next_and_rating_once():
         q.do("rate", at(8, 42), 1, tid, 4)           # not served yet
     q.do("done", at(8, 45), 1)
     assert len(q.do("rate", at(8, 46), 1, tid, 4)) == 1
-    assert q.do("rate", at(8, 46), 1, tid, 1) == []   # one rating per ticket
+    with pytest.raises(R.Refused, match="not_rateable"):
+        q.do("rate", at(8, 46), 1, tid, 1)            # one rating per ticket
     with pytest.raises(R.Refused):
         q.do("rate", at(8, 46), 2, tid, 4)            # another counter cannot rate it
 

@@ -7,6 +7,7 @@ import threading
 
 import msgspec
 from support.mqtt import Recorder, raw_client
+from support.site import make_config
 from support.wait import wait_until
 
 from qms.config.site import load_config
@@ -240,6 +241,8 @@ def test_state_is_republished_after_a_broker_restart(service, site_config, broke
         rec = Recorder(broker.port, topics.all_state, client_id="late-display")
         assert rec.wait_for(lambda: (rec.latest(topics.counter_state(3)) or {}).get("serving"), 20)
         assert rec.latest(topics.counter_state(3))["serving"]["number"] == 2001
+        # one burst, but a subscriber that arrived in its middle gets the rest live
+        assert rec.wait_for(lambda: rec.latest(topics.service_state("ho-tich")) is not None, 10)
         assert rec.latest(topics.service_state("ho-tich"))["waiting"] == 0
         rec.close()
     finally:
@@ -269,14 +272,15 @@ def test_a_device_commands_apply_in_its_own_order_and_voids_hold_their_place(sit
     svc.process([c(1, "cmd.void")])
     svc.process([c(1)])
     assert not any(isinstance(e, m.TicketCalled) for e in svc.store.events())
-    assert svc.stats["duplicates"] == 1
+    assert svc.stats["duplicates"] == 2               # the re-sent 3 (applied from the held ones), the void's
     svc.process([c(2)])
     assert sum(isinstance(e, m.TicketCalled) for e in svc.store.events()) == 1
-    # a gap that never fills (a device that lost a command for good) stalls nobody
+    # a gap that never fills (a device that lost a command for good) stalls nobody: the
+    # held command goes through once the gap times out, with no further command needed
     svc.process([c(9)])
     assert sum(isinstance(e, m.TicketCalled) for e in svc.store.events()) == 1
     site_clock.advance(GAP_HOLD_MS / 1000 + 1)
-    svc.process([c(9)])
+    svc.process([])
     assert sum(isinstance(e, m.TicketCalled) for e in svc.store.events()) == 2
     # the order survives a restart: the last seq per device is read back from the log
     svc.store.close()
@@ -297,6 +301,7 @@ def test_a_late_copy_from_before_a_sequence_reset_is_still_a_duplicate(site_conf
                 "service": "chung-thuc"}
         return (f"qms/v1/phuong-an-khanh/cmd/kiosk/{dev}", json.dumps(body).encode(), None)
 
+    site_config = make_config(tmp_path, 1883, extra='[[devices]]\nid = "kiosk-2"\nrole = "kiosk"\n')
     svc = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
     svc.process([k("kiosk-1", 1, "first-000001"), k("kiosk-1", 2, "first-000002"), k("kiosk-1", 3, "first-000003")])
     svc.store.close()
@@ -367,4 +372,26 @@ def test_the_printed_estimate_is_the_logged_one(site_config, tmp_path, site_cloc
     logged = {e.ticket_id: e.est_wait_s for e in svc.store.events() if isinstance(e, m.TicketIssued)}
     assert len(printed) == 30 and printed == logged
     assert len(set(logged.values())) > 3            # the estimates move as the lines grow
+    svc.store.close()
+
+
+def test_garbage_on_a_device_topic_never_stalls_or_reorders_its_good_commands(site_config, tmp_path, site_clock):
+    """Invalid commands that name an id take their place in the sequence but never move it
+    back (seq 0 once restarted the device's sequence, and its next command waited 15 s for
+    a gap); one held past a gap whose place a new sequence took is applied, not left behind."""
+    from qms.service.app import CentralService
+    svc = CentralService(load_config(site_config), tmp_path / "svc.sqlite", clock=site_clock)
+    k = lambda seq: _cmd("kiosk-1", "kiosk", seq, "ticket.request", service="chung-thuc")  # noqa: E731
+    svc.process([k(1), k(2)])
+    bad = lambda seq, n: (k(seq)[0], json.dumps({"v": 1, "id": f"junk-{n:06d}", "dev": "kiosk-1", "seq": seq,  # noqa: E731
+                                                  "ts": 1, "type": "ticket.request", "level": 9}).encode(), None)
+    svc.process([bad(0, 1)])                          # answered `invalid`, sequence kept
+    svc.process([k(3)])
+    assert len(svc.core.tickets) == 3 and svc.stats["held"] == 0
+    svc.process([bad(7, 2)])                          # past a gap: held
+    assert svc.stats["held"] == 1
+    svc.process([k(4), k(5), k(6)])                   # the good ones fill up to it...
+    assert len(svc.core.tickets) == 6
+    svc.process([k(7), k(8)])                         # ...it was applied (refused) at 7; 7 again is a reset
+    assert len(svc.core.tickets) == 8 and not svc._held
     svc.store.close()

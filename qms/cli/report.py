@@ -106,4 +106,15 @@ def run(args) -> int:
     if not args.quiet:
         from qms.reports.render import render_table
         sys.stdout.write(render_table(report, lang))
+        _dead_letters(points, since, until, lang)
     return 0
+
+
+def _dead_letters(points: list[Point], since: str, until: str, lang: str) -> None:
+    """A line for the administrator when the service set commands aside (docs/protocol.md)."""
+    from qms.reports.log import count_dead_letters
+    n = sum(count_dead_letters(p.db, since, until) for p in points)
+    if n:
+        sys.stdout.write(f"\nLệnh bị gác lại do lỗi của dịch vụ: {n} (bảng dead_letters của sổ sự kiện)\n"
+                         if lang == "vi" else
+                         f"\nCommands set aside after a service error: {n} (table dead_letters of the event log)\n")

@@ -13,7 +13,7 @@ import bisect
 import datetime as dt
 from collections import deque
 
-from qms.config.site import SiteConfig
+from qms.config.site import Service, SiteConfig
 from qms.core import events as ev
 from qms.core import refusals as R
 from qms.core.estimate import AWAY_SHOWN_S, WaitEstimator
@@ -122,27 +122,53 @@ class QueueCore:
             est_wait_s=self.estimator.estimate(self, service, ahead, priority is not None, now))]
 
     def accept_offline(self, now: int, cmd: ev.OfflineTicket) -> list[ev.Event]:
-        """A ticket printed by a kiosk without the service. It is already in a citizen's hand."""
+        """A ticket printed by a kiosk without the service. It is already in a citizen's hand,
+        so it is never refused for its number: a number outside the kiosk's own offline
+        block, or one another ticket has today, is replaced by a free one (the ack and a
+        `ticket.renumbered` fact tell the kiosk and the displays); two tickets never share
+        a number."""
         self.roll(now)
         try:
             s = self.cfg.service(cmd.service)
         except KeyError:
             raise R.unknown("service", cmd.service) from None
+        if cmd.priority is not None and cmd.priority not in {p.id for p in self.cfg.priority_classes}:
+            raise R.unknown("priority", cmd.priority)
         if cmd.number // 1000 != s.code:
             raise R.unknown("number", cmd.number)
         old = self.tickets.get(cmd.ticket_id)
         if old is not None:
-            if old.number == cmd.number:
-                return []
+            if old.number == cmd.number or not self._offline_number_ok(cmd):
+                return []           # the same ticket again, or a paper number that cannot be honoured
             return [ev.TicketRenumbered(at=now, ticket_id=cmd.ticket_id, number=cmd.number,
                                        old_number=old.number)]
+        number = cmd.number if self._offline_number_ok(cmd) else self._free_number(s)
         issued_at = min(cmd.issued_at, now)
         ahead = sum(1 for _, t in (self.lines[cmd.service].priority + self.lines[cmd.service].normal)
                     if t.issued_at <= issued_at)
-        return [ev.TicketIssued(
-            at=now, ticket_id=cmd.ticket_id, number=cmd.number, service=cmd.service,
+        events: list[ev.Event] = [ev.TicketIssued(
+            at=now, ticket_id=cmd.ticket_id, number=number, service=cmd.service,
             priority=cmd.priority, issued_at=issued_at, source="offline", dev=cmd.dev,
             people_ahead=ahead, est_wait_s=0)]
+        if number != cmd.number:
+            events.append(ev.TicketRenumbered(at=now, ticket_id=cmd.ticket_id, number=number,
+                                             old_number=cmd.number))
+        return events
+
+    def _offline_number_ok(self, cmd: ev.OfflineTicket) -> bool:
+        """The paper number is the kiosk's own to print and no other ticket has it today."""
+        n = cmd.number % 1000
+        if n not in self.offline_block(cmd.service, cmd.dev):
+            return False
+        holder = self.by_number.get(cmd.number)
+        return holder is None or holder.ticket_id == cmd.ticket_id
+
+    def _free_number(self, s: Service) -> int:
+        """The next online number, else any number of the service nobody has today."""
+        for n in [*range(self.next_n[s.id], s.last + 1), *range(s.first, self.next_n[s.id])]:
+            if s.code * 1000 + n not in self.by_number:
+                return s.code * 1000 + n
+        raise R.daily_cap(s.name_vi, s.name_en)
 
     def _pick(self, c: CounterState, now: int = 0) -> Ticket | None:
         """The best waiting ticket for counter c: priority first (with the anti-starvation
@@ -267,8 +293,8 @@ class QueueCore:
             raise R.not_rateable("unknown ticket")
         if t.state != "done" or t.counter != counter:
             raise R.not_rateable("the ticket was not served at this counter")
-        if t.rated:
-            return []                       # one rating per ticket; a repeat is ignored
+        if t.rated:                         # one rating per ticket (a re-sent command is
+            raise R.not_rateable("the ticket was already rated")   # answered before this)
         return [ev.RatingSubmitted(at=now, ticket_id=ticket_id, counter=counter, service=t.service,
                                   level=level)]
 
@@ -299,7 +325,9 @@ class QueueCore:
         self.by_number[t.number] = t
         self.issued[t.service] += 1
         n = t.number % 1000
-        if e.source != "offline" and n >= self.next_n[t.service]:
+        # online numbers go up; an offline ticket renumbered into the online range takes
+        # its number too (numbers of the kiosks' offline blocks do not move it)
+        if n >= self.next_n[t.service] and (e.source != "offline" or n <= self._online_last(t.service)):
             self.next_n[t.service] = n + 1
         if self.day_of(e.issued_at) != self.day:
             t.state = "expired"             # printed offline on an earlier day

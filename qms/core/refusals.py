@@ -68,3 +68,31 @@ def not_rateable(detail_en: str) -> Refused:
 def not_allowed(role: str, kind: str) -> Refused:
     return Refused("not_allowed", "Thiết bị không được phép thực hiện thao tác này.",
                    f"A {role} device may not send {kind}.")
+
+
+# ---------------------------------------------------------------- the device, not the queue
+def unknown_device(dev: str) -> Refused:
+    return Refused("unknown_device", f"Thiết bị {dev} chưa được khai báo trong cấu hình của trung tâm.",
+                   f"Device {dev!r} is not listed in the site config.")
+
+
+def wrong_role(dev: str, role: str, topic_role: str) -> Refused:
+    return Refused("not_allowed", f"Thiết bị {dev} được khai báo với vai trò {role}, không được gửi lệnh "
+                                  f"của vai trò {topic_role}.",
+                   f"Device {dev!r} is listed as a {role}; it may not send {topic_role} commands.")
+
+
+def invalid(detail_en: str) -> Refused:
+    return Refused("invalid", "Yêu cầu không hợp lệ; thiết bị cần được kiểm tra.",
+                   f"Invalid command: {detail_en[:300]}")
+
+
+def retained() -> Refused:
+    return Refused("retained", "Lệnh gửi với cờ lưu giữ (retain) bị từ chối; thiết bị cần được kiểm tra.",
+                   "A command published with the retain flag is refused (and cleared from the broker).")
+
+
+def internal_error() -> Refused:
+    return Refused("internal_error", "Hệ thống gặp lỗi khi xử lý yêu cầu này. Xin báo cán bộ kỹ thuật.",
+                   "The service failed on this command; it was set aside for the administrator "
+                   "and will not be retried.")

@@ -12,6 +12,8 @@ from pathlib import Path
 from qms.ops.acl import BRIDGE_FLOWS
 from qms.protocol.topics import Topics
 
+MAX_PACKET_SIZE = 65536
+
 
 @dataclass(frozen=True)
 class Listener:
@@ -19,6 +21,7 @@ class Listener:
     bind: str = ""                   # "" = every interface
     tls_port: int | None = None      # TLS listener with client certificates
     max_queued: int = 20000
+    plain: bool = True               # with tls_port: keep the plain listener too (asked for)
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,28 @@ def listener_conf(broker_dir: Path, listener: Listener, bridge: Bridge | None = 
         f"max_queued_messages {listener.max_queued}",
         # small messages must not wait for Nagle + delayed ACK (~40 ms per hop)
         "set_tcp_nodelay true",
-        "",
-        f"listener {listener.port}" + (f" {listener.bind}" if listener.bind else ""),
-        # a device cannot take over another's session (and kick it off) with its client id;
-        # a per-listener option: before any `listener` line it would open a default one on 1883
-        "use_username_as_clientid true",
+        # no message of the protocol comes near 64 KiB (a command is at most 16 KiB, the
+        # service ignores larger ones): a client that sends more is disconnected at the door
+        f"max_packet_size {MAX_PACKET_SIZE}",
     ]
+    if listener.plain or not listener.tls_port:
+        out += [
+            "",
+            f"listener {listener.port}" + (f" {listener.bind}" if listener.bind else ""),
+            # a device cannot take over another's session (and kick it off) with its client id;
+            # a per-listener option: before any `listener` line it would open a default one on 1883
+            "use_username_as_clientid true",
+        ]
     if listener.tls_port:
         out += ["", f"listener {listener.tls_port}" + (f" {listener.bind}" if listener.bind else ""),
                 f"cafile {d / 'tls' / 'ca.crt'}",
                 f"certfile {d / 'tls' / 'server.crt'}",
                 f"keyfile {d / 'tls' / 'server.key'}",
                 "require_certificate true",
+                # the certificate's CN (= the device id) *is* the MQTT user: the ACL applies
+                # to the certificate, and no password can switch a certificate to another
+                # user (docs/security.md: why not require_certificate alone)
+                "use_identity_as_username true",
                 "use_username_as_clientid true",
                 "tls_version tlsv1.2"]
     if bridge is not None:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import grp
 import hashlib
 import hmac
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -107,7 +109,25 @@ def _write(path: Path, text: str, mode: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.chmod(mode)
+    broker_readable(tmp)
     tmp.replace(path)
+
+
+BROKER_GROUP = "mosquitto"
+
+
+def broker_readable(path: Path) -> None:
+    """Group `mosquitto`, readable by the group (0640): Mosquitto drops root and runs as its
+    own user, so a 0600 root key (what openssl writes) is one it cannot load (`--in-place`
+    uses the files where they are written). Without that group (a development machine) or
+    without root, the mode alone is set."""
+    path.chmod(0o640)
+    try:
+        gid = grp.getgrnam(BROKER_GROUP).gr_gid
+    except KeyError:
+        return
+    if os.geteuid() == 0:
+        os.chown(path, 0, gid)
 
 
 def site_grants(cfg, *, skip_roles: tuple[str, ...] = ()) -> list[Grant]:
@@ -155,9 +175,13 @@ def provision(cfg, out: Path, *, listener: Listener, broker_dir: Path | None = B
         mtls = out / "mosquitto" / "tls"
         tls.make_cert(tls_dir, mtls, "server", hosts=tls_hosts, server=True)
         mtls.joinpath("ca.crt").write_bytes((tls_dir / "ca.crt").read_bytes())
+        for f in ("server.key", "server.crt", "ca.crt"):
+            broker_readable(mtls / f)
         for g in grants:
             tls.make_cert(tls_dir, tls_dir / "devices", g.user)
-        summary.append(f"TLS: CA {tls_dir}/ca.crt (keep ca.key offline), listener on {listener.tls_port}")
+        summary.append(f"TLS: CA {tls_dir}/ca.crt (keep ca.key offline), listener on {listener.tls_port}"
+                       + (f", plain listener on {listener.port} too" if listener.plain else
+                          ", no plain listener"))
     write_broker(out, grants, passwords, listener, broker_dir or out / "mosquitto")
 
     for sub, bridge in zip(sub_points, bridges):
@@ -171,6 +195,8 @@ def provision(cfg, out: Path, *, listener: Listener, broker_dir: Path | None = B
             tls.make_cert(out / "tls", stls, "server", hosts=tls_hosts, server=True)
             tls.make_cert(out / "tls", stls, "bridge")
             stls.joinpath("ca.crt").write_bytes((out / "tls" / "ca.crt").read_bytes())
+            for f in ("server.key", "server.crt", "bridge.key", "bridge.crt", "ca.crt"):
+                broker_readable(stls / f)
             for g in sgrants:
                 tls.make_cert(out / "tls", sout / "tls" / "devices", g.user)
             (sout / "tls").joinpath("ca.crt").write_bytes((out / "tls" / "ca.crt").read_bytes())
@@ -192,7 +218,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="configs name the files where they are written (try it on this machine)")
     p.add_argument("--max-queued", type=int, default=20000,
                    help="broker queue per client and bridge (never relied upon)")
-    p.add_argument("--tls", action="store_true", help="also a TLS listener with client certificates")
+    p.add_argument("--tls", action="store_true",
+                   help="a TLS listener with client certificates, instead of the plain one")
+    p.add_argument("--keep-plain", action="store_true",
+                   help="with --tls: keep the plain listener too (--port, --bind; e.g. 127.0.0.1 "
+                        "for a service on the broker's machine)")
     p.add_argument("--tls-port", type=int, default=8883)
     p.add_argument("--tls-host", action="append", default=[],
                    help="broker host name or IP for its certificate (repeatable)")
@@ -213,7 +243,8 @@ def run(args) -> int:
         if args.tls and not args.tls_host:
             raise ProvisionError("--tls needs at least one --tls-host (the broker's name or IP)")
         listener = Listener(port=args.port, bind=args.bind,
-                            tls_port=args.tls_port if args.tls else None, max_queued=args.max_queued)
+                            tls_port=args.tls_port if args.tls else None, max_queued=args.max_queued,
+                            plain=args.keep_plain or not args.tls)
         lines = provision(cfg, args.outdir, listener=listener,
                           broker_dir=None if args.in_place else args.broker_dir,
                           sub_points=subs, main_address=args.main_address,

@@ -6,6 +6,7 @@ device `dev`, its per-device sequence number `seq` and a timestamp `ts` (Unix ms
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -145,7 +146,7 @@ ROLE_COMMANDS: dict[str, tuple[type, ...]] = {
 
 # ---------------------------------------------------------------- acks
 class Ack(msgspec.Struct, kw_only=True, omit_defaults=True):
-    v: int = PROTOCOL_VERSION
+    v: int                 # no default: always on the wire (omit_defaults would drop it)
     id: str
     ok: bool
     result: Any = None
@@ -154,14 +155,72 @@ class Ack(msgspec.Struct, kw_only=True, omit_defaults=True):
     message_en: str | None = None
 
 
+class _AckIn(Ack, kw_only=True):
+    """An ack as received: one stored by an older service may lack `v`."""
+    v: int = PROTOCOL_VERSION
+
+
+def ack(id: str, ok: bool, **fields) -> Ack:
+    return Ack(v=PROTOCOL_VERSION, id=id, ok=ok, **fields)
+
+
+class Envelope(msgspec.Struct):
+    """Just enough of a command that failed validation to answer it: read leniently
+    (unknown fields ignored, every field optional), so a device that named itself and its
+    command gets an error ack instead of silence."""
+    id: Any = None
+    dev: Any = None
+    seq: Any = None
+    type: Any = None
+
+
+# limits checked before a command is parsed (docs/protocol.md, "Limits")
+MAX_COMMAND_BYTES = 16 * 1024    # the largest valid command (notice.set) is under 7 KB
+MAX_COMMAND_DEPTH = 4            # commands are flat objects (depth 1)
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def nesting_depth(payload: bytes, limit: int = MAX_COMMAND_DEPTH) -> int:
+    """How deep arrays/objects nest in a JSON text, counted outside strings; counting stops
+    past `limit`. A flat command costs two byte counts; anything else a regex pass (strings
+    dropped) and a walk over the brackets alone."""
+    brackets = payload.count(b"{") + payload.count(b"[")
+    if brackets <= limit:
+        return brackets                 # an upper bound, within the limit
+    depth = deepest = 0
+    for m in _BRACKET.finditer(_JSON_STRING.sub(b"", payload)):
+        if m.group() in (b"{", b"["):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        else:
+            depth -= 1
+    return deepest
+
+
 _cmd_decoder = msgspec.json.Decoder(AnyCommand)
-_ack_decoder = msgspec.json.Decoder(Ack)
+_envelope_decoder = msgspec.json.Decoder(Envelope)
+_ack_decoder = msgspec.json.Decoder(_AckIn)
 encode = msgspec.json.Encoder().encode
 
 
 def decode_command(payload: bytes) -> Command:
     """Raise msgspec.ValidationError / DecodeError on anything not a valid command."""
     return _cmd_decoder.decode(payload)
+
+
+def decode_envelope(payload: bytes) -> Envelope | None:
+    """The envelope of a command that failed `decode_command`, or None if even that fails."""
+    try:
+        env = _envelope_decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return env if isinstance(env, Envelope) else None
 
 
 def decode_ack(payload: bytes) -> Ack:

@@ -78,3 +78,17 @@ def _decode_one_by_one(data: list, path: Path) -> tuple[list[Row], int]:
         except (msgspec.DecodeError, msgspec.ValidationError):
             continue
     return out, len(data) - len(out)
+
+
+def count_dead_letters(db: str | Path, since_day: str, until_day: str) -> int:
+    """Commands the service set aside after failing on them (its `dead_letters` table; a
+    log written before that table existed has none)."""
+    try:
+        conn = sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM dead_letters WHERE day BETWEEN ? AND ?",
+                                (since_day, until_day)).fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return 0

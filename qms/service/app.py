@@ -8,6 +8,12 @@ facts and the retained state that changed, in one burst. A crash before the comm
 nothing: the devices re-send what was not acknowledged. While a commit's fsync runs, new
 commands wait in the socket and make the next batch.
 
+Each command is isolated within its batch (`_execute`): a savepoint of the batch's buffered
+rows before it; one that raises is rolled back alone, answered `internal_error` and kept in
+the `dead_letters` table, and the rest of the batch commits. What comes off the command
+topics is checked before it is parsed (`_parse`: size, depth, retain flag), put in its
+device's order (`_accept`: seen ids, commands held past a gap), then obeyed.
+
 Why no threads: a thread that shares the GIL with a busy loop waits for it every time it
 needs it (a commit takes it back after each SQLite call), and those waits were the
 service's worst latencies; handing each message from paho's thread to a worker cost more
@@ -20,10 +26,13 @@ import datetime as dt
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from qms.config.site import SiteConfig, load_config
 from qms.core import refusals as R
@@ -40,7 +49,12 @@ log = logging.getLogger("qms.service")
 
 _enc = msgspec.json.Encoder()
 _REFUSAL_LOGGED = {"closed_day", "not_open", "past_cutoff", "daily_cap"}
-GAP_HOLD_MS = 15_000         # how long a command past a gap in a device's seq waits for it
+# refusals that say a device misbehaves (counted per device for staff), not a queue answer
+_DEVICE_REFUSALS = {"unknown_device", "not_allowed", "retained"}
+GAP_HOLD_MS = 15_000         # how long commands past a gap in a device's seq wait for it
+HELD_PER_DEVICE = 256        # commands held past a gap per device; more are dropped unanswered
+MAX_BAD_DEVICES = 100        # devices counted by name; more share one "(other)" count
+BAD_SUMMARY_INTERVAL_S = 1.0  # a flood of bad messages republishes the summary at most this often
 STATE_INTERVAL_S = 0.02      # under load, retained state goes out at most this often (the latest wins)
 # QoS per kind of message (docs/protocol.md). A call (`ticket.called`, `ticket.recalled`)
 # at 1: a hall display that is connected must not miss one because the service's own
@@ -64,6 +78,30 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclass
+class Rejected:
+    """Stands in for a command that names its device, id and seq but cannot be obeyed
+    (invalid, published as retained): it is answered with its error, like a refused
+    command, and its id is recorded. It takes its place in the device's sequence
+    (`takes_slot`), so the commands after it do not wait for it."""
+    id: str
+    dev: str
+    seq: int
+    refusal: R.Refused
+    takes_slot: bool = True
+    counted: bool = False       # already counted as an invalid message of its device
+
+
+@dataclass
+class Held:
+    """A command waiting for a gap in its device's sequence, with what answering it needs."""
+    topic: str
+    role: str
+    cmd: m.Command | Rejected
+    payload: bytes
+    corr: bytes | None
+
+
 class CentralService:
     def __init__(self, cfg: SiteConfig, db_path: str | Path | None = None,
                  clock: Callable[[], int] = _now_ms, device_id: str = "service",
@@ -75,10 +113,14 @@ class CentralService:
         self.store = EventStore(db_path or cfg.state_dir() / "service.sqlite")
         self.core = QueueCore(cfg)
         self._incoming: list = []       # filled by the MQTT loop, on the main loop's thread
-        self.stats = {"handled": 0, "duplicates": 0, "invalid": 0, "refused": 0, "batches": 0, "held": 0}
+        self.stats = {"handled": 0, "duplicates": 0, "invalid": 0, "refused": 0, "refused_messages": 0,
+                      "batches": 0, "held": 0, "held_dropped": 0, "gaps_skipped": 0, "dead_letters": 0}
         self._last_seq: dict[str, int] = self.store.last_seqs()
-        self._max_seq: dict[str, int] = self.store.max_seqs()
-        self._gap_since: dict[str, int] = {}
+        self._held: dict[str, dict[int, Held]] = {}     # dev -> seq -> command past a gap
+        self._gap_since: dict[str, int] = {}             # dev -> service ms its oldest gap opened
+        self.bad: dict[str, dict] = {}                   # dev -> counts of invalid/refused messages
+        self._bad_dirty = False
+        self._bad_at = 0.0
         self.tick_seconds = tick_seconds
         self._published: dict[str, bytes] = {}
         self._republish_all = threading.Event()
@@ -89,10 +131,11 @@ class CentralService:
         self._state_due = False          # a batch's state change is waiting for STATE_INTERVAL_S
         self.heartbeat = Heartbeat()
         self._replay()
+        self.dead_letters_today = self.store.count_dead_letters(self.core.day or "")
         self.link = MqttLink(
             cfg.mqtt, device_id,
-            subscriptions=[(self.topics.all_commands, 1)],
-            on_message=lambda t, p, props: self._incoming.append((t, p, props)),
+            # retain-as-published: a command published with the retain flag is seen as such
+            subscriptions=[(self.topics.all_commands, SubscribeOptions(qos=1, retainAsPublished=True))],
             status_topic=self.topics.status(device_id), status={"role": "service"},
             config_dir=Path(cfg.source).resolve().parent if cfg.source else None,
             on_connect=self._republish_all.set,
@@ -100,6 +143,9 @@ class CentralService:
             # its site's topics (qms/ops/acl.py): no refusals to watch for
             report_refusals=False,
         )
+        # the raw paho callback: the retain flag is needed (MqttLink passes topic, payload, props)
+        self.link.client.on_message = lambda c, u, msg: self._incoming.append(
+            (msg.topic, msg.payload, msg.properties, msg.retain))
 
     # ------------------------------------------------------------ start-up
     def _replay(self) -> None:
@@ -146,12 +192,18 @@ class CentralService:
             wait = 0.25
             if self._state_due:
                 wait = max(0.0, self._state_at + STATE_INTERVAL_S - time.monotonic())
+            elif self._bad_dirty:
+                wait = max(0.0, self._bad_at + BAD_SUMMARY_INTERVAL_S - time.monotonic())
+            gap = self.gap_deadline()
+            if gap is not None:
+                wait = min(wait, max(0.0, (gap - self.clock()) / 1000))
             self.link.poll(0.0 if self._incoming else wait)
             batch, self._incoming = self._incoming, []
             try:
-                if batch:
+                if batch or (gap is not None and self.clock() >= gap):
                     self.process(batch)
-                elif self._state_due:
+                elif self._state_due or (self._bad_dirty and
+                                         time.monotonic() >= self._bad_at + BAD_SUMMARY_INTERVAL_S):
                     with self.core.estimator.batch():     # shares the last batch's look-ahead run
                         self._submit([])
                 if self._republish_all.is_set():
@@ -174,17 +226,28 @@ class CentralService:
         self._published.clear()
         self._republish_all.set()
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, with_pending: bool = False) -> None:
+        """The queue's state again from the log (and, with_pending, the events of this
+        batch not committed yet); the devices' sequences too, unless with_pending."""
         self.core = QueueCore(self.cfg)
-        self._last_seq, self._max_seq = self.store.last_seqs(), self.store.max_seqs()
+        if not with_pending:
+            self._last_seq = self.store.last_seqs()
+            self._held.clear()
+            self._gap_since.clear()
         self._replay()
+        if with_pending:
+            for e in self.store.pending_events():
+                self.core.apply(e)
 
     def process(self, batch: list) -> None:
-        """Handle a batch of raw messages: one commit, then publish."""
+        """Handle a batch of raw messages (topic, payload, properties[, retained]): one
+        commit, then publish. Gaps that timed out are skipped here too."""
         out: Outgoing = []
         with self.core.estimator.batch():
-            for topic, payload, props in batch:
-                self._handle(topic, payload, props, out)
+            for topic, payload, props, *retained in batch:
+                self._handle(topic, payload, props, out, bool(retained and retained[0]))
+            if self._gap_since:
+                self.expire_gaps(out)
             self.stats["batches"] += 1
             self._submit(out)
 
@@ -202,84 +265,228 @@ class CentralService:
         if out:
             self.link.publish_many(out)
 
-    # ------------------------------------------------------------ one command
-    def _handle(self, topic: str, payload: bytes, props, out: list) -> None:
+    # ------------------------------------------------------------ one message
+    def _handle(self, topic: str, payload: bytes, props, out: list, retained: bool = False) -> None:
+        """One message off the command topics: parse it, then accept it in its device's order."""
+        try:
+            parsed = self._parse(topic, payload, retained, out)
+        except Exception:   # noqa: BLE001 - a parser bug must not cost the batch (nothing applied yet)
+            log.exception("could not parse a message on %s", topic)
+            parsed = None
+            self._count_bad(topic.split("/")[-1], "invalid", "internal_error")
+        if parsed is None:
+            return
+        role, cmd = parsed
+        corr = getattr(props, "CorrelationData", None) if props is not None else None
+        self._accept(topic, role, cmd, payload, corr, out)
+
+    def _parse(self, topic: str, payload: bytes, retained: bool,
+               out: Outgoing) -> tuple[str, m.Command | Rejected] | None:
+        """The command in a message, a `Rejected` stand-in for one that names its device,
+        id and seq but cannot be obeyed (it is answered with an error), or None (counted,
+        not answered: nothing in it can be trusted to answer)."""
         parts = topic.split("/")
         # qms/v1/<site>/cmd/<role>/<dev>
         if len(parts) != 6 or parts[3] != "cmd":
-            return self._invalid(topic, "not a command topic")
+            self._count_bad(parts[-1] if parts else "?", "invalid", "not_a_command_topic")
+            return None
         role, dev = parts[4], parts[5]
+        if retained:
+            if not payload:
+                return None             # a retained command cleared (by us, below)
+            out.append((topic, b"", QOS_ACK, True, None))    # a command is never kept by the broker
+        if len(payload) > m.MAX_COMMAND_BYTES:
+            self._count_bad(dev, "invalid", "too_large")
+            return None
+        if m.nesting_depth(payload) > m.MAX_COMMAND_DEPTH:
+            self._count_bad(dev, "invalid", "too_deep")
+            return None
         try:
             cmd = m.decode_command(payload)
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
-            return self._invalid(topic, str(e), payload, dev)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as e:
+            return self._rejected(role, dev, m.decode_envelope(payload), e)
         if cmd.dev != dev:
-            return self._invalid(topic, f"envelope dev {cmd.dev!r} does not match the topic")
-        corr = getattr(props, "CorrelationData", None) if props is not None else None
-        ack_topic = self.topics.ack(dev)
+            return self._rejected(role, dev, m.Envelope(cmd.id, dev, cmd.seq),
+                                  f"envelope dev {cmd.dev!r} does not match the topic")
+        if retained:
+            # a retained command would come back at every service restart (and once came
+            # back as a device's "new sequence"): refused, and it takes no place in the
+            # device's sequence: a stale copy must not take the place of a real command
+            return role, Rejected(cmd.id, dev, cmd.seq, R.retained(), takes_slot=False)
+        return role, cmd
+
+    def _rejected(self, role: str, dev: str, env: m.Envelope | None,
+                  why: Exception | str) -> tuple[str, Rejected] | None:
+        """An invalid command: counted; answered `invalid` if it names this device and an id."""
+        self._count_bad(dev, "invalid", "invalid")
+        if env is None or not isinstance(env.id, str) or not 1 <= len(env.id) <= 64 or env.dev != dev:
+            return None                 # no id of this device to answer
+        seq = env.seq if type(env.seq) is int and 0 <= env.seq <= 2**53 else None
+        return role, Rejected(env.id, dev, -1 if seq is None else seq, R.invalid(str(why)),
+                              takes_slot=seq is not None, counted=True)
+
+    # ------------------------------------------------------------ one command, in order
+    def _accept(self, topic: str, role: str, cmd: m.Command | Rejected, payload: bytes,
+                corr: bytes | None, out: Outgoing) -> None:
+        dev = cmd.dev
         stored = self._seen_before(cmd)
         if stored is not None:
             self.stats["duplicates"] += 1
-            out.append((ack_topic, stored, QOS_ACK, False, corr))
+            out.append((self.topics.ack(dev), stored, QOS_ACK, False, corr))
+            return
+        held = self._held.get(dev)
+        if held and cmd.seq in held and held[cmd.seq].cmd.id == cmd.id:
+            self.stats["duplicates"] += 1       # already waiting for its gap
             return
         now = self.clock()
-        if not self._in_order(cmd, now):
-            return                  # no ack: the device re-sends the gap and this, in order
+        if not self._in_order(cmd):
+            self._hold(Held(topic, role, cmd, payload, corr), now)
+            return
+        self._execute(Held(topic, role, cmd, payload, corr), now, out)
+        self._release_held(dev, out)
+
+    def _seen_before(self, cmd: m.Command | Rejected) -> bytes | None:
+        """The stored ack if this device sent this command id before, under any seq (a seen
+        id is never applied twice). Commands are told apart per device: an id that another
+        device used (only a broken or hostile one would) is this device's own command."""
+        return self.store.handled_ack(cmd.id, cmd.dev)
+
+    def _in_order(self, cmd: m.Command | Rejected) -> bool:
+        """Apply a device's commands in its own order: a command past a gap in `seq` (an
+        earlier one lost on the way, e.g. dropped by a bridge queue) is held until the gap
+        fills (`_release_held`) or times out (`expire_gaps`). A lower seq with a new id
+        means the device's outbox was reset: it starts a new sequence. A device not heard
+        from before starts at 1: its first commands may be the ones lost."""
+        if isinstance(cmd, Rejected) and not cmd.takes_slot:
+            return True
+        return cmd.seq <= self._last_seq.get(cmd.dev, 0) + 1
+
+    def _hold(self, h: Held, now: int) -> None:
+        held = self._held.setdefault(h.cmd.dev, {})
+        if len(held) >= HELD_PER_DEVICE and h.cmd.seq not in held:
+            self.stats["held_dropped"] += 1     # not answered: the device sends it again
+            return
+        held[h.cmd.seq] = h
+        self._gap_since.setdefault(h.cmd.dev, now)
+        self.stats["held"] += 1
+
+    def _release_held(self, dev: str, out: Outgoing) -> None:
+        """Apply the held commands that are next in the device's order now."""
+        held = self._held.get(dev)
+        while held:
+            # the next one, or one whose place was taken meanwhile (a new sequence after an
+            # outbox reset): it is applied now, never left behind the device's position
+            due = [seq for seq in held if seq <= self._last_seq.get(dev, 0) + 1]
+            if not due:
+                break
+            h = held.pop(min(due))
+            stored = self._seen_before(h.cmd)       # handled meanwhile under another seq
+            if stored is not None:
+                self.stats["duplicates"] += 1
+                self._last_seq[dev] = max(h.cmd.seq, self._last_seq.get(dev, 0))   # nothing to wait for
+                out.append((self.topics.ack(dev), stored, QOS_ACK, False, h.corr))
+            else:
+                self._execute(h, self.clock(), out)
+            self._gap_since[dev] = self.clock()     # progress: a later gap gets its own time
+        if not held:
+            self._held.pop(dev, None)
+            self._gap_since.pop(dev, None)
+
+    def gap_deadline(self) -> int | None:
+        """Service-clock ms when the oldest open gap is skipped (None: no command waits)."""
+        return min(self._gap_since.values()) + GAP_HOLD_MS if self._gap_since else None
+
+    def expire_gaps(self, out: Outgoing) -> None:
+        """Skip the gaps open longer than GAP_HOLD_MS (a device that lost a command for
+        good, say a call kept in RAM across a reboot), whether or not more commands come."""
+        now = self.clock()
+        for dev, since in list(self._gap_since.items()):
+            held = self._held.get(dev)
+            if not held or now - since < GAP_HOLD_MS:
+                continue
+            first = min(held)
+            log.warning("device %s: commands %d..%d never arrived; going on",
+                        dev, self._last_seq.get(dev, 0) + 1, first - 1)
+            self._last_seq[dev] = first - 1
+            self.stats["gaps_skipped"] += 1
+            self._release_held(dev, out)
+
+    def _execute(self, h: Held, now: int, out: Outgoing) -> None:
+        """Apply one command in isolation: what it wrote is dropped if it raises (a savepoint
+        of the batch), it is answered with `internal_error` and kept as a dead letter, and
+        the rest of the batch goes on."""
+        cmd, dev = h.cmd, h.cmd.dev
+        sp = self.store.savepoint()
         try:
-            result, events = self._dispatch(cmd, role, now)
-            ack = m.Ack(id=cmd.id, ok=True, result=result)
+            result, events = self._dispatch(cmd, h.role, now)
+            ack = m.ack(cmd.id, True, result=result)
         except R.Refused as e:
-            self.stats["refused"] += 1
+            events = self._refused(cmd, e, now)
+            ack = m.ack(cmd.id, False, error=e.code, message_vi=e.vi, message_en=e.en)
+        except Exception as e:  # noqa: BLE001 - one command's bug must not take the batch with it
             events = []
-            if isinstance(cmd, m.TicketRequest) and e.code in _REFUSAL_LOGGED:
-                events = [m.TicketRefused(at=now, service=cmd.service, priority=cmd.priority,
-                                          reason=e.code, dev=dev)]
-                self._apply(events)
-            ack = m.Ack(id=cmd.id, ok=False, error=e.code, message_vi=e.vi, message_en=e.en)
+            ack = self._dead_letter(h, sp, e, now)
         ack_bytes = _enc.encode(ack)
-        self.store.mark_handled(cmd.id, dev, cmd.seq, now, ack_bytes)
-        self._last_seq[dev] = max(cmd.seq, self._last_seq.get(dev, 0)) if cmd.seq > 0 else 0
-        self._max_seq[dev] = max(cmd.seq, self._max_seq.get(dev, 0))
-        self.stats["handled"] += 1
+        self._record(cmd, now, ack_bytes)
         for e in events:
             kind = e.__struct_config__.tag
             out.append((self.topics.event(kind), _enc.encode(e), qos_of_fact(kind), False, None))
-        out.append((ack_topic, ack_bytes, QOS_ACK, False, corr))
+        out.append((self.topics.ack(dev), ack_bytes, QOS_ACK, False, h.corr))
 
-    def _seen_before(self, cmd: m.Command) -> bytes | None:
-        """The stored ack if this device sent this command before. A device re-sends a
-        command with its own seq, so one whose seq is above every seq handled from that
-        device is new: no need to look it up in the log (the common case, and a read per
-        command). Commands are told apart per device: an id that another device used
-        (only a broken or hostile one would) is this device's own command."""
-        if cmd.seq > self._max_seq.get(cmd.dev, 0):
-            return None
-        return self.store.handled_ack(cmd.id, cmd.dev, cmd.seq)
+    def _refused(self, cmd: m.Command | Rejected, e: R.Refused, now: int) -> list[m.Event]:
+        """The facts of a refusal (a refused ticket request is logged for the reports)."""
+        self.stats["refused"] += 1
+        if e.code in _DEVICE_REFUSALS and not (isinstance(cmd, Rejected) and cmd.counted):
+            self._count_bad(cmd.dev, "refused", e.code)
+        if isinstance(cmd, m.TicketRequest) and e.code in _REFUSAL_LOGGED:
+            events = [m.TicketRefused(at=now, service=cmd.service, priority=cmd.priority,
+                                      reason=e.code, dev=cmd.dev)]
+            self._apply(events)
+            return events
+        return []
 
-    def _in_order(self, cmd: m.Command, now: int) -> bool:
-        """Apply a device's commands in its own order. A command past a gap in `seq` (an
-        earlier one lost on the way, e.g. dropped by a bridge queue) is held back unacked;
-        the device re-sends its unacked tail in order, so the gap fills first. A gap that
-        stays open longer than GAP_HOLD_MS (a device that lost a command for good) is
-        accepted, so no device can stall. A lower seq with a new id means the device's
-        outbox was reset: it starts a new sequence. A device not heard from before starts
-        at 1: its first commands may be the ones lost."""
-        last = self._last_seq.get(cmd.dev, 0)
-        if cmd.seq <= last + 1:
-            self._gap_since.pop(cmd.dev, None)
-            return True
-        since = self._gap_since.setdefault(cmd.dev, now)
-        if now - since < GAP_HOLD_MS:
-            self.stats["held"] += 1
-            return False
-        log.warning("device %s: commands %d..%d never arrived; going on", cmd.dev, last + 1, cmd.seq - 1)
-        self._gap_since.pop(cmd.dev, None)
-        return True
+    def _dead_letter(self, h: Held, sp, exc: Exception, now: int) -> m.Ack:
+        """Undo what the failed command did, keep it for the administrator, answer it."""
+        log.error("command %s from %s failed; kept as a dead letter", h.cmd.id, h.cmd.dev,
+                  exc_info=exc)
+        self.store.rollback_to(sp)
+        self._rebuild(with_pending=True)        # its events may be half applied
+        self.store.dead_letter(now, self.core.day or "", h.cmd.dev, h.cmd.id, h.cmd.seq, h.topic,
+                               h.payload, "".join(traceback.format_exception(exc)))
+        self.stats["dead_letters"] += 1
+        self.dead_letters_today += 1
+        self._bad_dirty = True
+        e = R.internal_error()
+        return m.ack(h.cmd.id, False, error=e.code, message_vi=e.vi, message_en=e.en)
 
-    def _invalid(self, topic: str, why: str, payload: bytes = b"", dev: str | None = None) -> None:
-        self.stats["invalid"] += 1
-        if self.stats["invalid"] <= 20 or self.stats["invalid"] % 1000 == 0:
-            log.warning("invalid message #%d on %s: %s", self.stats["invalid"], topic, why[:200])
+    def _record(self, cmd: m.Command | Rejected, now: int, ack: bytes) -> None:
+        """The command is handled: its id (never applied again) and its place in the
+        device's sequence, written with its effect."""
+        dev = cmd.dev
+        takes_slot = not isinstance(cmd, Rejected) or cmd.takes_slot
+        self.store.mark_handled(cmd.id, dev, cmd.seq if takes_slot else -1, now, ack,
+                                sync=not isinstance(cmd, Rejected))
+        if takes_slot:
+            last = self._last_seq.get(dev, 0)
+            if isinstance(cmd, Rejected):       # garbage never restarts a device's sequence
+                self._last_seq[dev] = max(cmd.seq, last)
+            else:
+                self._last_seq[dev] = max(cmd.seq, last) if cmd.seq > 0 else 0
+        self.stats["handled"] += 1
+
+    # ------------------------------------------------------------ devices that misbehave
+    def _count_bad(self, dev: str, kind: str, code: str) -> None:
+        """Per-device counts of invalid and refused messages (state/summary, alert/device/…):
+        staff see which device sends garbage. The log names it too, sparingly."""
+        self.stats["invalid" if kind == "invalid" else "refused_messages"] += 1
+        dev = dev[:40] if len(self.bad) < MAX_BAD_DEVICES or dev[:40] in self.bad else "(other)"
+        c = self.bad.setdefault(dev, {"invalid": 0, "refused": 0, "last_error": ""})
+        c[kind] += 1
+        c["last_error"] = code
+        self._bad_dirty = True
+        n = c["invalid"] + c["refused"]
+        if n <= 5 or n % 1000 == 0:
+            log.warning("device %s: %s message #%d (%s)", dev, kind, n, code)
 
     def _apply(self, events: list[m.Event]) -> None:
         for e in events:
@@ -298,17 +505,26 @@ class CentralService:
     def _counter_of(self, dev: str) -> int:
         d = self.cfg.device(dev)
         if d is None or d.role != "counter" or d.counter is None:
-            raise R.Refused("unknown_device", "Thiết bị chưa được khai báo cho quầy nào.",
-                            f"Device {dev!r} is not configured as a counter.")
+            raise R.unknown_device(dev)
         return d.counter
 
-    def _dispatch(self, cmd: m.Command, role: str, now: int) -> tuple[dict | None, list[m.Event]]:
+    def _check_device(self, cmd: m.Command, role: str) -> None:
+        """Every role alike: a device must be listed in the site config, under the role of
+        the topic it publishes on, and send only that role's commands."""
+        known = self.cfg.device(cmd.dev)
+        if known is None:
+            raise R.unknown_device(cmd.dev)
+        if known.role != role:
+            raise R.wrong_role(cmd.dev, known.role, role)
+        if not isinstance(cmd, (m.CommandVoid, *m.ROLE_COMMANDS.get(role, ()))):
+            raise R.not_allowed(role, m.type_of(cmd))
+
+    def _dispatch(self, cmd: m.Command | Rejected, role: str, now: int) -> tuple[dict | None, list[m.Event]]:
+        if isinstance(cmd, Rejected):
+            raise cmd.refusal
+        self._check_device(cmd, role)
         if isinstance(cmd, m.CommandVoid):
             return {"void": True}, []
-        allowed = m.ROLE_COMMANDS.get(role, ())
-        known = self.cfg.device(cmd.dev)
-        if not isinstance(cmd, allowed) or (known is not None and known.role != role):
-            raise R.not_allowed(role, m.type_of(cmd))
         core = self.core
         if isinstance(cmd, m.TicketRequest):
             tid = cmd.ticket_id or new_id()
@@ -377,10 +593,16 @@ class CentralService:
             self._retain(self.topics.service_state(s), _enc.encode(core.service_view(s, now)), out)
         if everything or core.calls_dirty:
             self._retain(self.topics.calls, _enc.encode(core.calls_view()), out)
-        if everything or counters or services:
+        bad_due = self._bad_dirty and time.monotonic() - self._bad_at >= BAD_SUMMARY_INTERVAL_S
+        if everything or counters or services or bad_due:
             summary = core.summary_view(now)
             summary.pop("at")
+            summary["bad_messages"] = self.bad
+            summary["dead_letters"] = self.dead_letters_today
             self._retain(self.topics.summary, _enc.encode(summary), out)
+        if everything or bad_due:
+            self._publish_device_alerts(out)
+            self._bad_dirty, self._bad_at = False, time.monotonic()
         if everything or self.topics.notice not in self._published:
             notice = self.store.get("notice")
             if notice is not None:
@@ -388,6 +610,20 @@ class CentralService:
         core.dirty_counters.clear()
         core.dirty_services.clear()
         core.calls_dirty = False
+
+    def _publish_device_alerts(self, out: Outgoing | None) -> None:
+        """alert/device/<dev>, retained, for each device that sent invalid or refused
+        messages since the service started (the alerts page and the counter terminals
+        show it, qms/protocol/alerts.py)."""
+        for dev, c in self.bad.items():
+            alert = {"v": 1, "kind": "device", "key": dev, "active": True,
+                     "value_min": 0, "invalid": c["invalid"], "refused": c["refused"],
+                     "last_error": c["last_error"],
+                     "message_vi": f"Thiết bị {dev} đã gửi {c['invalid']} thông điệp không hợp lệ và "
+                                   f"{c['refused']} thông điệp bị từ chối (lỗi gần nhất: {c['last_error']}).",
+                     "message_en": f"Device {dev} sent {c['invalid']} invalid and {c['refused']} refused "
+                                   f"messages (last error: {c['last_error']})."}
+            self._retain(self.topics.alert("device", dev), _enc.encode(alert), out)
 
 
 # ------------------------------------------------------------ CLI

@@ -39,16 +39,27 @@ CREATE TABLE IF NOT EXISTS handled (
     at INTEGER NOT NULL,
     ack BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS handled_dev_seq_id ON handled(dev, seq, id);
+DROP INDEX IF EXISTS handled_dev_seq_id;
+CREATE INDEX IF NOT EXISTS handled_dev_id ON handled(dev, id);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    at INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    dev TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    error TEXT NOT NULL
+);
 """
 
 log = logging.getLogger("qms.store")
-# Handled commands are found by (device, seq, id): a device re-sends a command with its own
-# seq, so that index grows at one end per device. An index on the random id alone (the
-# first schema) put every insert on a random page: 3-5x the pages written per commit, and
-# more frequent and longer checkpoints as the history grew (p99 commit 10-13 ms vs 2-3 ms
-# over 200,000 handled commands). A log of that schema is converted when it is opened.
+# Handled commands are found by (device, id), whatever seq they come with: a device (or a
+# hostile client) may replay a handled id under a new seq, and it must not apply again. An
+# earlier index on (device, seq, id) grew at one end per device but only found a command
+# re-sent with its own seq; the very first schema indexed the random id alone (a random
+# page per insert over the whole history). A log of that schema is converted when opened.
 _MIGRATE_HANDLED = """
 CREATE TABLE handled_v2 (id TEXT NOT NULL, dev TEXT NOT NULL, seq INTEGER NOT NULL,
                          at INTEGER NOT NULL, ack BLOB NOT NULL);
@@ -62,18 +73,61 @@ _dec = msgspec.json.Decoder(AnyEvent)
 RECENT_IDS = 50_000        # handled ids (with their acks) kept in memory
 
 
+class HandledFilter:
+    """A Bloom filter over every handled (device, id): a command id it has never seen is
+    new without a read of the log (the common case; a read per command cost ~100 µs under
+    load). "Maybe seen" goes to the log. Bits are never removed: an id rolled back stays
+    "maybe", which only costs a read. 10 bits and 7 hashes per id: ~1 % false positives at
+    capacity; past it the filter is rebuilt twice as large."""
+
+    HASHES = 7
+
+    def __init__(self, capacity: int = 1 << 18):
+        self.capacity = capacity
+        self.bits = bytearray(capacity * 10 // 8 + 1)
+        self.size = len(self.bits) * 8
+        self.count = 0
+
+    def _positions(self, dev: str, msg_id: str) -> list[int]:
+        # Python's own string hash (SipHash, seeded per process: the filter is built anew
+        # at every start), two of them combined (Kirsch-Mitzenmacher)
+        a, b = hash((dev, msg_id)), hash((msg_id, dev)) | 1
+        return [(a + i * b) % self.size for i in range(self.HASHES)]
+
+    def add(self, dev: str, msg_id: str) -> None:
+        for p in self._positions(dev, msg_id):
+            self.bits[p >> 3] |= 1 << (p & 7)
+        self.count += 1
+
+    def may_contain(self, dev: str, msg_id: str) -> bool:
+        return all(self.bits[p >> 3] & (1 << (p & 7)) for p in self._positions(dev, msg_id))
+
+
 @dataclass
 class Pending:
     """Rows of a batch not yet written."""
     events: list[tuple] = field(default_factory=list)
     handled: list[tuple] = field(default_factory=list)
     kv: list[tuple] = field(default_factory=list)
+    dead: list[tuple] = field(default_factory=list)
+    sync: bool = False          # something in it must survive a power cut (see `mark_handled`)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.handled or self.kv)
+        return bool(self.events or self.handled or self.kv or self.dead)
+
+
+@dataclass(frozen=True)
+class Savepoint:
+    """Where a batch's buffered rows stood before one command (see `EventStore.savepoint`)."""
+    events: int
+    handled: int
+    kv: int
+    dead: int
+    last_seq: int
 
 
 class EventStore:
+    MIN_FILTER = 1 << 18       # ids the handled-id filter holds before it is rebuilt larger
     def __init__(self, path: str | Path):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +142,14 @@ class EventStore:
         self._pending = Pending()
         self._recent: OrderedDict[tuple[str, str], bytes] = OrderedDict()   # (dev, id) -> ack
         self._kv: dict[str, bytes | None] = {}
+        self._filter = self._build_filter()
+
+    def _build_filter(self, extra: int = 0) -> HandledFilter:
+        rows = self.conn.execute("SELECT count(*) FROM handled").fetchone()[0] + extra
+        f = HandledFilter(max(self.MIN_FILTER, 2 * rows))
+        for dev, msg_id in self.conn.execute("SELECT dev, id FROM handled"):
+            f.add(dev, msg_id)
+        return f
 
     def _migrate(self) -> None:
         old = self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_autoindex_handled_1'").fetchall()
@@ -100,14 +162,27 @@ class EventStore:
         self._last_seq += 1
         e.seq = self._last_seq
         self._pending.events.append((e.seq, day, e.at, e.__struct_config__.tag, _enc.encode(e)))
+        self._pending.sync = True
         return e.seq
 
-    def mark_handled(self, msg_id: str, dev: str, seq: int, at: int, ack: bytes) -> None:
+    def mark_handled(self, msg_id: str, dev: str, seq: int, at: int, ack: bytes, sync: bool = True) -> None:
+        """sync=False: the record of a command refused before it was obeyed (invalid,
+        retained). Its answer does not depend on the log, so a batch of nothing else is
+        committed without an fsync (SQLite's synchronous=NORMAL in WAL mode: safe from a
+        crash of the process, not from a power cut): a flood of garbage does not make the
+        good commands wait for fsyncs of its own."""
         self._pending.handled.append((msg_id, dev, seq, at, ack))
+        self._pending.sync |= sync
         self._remember((dev, msg_id), ack)
+        self._filter.add(dev, msg_id)
+        if self._filter.count > self._filter.capacity:      # rows not committed yet are added too
+            self._filter = self._build_filter(len(self._pending.handled))
+            for m_id, d, *_ in self._pending.handled:
+                self._filter.add(d, m_id)
 
     def put(self, key: str, value: bytes) -> None:
         self._pending.kv.append((key, value))
+        self._pending.sync = True
         self._kv[key] = value
 
     def get(self, key: str) -> bytes | None:
@@ -116,8 +191,54 @@ class EventStore:
             self._kv[key] = rows[0][0] if rows else None
         return self._kv[key]
 
+    def dead_letter(self, at: int, day: str, dev: str, msg_id: str, seq: int, topic: str,
+                    payload: bytes, error: str) -> None:
+        """A command whose handling raised: kept with its payload and traceback."""
+        self._pending.dead.append((at, day, dev, msg_id, seq, topic, payload, error))
+        self._pending.sync = True
+
+    def dead_letters(self, day: str | None = None) -> list[tuple]:
+        q = "SELECT at, dev, id, seq, topic, payload, error FROM dead_letters"
+        rows = self.conn.execute(q + (" WHERE day = ?" if day else "") + " ORDER BY rowid",
+                                 (day,) if day else ())
+        return rows.fetchall()
+
+    def count_dead_letters(self, day: str) -> int:
+        return self.conn.execute("SELECT count(*) FROM dead_letters WHERE day = ?", (day,)).fetchone()[0]
+
+    # ------------------------------------------------------------ one command's rows
+    def savepoint(self) -> Savepoint:
+        """Mark the buffered rows before a command: `rollback_to` drops only that command's
+        rows, and the rest of the batch commits. (The batch is written in one transaction
+        at `commit`, so this is SQLite's SAVEPOINT done on the buffer.)"""
+        p = self._pending
+        return Savepoint(len(p.events), len(p.handled), len(p.kv), len(p.dead), self._last_seq)
+
+    def rollback_to(self, sp: Savepoint) -> None:
+        p = self._pending
+        for msg_id, dev, *_ in p.handled[sp.handled:]:
+            self._recent.pop((dev, msg_id), None)
+        for key, _ in p.kv[sp.kv:]:
+            self._kv.pop(key, None)
+        del p.events[sp.events:], p.handled[sp.handled:], p.kv[sp.kv:], p.dead[sp.dead:]
+        self._last_seq = sp.last_seq
+
+    def pending_events(self) -> list[Event]:
+        """Events buffered for the next commit, in order."""
+        return [_dec.decode(row[4]) for row in self._pending.events]
+
     def write(self, p: Pending) -> None:
         """One durable transaction for these rows; raises (rolled back) on failure."""
+        c = self.conn
+        if not p.sync:
+            c.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._write(p)
+        finally:
+            if not p.sync:
+                c.execute("PRAGMA synchronous=FULL")
+
+    def _write(self, p: Pending) -> None:
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -127,6 +248,9 @@ class EventStore:
                 c.executemany("INSERT INTO handled(id, dev, seq, at, ack) VALUES (?,?,?,?,?)", p.handled)
             if p.kv:
                 c.executemany("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", p.kv)
+            if p.dead:
+                c.executemany("INSERT INTO dead_letters(at, day, dev, id, seq, topic, payload, error) "
+                              "VALUES (?,?,?,?,?,?,?,?)", p.dead)
             c.execute("COMMIT")
         except BaseException:
             if c.in_transaction:
@@ -153,22 +277,26 @@ class EventStore:
 
     # ------------------------------------------------------------ reading
     def last_seqs(self) -> dict[str, int]:
-        """The newest seq handled per device (of the latest sequence, after a reset)."""
+        """The newest seq handled per device (of the latest sequence, after a reset).
+        Rows with seq -1 (refused commands that took no place in a sequence) do not count."""
         rows = self.conn.execute(
-            "SELECT dev, seq FROM handled WHERE rowid IN (SELECT max(rowid) FROM handled GROUP BY dev)")
+            "SELECT dev, seq FROM handled WHERE rowid IN "
+            "(SELECT max(rowid) FROM handled WHERE seq >= 0 GROUP BY dev)")
         return {dev: seq for dev, seq in rows}
 
     def max_seqs(self) -> dict[str, int]:
         """The highest seq ever handled per device, over all its sequences."""
         return dict(self.conn.execute("SELECT dev, max(seq) FROM handled GROUP BY dev"))
 
-    def handled_ack(self, msg_id: str, dev: str, seq: int) -> bytes | None:
-        """The ack of command `msg_id` from `dev` (sent with `seq`), if it was handled."""
+    def handled_ack(self, msg_id: str, dev: str, seq: int | None = None) -> bytes | None:
+        """The ack of command `msg_id` from `dev`, if it was handled (under any seq)."""
         ack = self._recent.get((dev, msg_id))
         if ack is not None:
             return ack
-        rows = self._reader.execute("SELECT ack FROM handled WHERE dev = ? AND seq = ? AND id = ?",
-                                    (dev, seq, msg_id)).fetchall()
+        if not self._filter.may_contain(dev, msg_id):
+            return None
+        rows = self._reader.execute("SELECT ack FROM handled WHERE dev = ? AND id = ? LIMIT 1",
+                                    (dev, msg_id)).fetchall()
         return rows[0][0] if rows else None
 
     def events(self, day: str | None = None, since_day: str | None = None,
