@@ -66,6 +66,7 @@ def add_site(dsn: str, site: str, center: str, token: str | None = None) -> str:
                          (site, center.strip(), token_hash(token)))
         except psycopg.errors.UniqueViolation:
             raise SiteError(f"site {site!r} is already registered (use rotate-token for a new secret)") from None
+        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, site))     # the city view lists it
     return token
 
 
