@@ -297,3 +297,41 @@ def test_gap_is_asked_again_and_a_resent_batch_changes_nothing(tmp_path, city_ds
         assert [r[2] for r in rows] == at                      # ordered by seq, not by time
     finally:
         server.stop()
+
+
+def test_central_database_crash_and_a_replaced_point_log(tmp_path, city_dsn, point, pg_cluster):
+    """PostgreSQL killed (immediate stop, as a crash) while a point uplinks: nothing lost or
+    doubled once it is back. A point whose log is shorter than what the center holds (an old
+    backup restored) is not mixed into the center's copy."""
+    cfg_path, cfg, db, token_file = point
+    server = CityServer(city_dsn, log_path=tmp_path / "server.log").start()
+    uplink = UplinkProcess(cfg_path, server.url, token_file, tmp_path / "uplink.log").start()
+    try:
+        sim = DaySimulation(cfg, db, DAY, seed=5)
+        sim.run(until=sim._at(DAY, "10:00"))
+        pg_cluster.kill()
+        sim.run()                                      # the point goes on while the center is down
+        sim.close()
+        pg_cluster.start()
+        last = point_rows(db)[-1][0]
+        assert wait_until(lambda: stored_seq(city_dsn, cfg.site.id) == last, 60), open(tmp_path / "uplink.log").read()[-2000:]
+        assert_same_log(city_dsn, cfg.site.id, db)
+
+        uplink.stop()
+        old = point_rows(db)
+        conn = sqlite3.connect(db)
+        conn.execute("DELETE FROM events WHERE seq > ?", (last - 100,))    # an older copy of the log
+        conn.commit()
+        conn.close()
+        uplink.start()
+        assert wait_until(lambda: "(missing here): was the log replaced?" in open(tmp_path / "uplink.log").read(), 20)
+        uplink.stop()
+        # ...which then goes on with other events under the same seqs, past the center's
+        DaySimulation(cfg, db, DAY + dt.timedelta(days=1), seed=6).run().close()
+        assert point_rows(db)[-1][0] > last
+        uplink.start()
+        assert wait_until(lambda: "(different): was the log replaced?" in open(tmp_path / "uplink.log").read(), 20)
+        assert center_rows(city_dsn, cfg.site.id) == old
+    finally:
+        uplink.stop()
+        server.stop()

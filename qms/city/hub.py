@@ -109,7 +109,9 @@ class Hub:
                 q.put_nowait(msg)
             except asyncio.QueueFull:          # too slow: drop it, its browser reconnects
                 self.clients.discard(q)
-                q.put_nowait(None) if q.empty() else None
+                while not q.empty():
+                    q.get_nowait()
+                q.put_nowait(None)
 
     async def _listen(self) -> None:
         while True:
@@ -144,11 +146,7 @@ class Hub:
         """A point that stopped reporting turns stale without any notification."""
         while True:
             await asyncio.sleep(10)
-            changed = []
-            for e in self.board.values():
-                seen_ok = not e["stale"]
-                if seen_ok:
-                    changed.append(e["site"])
-            if changed:
+            fresh = {e["site"] for e in self.board.values() if not e["stale"]}
+            if fresh:
                 with contextlib.suppress(Exception):
-                    await self._load(set(changed))
+                    await self._load(fresh)

@@ -10,6 +10,7 @@ re-send that changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 
@@ -69,10 +70,12 @@ class Ingest:
             log.warning("refused an uplink for %r made with the token of %r", site, hit[0])
             raise Refused(403, "wrong_site", f"this token is not the token of site {site!r}")
 
-    async def position(self, site: str) -> int:
+    async def position(self, site: str) -> dict:
         async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT stored_seq FROM city_sites WHERE site = %s", (site,))).fetchone()
-        return row[0]
+            row = await (await conn.execute(
+                "SELECT s.stored_seq, e.data FROM city_sites s LEFT JOIN city_events e "
+                "ON e.site = s.site AND e.seq = s.stored_seq WHERE s.site = %s", (site,))).fetchone()
+        return {"stored": row[0], "last_sha256": hashlib.sha256(row[1]).hexdigest() if row[1] is not None else None}
 
     async def put_config(self, site: str, text: str) -> int:
         try:

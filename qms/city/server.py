@@ -81,7 +81,7 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
     async def position(request: Request) -> Response:
         try:
             ing, site = await _site_request(request)
-            return _json({"stored": await ing.position(site)})
+            return _json(await ing.position(site))
         except Refused as e:
             return _refused(e)
 

@@ -11,6 +11,7 @@ No broker queue is involved (a Mosquitto bridge drops messages past its queue li
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
@@ -118,7 +119,17 @@ class Uplink:
         if self.config_text is not None and not self._config_sent:
             self._check(self.http.put(self.base + "/config", content=self.config_text.encode()))
             self._config_sent = True
-        self.stored = self._check(self.http.get(self.base + "/position"))
+        r = self.http.get(self.base + "/position")
+        self._check(r)
+        pos = stored_decoder.decode(r.content)
+        mine = self.reader.data_of(pos.stored) if pos.stored else None
+        if pos.stored and (mine is None or hashlib.sha256(mine).hexdigest() != pos.last_sha256):
+            # this log is not the one the center has (an old backup restored, or a new log):
+            # sending would mix two histories under one site id
+            raise UplinkRefused(f"the center's event {pos.stored} is not this log's "
+                                f"({'missing here' if mine is None else 'different'}): was the log replaced? "
+                                "A person must decide (docs/city.md, 'A replaced log')")
+        self.stored = pos.stored
         if self.last_error:
             log.info("uplink of %s: connected; the center has events up to %d", self.site, self.stored)
             self.last_error = ""

@@ -38,6 +38,10 @@ class LogReader:
             "SELECT seq, day, at, type, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
         return [(s, d, a, t, msgspec.Raw(x if isinstance(x, bytes) else str(x).encode())) for s, d, a, t, x in rows]
 
+    def data_of(self, seq: int) -> bytes | None:
+        row = self._connect().execute("SELECT data FROM events WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else (row[0] if isinstance(row[0], bytes) else str(row[0]).encode())
+
     def last_seq(self) -> int:
         return self._connect().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
 

@@ -1,6 +1,6 @@
 """What a point's uplink and the center's ingest say to each other (HTTP, JSON).
 
-    GET  /v1/sites/<site>/position       -> {"stored": N}      "where are you?"
+    GET  /v1/sites/<site>/position       -> {"stored": N, "last_sha256": ...}  "where are you?"
     PUT  /v1/sites/<site>/config          body: the site's TOML -> {"stored": N}
     POST /v1/sites/<site>/events          body: Batch           -> {"stored": N}
 
@@ -26,6 +26,9 @@ class Batch(msgspec.Struct, kw_only=True):
 
 class Stored(msgspec.Struct, kw_only=True):
     stored: int
+    # on GET position: SHA-256 of the center's copy of event `stored`, so that the point can
+    # tell that both hold the same history before extending it
+    last_sha256: str | None = None
     error: str | None = None
     message: str | None = None
 
