@@ -22,7 +22,7 @@ from qms.city.db import NOTIFY_CHANNEL
 log = logging.getLogger("qms.city.hub")
 
 STALE_AFTER_S = 120          # a point not heard from for this long shows "no recent data"
-FLUSH_S = 0.1                # notifications are gathered this long into one read
+FLUSH_S = 0.25               # notifications are gathered this long into one read and one message
 CLIENT_QUEUE = 64
 
 _enc = msgspec.json.Encoder()
@@ -39,6 +39,16 @@ def public_entry(site: str, center: str, name: str | None, live: dict | None, se
             "address": live.get("address", ""), "stale": stale,
             "open": (not stale) and any(s["open"] for s in services),
             "services": services, "updated_at": live.get("at")}
+
+
+def _delta(old: dict | None, new: dict) -> dict:
+    """What a client holding `old` needs: the numbers only when nothing else changed (a
+    few dozen bytes instead of every name, for every client, on every call)."""
+    if old is None or any(old[k] != new[k] for k in ("center", "name", "address")) or [
+            (s["id"], s["name_vi"]) for s in old["services"]] != [(s["id"], s["name_vi"]) for s in new["services"]]:
+        return new
+    return {"site": new["site"], "stale": new["stale"], "open": new["open"], "updated_at": new["updated_at"],
+            "s": {s["id"]: [s["waiting"], s["est_wait_s"], s["open"]] for s in new["services"]}}
 
 
 class Hub:
@@ -93,9 +103,10 @@ class Hub:
         changed = []
         for site, center, name, live, seen in rows:
             e = public_entry(site, center, name, live, float(seen) if seen is not None else None)
-            if self.board.get(site) != e:
+            old = self.board.get(site)
+            if old != e:
                 self.board[site] = e
-                changed.append(e)
+                changed.append(_delta(old, e))
         if changed:
             self._publish(changed)
         return changed

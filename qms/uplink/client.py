@@ -11,9 +11,11 @@ No broker queue is involved (a Mosquitto bridge drops messages past its queue li
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +49,7 @@ class UplinkRefused(Exception):
 
 class Uplink:
     def __init__(self, cfg: SiteConfig, db: str | Path, center_url: str, token: str,
-                 config_text: str | None = None, batch: int = BATCH, live: bool = True,
+                 config_text: str | None = None, batch: int = BATCH, live: bool | LiveState = True,
                  clock: Callable[[], int] = _now_ms, verify: bool | str = True, timeout: float = 30.0):
         self.cfg = cfg
         self.site = cfg.site.id
@@ -57,7 +59,10 @@ class Uplink:
                                  timeout=timeout, verify=verify)
         self.config_text = config_text
         self.batch = batch
-        self.live = LiveState(cfg) if live else None
+        # live state for the city view: computed from the log (or given: anything with
+        # LiveState's start/feed/view), or none
+        self.live = LiveState(cfg) if live is True else (live or None)
+        self._live_dirty = False
         self._live_started = False
         self.clock = clock
         self.stored: int | None = None          # the center's position; None: ask again
@@ -92,10 +97,14 @@ class Uplink:
         except UplinkRefused as e:
             self.stats["refused"] += 1
             self._fail(str(e), REFUSED_BACKOFF_S)
-        except (httpx.HTTPError, msgspec.DecodeError, msgspec.ValidationError, OSError) as e:
+        except (httpx.HTTPError, msgspec.DecodeError, msgspec.ValidationError, OSError, sqlite3.Error) as e:
             self.stored = None                   # reconnect: ask the center where it is
             self._fail(f"{type(e).__name__}: {e}", self._backoff)
             self._backoff = min(BACKOFF_MAX_S, self._backoff * 2)
+        except Exception as e:   # noqa: BLE001 - a bug must not stop the uplink for good
+            log.exception("uplink of %s: unexpected error", self.site)
+            self.stored = None
+            self._fail(f"{type(e).__name__}: {e}", BACKOFF_MAX_S)
         return False
 
     def _fail(self, why: str, wait: float) -> None:
@@ -137,16 +146,21 @@ class Uplink:
     def _start_live(self) -> None:
         # today's events as they are now; later ones are applied as the batches read them
         now, last = self.clock(), self.reader.last_seq()
-        self.live.start(now, self.reader.day_events(self.live.core.day_of(now), last), last)
+        day = dt.datetime.fromtimestamp(now / 1000, self.cfg.tz).date().isoformat()
+        self.live.start(now, self.reader.day_events(day, last), last)
         self._live_started = True
 
     def _live_due(self, changed: bool) -> dict | None:
+        """The live state, when it changed and LIVE_MIN_S passed since the last one went
+        (a change made meanwhile goes with the next poll), or every LIVE_EVERY_S."""
         if self.live is None:
             return None
+        self._live_dirty |= changed
         t = time.monotonic()
-        if t - self._live_at < (LIVE_MIN_S if changed else LIVE_EVERY_S):
+        since = t - self._live_at
+        if since < LIVE_EVERY_S and not (self._live_dirty and since >= LIVE_MIN_S):
             return None
-        self._live_at = t
+        self._live_at, self._live_dirty = t, False
         return self.live.view(self.clock())
 
     def _send(self, batch: Batch, rows: list) -> None:

@@ -87,7 +87,16 @@
 
   function schedule() { if (!drawPending) { drawPending = true; requestAnimationFrame(draw); } }
 
-  function merge(entries) { for (const e of entries) board.set(e.site, e); schedule(); }
+  // an entry is whole (new point, or its names changed) or only its numbers ("s")
+  function merge(entries) {
+    for (const e of entries) {
+      const p = board.get(e.site);
+      if (e.services || !p) { if (e.services) board.set(e.site, e); continue; }
+      p.stale = e.stale; p.open = e.open; p.updated_at = e.updated_at;
+      for (const s of p.services) { const v = e.s[s.id]; if (v) [s.waiting, s.est_wait_s, s.open] = v; }
+    }
+    schedule();
+  }
 
   select.addEventListener("change", () => {
     chosen = select.value;
