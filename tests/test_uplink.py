@@ -335,3 +335,22 @@ def test_central_database_crash_and_a_replaced_point_log(tmp_path, city_dsn, poi
     finally:
         uplink.stop()
         server.stop()
+
+
+def test_bad_input_gets_a_clear_message(tmp_path, city_dsn, point):
+    cfg_path, cfg, db, token_file = point
+    empty = tmp_path / "empty.token"
+    empty.write_text("\n")
+    for tok, why in ((empty, "is empty"), (tmp_path / "none.token", "cannot read the token file")):
+        r = subprocess.run([sys.executable, "-m", "qms", "uplink", "-c", str(cfg_path), "--center", "http://127.0.0.1:9",
+                            "--token-file", str(tok)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and why in r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "qms.city", "--dsn", city_dsn, "add-site", "--site", cfg.site.id,
+                        "--center", "x"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "already registered" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "qms.city", "--dsn", city_dsn, "add-site", "--site", "a b",
+                        "--center", "x"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "letters, digits" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "qms.city", "--dsn", city_dsn, "report", "--from", "2026-13-01"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr

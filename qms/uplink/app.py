@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -31,10 +32,10 @@ def run(args) -> int:
     try:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()
     except OSError as e:
-        print(f"error: cannot read the token file {args.token_file}: {e.strerror}")
+        print(f"error: cannot read the token file {args.token_file}: {e.strerror}", file=sys.stderr)
         return 2
     if not token:
-        print(f"error: the token file {args.token_file} is empty")
+        print(f"error: the token file {args.token_file} is empty", file=sys.stderr)
         return 2
     db = Path(args.db) if args.db else cfg.state_dir() / "service.sqlite"
     up = Uplink(cfg, db, args.center, token, config_text=Path(args.config).read_text(encoding="utf-8"),
