@@ -104,7 +104,7 @@ def uplink_driver(spec_file: str) -> int:
         def __init__(self, cfg):
             self.cfg, self.n = cfg, 0
 
-        def start(self, now, day_events, last_seq):
+        def start(self, now, day_events, last_seq, past_events=()):
             self.n = last_seq
 
         def feed(self, rows):

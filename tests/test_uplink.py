@@ -354,3 +354,35 @@ def test_bad_input_gets_a_clear_message(tmp_path, city_dsn, point):
     r = subprocess.run([sys.executable, "-m", "qms.city", "--dsn", city_dsn, "report", "--from", "2026-13-01"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr
+
+
+def test_live_state_is_the_services_own_view(tmp_path, point):
+    """What the uplink tells the city view is what the point's service itself shows: the
+    same waiting, open and estimated wait per service, from the log alone."""
+    from qms.uplink.live import LiveState
+    from qms.uplink.source import LogReader
+    cfg_path, cfg, db, token_file = point
+    DaySimulation(cfg, db, DAY - dt.timedelta(days=1), seed=8).run().close()
+    sim = DaySimulation(cfg, db, DAY, seed=9)
+    sim.run(until=sim._at(DAY, "10:15"))
+    reader = LogReader(db)
+    live = LiveState(cfg)
+    last = reader.last_seq()
+    live.start(sim.now, reader.day_events(DAY.isoformat(), last), last,
+               reader.days_events((DAY - dt.timedelta(days=7)).isoformat(), (DAY - dt.timedelta(days=1)).isoformat()))
+    view = {s["id"]: s for s in live.view(sim.now)["services"]}
+    busy = 0
+    for s in cfg.services:
+        own = sim.svc.core.service_view(s.id, sim.now)
+        assert (view[s.id]["waiting"], view[s.id]["open"], view[s.id]["est_wait_s"]) == (
+            own["waiting"], own["open"], own["est_wait_s"]), s.id
+        busy += own["waiting"] > 0
+    assert busy >= 1                     # a real queue, not an empty hall
+    # and it follows the log: more events fed, the same view as the service's again
+    sim.run(until=sim._at(DAY, "11:00"))
+    live.feed(LogReader(db).after(last, 10_000))
+    for s in cfg.services:
+        own = sim.svc.core.service_view(s.id, sim.now)
+        assert live.view(sim.now)["services"][[x.id for x in cfg.services].index(s.id)]["waiting"] == own["waiting"]
+    sim.close()
+    reader.close()

@@ -146,8 +146,10 @@ class Uplink:
     def _start_live(self) -> None:
         # today's events as they are now; later ones are applied as the batches read them
         now, last = self.clock(), self.reader.last_seq()
-        day = dt.datetime.fromtimestamp(now / 1000, self.cfg.tz).date().isoformat()
-        self.live.start(now, self.reader.day_events(day, last), last)
+        today = dt.datetime.fromtimestamp(now / 1000, self.cfg.tz).date()
+        week = self.reader.days_events((today - dt.timedelta(days=7)).isoformat(),
+                                       (today - dt.timedelta(days=1)).isoformat())
+        self.live.start(now, self.reader.day_events(today.isoformat(), last), last, week)
         self._live_started = True
 
     def _live_due(self, changed: bool) -> dict | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from qms.config.site import SiteConfig
+from qms.core.past_days import service_times_from_history
 from qms.core.queue import QueueCore
 from qms.protocol.messages import AnyEvent
 
@@ -22,12 +23,23 @@ class LiveState:
         self.core = QueueCore(cfg)
         self.applied = 0            # the last seq applied
 
-    def start(self, now: int, day_events: list[bytes], last_seq: int) -> None:
+    def start(self, now: int, day_events: list[bytes], last_seq: int, past_events: list[bytes] = ()) -> None:
+        """Today's events (and the past week's, which seed the estimates as in the service)."""
         self.core = QueueCore(self.cfg)
         self.core.roll(now)
+        if past_events:
+            self.core.estimator.learn_history(service_times_from_history(self._decoded(past_events)))
         for data in day_events:
             self._apply(data)
         self.applied = last_seq
+
+    @staticmethod
+    def _decoded(rows: list[bytes]):
+        for data in rows:
+            try:
+                yield _dec.decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
 
     def _apply(self, data: bytes) -> None:
         try:

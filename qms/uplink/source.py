@@ -45,6 +45,10 @@ class LogReader:
     def last_seq(self) -> int:
         return self._connect().execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
 
+    def days_events(self, since_day: str, until_day: str) -> list[bytes]:
+        return [x for (x,) in self._connect().execute(
+            "SELECT data FROM events WHERE day BETWEEN ? AND ? ORDER BY seq", (since_day, until_day))]
+
     def day_events(self, day: str, upto: int) -> list[bytes]:
         return [x for (x,) in self._connect().execute(
             "SELECT data FROM events WHERE day = ? AND seq <= ? ORDER BY seq", (day, upto))]
