@@ -99,22 +99,27 @@ def uplink_driver(spec_file: str) -> int:
     class CheapLive:
         """Stands in for LiveState (which replays the day in a QueueCore: a few ms per
         update on a Pi, but here 700 points share 2 cores with the center): the same
-        shape, numbers that change with every event."""
+        shape; each event changes the numbers of one service, as a ticket or a call does."""
 
         def __init__(self, cfg):
-            self.cfg, self.n = cfg, 0
+            self.cfg = cfg
+            self.numbers = {s.id: [0, 0] for s in cfg.services}
+            self.rng = random.Random(cfg.site.id)
 
         def start(self, now, day_events, last_seq, past_events=()):
-            self.n = last_seq
+            pass
 
         def feed(self, rows):
-            self.n += len(rows)
+            for _ in rows:
+                n = self.numbers[self.rng.choice(list(self.numbers))]
+                n[0] = max(0, n[0] + self.rng.choice((-1, 1)))
+                n[1] = n[0] * 240
 
         def view(self, now):
-            w = self.n % 37
             return {"at": now, "name": self.cfg.site.name, "address": self.cfg.site.address,
-                    "services": [{"id": s.id, "name_vi": s.name_vi, "name_en": s.name_en, "waiting": w,
-                                  "est_wait_s": w * 240, "open": True} for s in self.cfg.services]}
+                    "services": [{"id": s.id, "name_vi": s.name_vi, "name_en": s.name_en,
+                                  "waiting": self.numbers[s.id][0], "est_wait_s": self.numbers[s.id][1], "open": True}
+                                 for s in self.cfg.services]}
 
     stop = threading.Event()
     ups = []
@@ -460,7 +465,7 @@ def orchestrate(args) -> int:
                 p.kill()
         pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result, ensure_ascii=False))
+        print(json.dumps(result, ensure_ascii=False), flush=True)     # what was measured, even on failure
     return 0
 
 

@@ -42,13 +42,20 @@ def public_entry(site: str, center: str, name: str | None, live: dict | None, se
 
 
 def _delta(old: dict | None, new: dict) -> dict:
-    """What a client holding `old` needs: the numbers only when nothing else changed (a
-    few dozen bytes instead of every name, for every client, on every call)."""
+    """What a client holding `old` needs: only the numbers that changed, when no name did
+    (a few dozen bytes instead of the whole point, for every client, on every change)."""
     if old is None or any(old[k] != new[k] for k in ("center", "name", "address")) or [
             (s["id"], s["name_vi"]) for s in old["services"]] != [(s["id"], s["name_vi"]) for s in new["services"]]:
         return new
-    return {"site": new["site"], "stale": new["stale"], "open": new["open"], "updated_at": new["updated_at"],
-            "s": {s["id"]: [s["waiting"], s["est_wait_s"], s["open"]] for s in new["services"]}}
+    d: dict = {"site": new["site"], "updated_at": new["updated_at"]}
+    for k in ("stale", "open"):
+        if old[k] != new[k]:
+            d[k] = new[k]
+    changed = {s["id"]: [s["waiting"], s["est_wait_s"], s["open"]]
+               for s, o in zip(new["services"], old["services"]) if s != o}
+    if changed:
+        d["s"] = changed
+    return d
 
 
 class Hub:

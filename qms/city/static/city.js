@@ -92,8 +92,10 @@
     for (const e of entries) {
       const p = board.get(e.site);
       if (e.services || !p) { if (e.services) board.set(e.site, e); continue; }
-      p.stale = e.stale; p.open = e.open; p.updated_at = e.updated_at;
-      for (const s of p.services) { const v = e.s[s.id]; if (v) [s.waiting, s.est_wait_s, s.open] = v; }
+      if ("stale" in e) p.stale = e.stale;
+      if ("open" in e) p.open = e.open;
+      p.updated_at = e.updated_at;
+      for (const s of p.services) { const v = e.s && e.s[s.id]; if (v) [s.waiting, s.est_wait_s, s.open] = v; }
     }
     schedule();
   }
