@@ -184,7 +184,7 @@ async def _pager(port: int, path: str, until: float, out: list[float]) -> None:
     await asyncio.sleep(random.random())
     while time.monotonic() < until:
         t0 = time.perf_counter()
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n".encode())
         head = await reader.readuntil(b"\r\n\r\n")
         n = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")))
         await reader.readexactly(n)

@@ -216,7 +216,10 @@ def test_city_view_marks_a_silent_point_and_refuses_bad_requests(city, city_dsn)
     assert r.status_code == 400
     # registered points are listed before they ever report (the board follows NOTIFY)
     assert wait_until(lambda: len(httpx.get(server.url + "/api/v1/city").json()) == 3, 10)
-    board = httpx.get(server.url + "/api/v1/city").json()
+    r = httpx.get(server.url + "/api/v1/city")         # httpx asks for gzip and unpacks it
+    assert r.headers["content-encoding"] == "gzip"
+    board = r.json()
+    assert httpx.get(server.url + "/api/v1/city", headers={"Accept-Encoding": "identity"}).json() == board
     assert {e["site"] for e in board} == {"an-khanh-1", "an-khanh-2", "binh-trung-1"}
     assert all(e["stale"] and not e["open"] for e in board)       # none has reported yet
     r = httpx.get(server.url + "/")

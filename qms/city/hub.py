@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import time
 
@@ -63,6 +64,7 @@ class Hub:
         self.dsn = dsn
         self.board: dict[str, dict] = {}
         self._board_json: bytes | None = None
+        self._board_gzip: bytes | None = None
         self.clients: set[asyncio.Queue] = set()
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
@@ -86,7 +88,15 @@ class Hub:
     def board_json(self) -> bytes:
         if self._board_json is None:
             self._board_json = _enc.encode(self.sorted_board())
+            self._board_gzip = None
         return self._board_json
+
+    def board_gzip(self) -> bytes:
+        """The board compressed once per change (~10x smaller), not once per request."""
+        data = self.board_json()
+        if self._board_gzip is None:
+            self._board_gzip = gzip.compress(data, compresslevel=5)
+        return self._board_gzip
 
     def sorted_board(self) -> list[dict]:
         return sorted(self.board.values(), key=lambda e: (e["center"], e["name"], e["site"]))

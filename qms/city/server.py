@@ -123,7 +123,11 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
         hub: Hub = state["hub"]
         service = request.query_params.get("service")
         if not service:
-            return Response(hub.board_json(), media_type="application/json", headers={"Cache-Control": "no-store"})
+            headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+            if "gzip" in request.headers.get("accept-encoding", ""):
+                return Response(hub.board_gzip(), media_type="application/json",
+                                headers={**headers, "Content-Encoding": "gzip"})
+            return Response(hub.board_json(), media_type="application/json", headers=headers)
         return _json([e for e in hub.sorted_board() if any(s["id"] == service for s in e["services"])])
 
     async def city_stream(request: Request) -> Response:
