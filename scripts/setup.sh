@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   socat                              # virtual serial ports for printer tests
   libusb-1.0-0                       # USB ticket printers (pyusb)
   chromium chromium-driver           # headless browser tests of the citizen page
+  postgresql                         # the city's central tier (tests start their own cluster)
 )
 
 missing=()
@@ -42,6 +43,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 echo "setup: installing Python packages into .venv"
 .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -E "^WARNING: Location|^$" || true
+.venv/bin/python -m pip install -q -e '.[city]' 2>&1 | grep -v -E "^WARNING: Location|^$" || true
 
 if [ -f firmware_py/node/package.json ] && [ ! -d firmware_py/node/node_modules ]; then
   echo "setup: installing MicroPython (WebAssembly) for firmware tests"

@@ -5,4 +5,4 @@ import os
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
-pytest_plugins = ["support.fixtures", "support.web"]
+pytest_plugins = ["support.fixtures", "support.web", "support.postgres"]

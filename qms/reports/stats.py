@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +35,11 @@ REFUSED_CUTOFF = {"past_cutoff"}
 
 @dataclass
 class Point:
-    """One point of a center: its config and its event log."""
+    """One point of a center: its config and its event log (a SQLite file, or `rows`: a
+    function (since, until) -> (rows, skipped) reading another store, e.g. the city's)."""
     cfg: SiteConfig
     db: Path
+    rows: Callable[[str, str], tuple[list, int]] | None = None
 
 
 class Figures(msgspec.Struct, kw_only=True):
@@ -315,7 +318,7 @@ def build_report(points: list[Point], since: str, until: str, target_wait_minute
     groups = _Groups()
     skipped = 0
     for p in points:
-        rows, bad = read_rows(p.db, since, until)
+        rows, bad = p.rows(since, until) if p.rows else read_rows(p.db, since, until)
         skipped += bad
         _fold_point(groups, p.cfg.site.id, multi, p.cfg, rows)
     target_ms = target * 60_000

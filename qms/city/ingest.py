@@ -1,0 +1,135 @@
+"""The center's side of the uplink: authenticate a point, store its events exactly once.
+
+A batch is stored in one transaction that also moves the site's `stored_seq`, with the
+site's row locked (FOR UPDATE): two requests of one site (a retry racing its original)
+are applied one after the other. Only events above `stored_seq` are inserted, and
+`ON CONFLICT DO NOTHING` keeps the (site, seq) key idempotent even so; the reply is sent
+after the commit, so an acknowledged event is durable. A reply lost on the way costs a
+re-send that changes nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+
+import msgspec
+from psycopg_pool import AsyncConnectionPool
+
+from qms.city.db import NOTIFY_CHANNEL, token_hash
+from qms.config.site import ConfigError, parse_config
+from qms.uplink.wire import Batch
+
+log = logging.getLogger("qms.city.ingest")
+
+MAX_BATCH = 5000
+TOKEN_CACHE_S = 30.0        # a rotated or removed token stops working within this time
+
+_INSERT = """
+INSERT INTO city_events (site, seq, day, at, type, data)
+SELECT %s, s, d, a, t, x
+FROM unnest(%s::bigint[], %s::date[], %s::bigint[], %s::text[], %s::bytea[]) AS u(s, d, a, t, x)
+ON CONFLICT (site, seq) DO NOTHING
+"""
+
+
+class Refused(Exception):
+    """The request is refused: HTTP status, a code and a message for the point's log."""
+
+    def __init__(self, status: int, code: str, message: str, stored: int | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.stored = status, code, message, stored
+
+
+class Ingest:
+    def __init__(self, pool: AsyncConnectionPool):
+        self.pool = pool
+        self._tokens: dict[bytes, tuple[str, float]] = {}     # token hash -> (site, expires)
+        self.stats = {"batches": 0, "events": 0, "gaps": 0, "refused": 0}
+
+    async def authenticate(self, authorization: str | None, site: str) -> None:
+        """The token must be this site's: another site's token, or none, is refused."""
+        if not authorization or not authorization.startswith("Bearer "):
+            self.stats["refused"] += 1
+            raise Refused(401, "no_credentials", "an uplink needs its site's token (Authorization: Bearer ...)")
+        h = token_hash(authorization[7:].strip())
+        now = time.monotonic()
+        hit = self._tokens.get(h)
+        if hit is None or hit[1] < now:
+            async with self.pool.connection() as conn:
+                row = await (await conn.execute("SELECT site FROM city_sites WHERE token_sha256 = %s", (h,))).fetchone()
+            if row is None:
+                self._tokens.pop(h, None)
+                self.stats["refused"] += 1
+                log.warning("refused an uplink for %r: unknown token", site)
+                raise Refused(401, "unknown_credentials", "unknown token")
+            hit = self._tokens[h] = (row[0], now + TOKEN_CACHE_S)
+        if hit[0] != site:
+            self.stats["refused"] += 1
+            log.warning("refused an uplink for %r made with the token of %r", site, hit[0])
+            raise Refused(403, "wrong_site", f"this token is not the token of site {site!r}")
+
+    async def position(self, site: str) -> dict:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                "SELECT s.stored_seq, e.data FROM city_sites s LEFT JOIN city_events e "
+                "ON e.site = s.site AND e.seq = s.stored_seq WHERE s.site = %s", (site,))).fetchone()
+        return {"stored": row[0], "last_sha256": hashlib.sha256(row[1]).hexdigest() if row[1] is not None else None}
+
+    async def put_config(self, site: str, text: str) -> int:
+        try:
+            cfg = parse_config(text, f"config of {site}")
+        except ConfigError as e:
+            raise Refused(400, "bad_config", str(e)) from None
+        if cfg.site.id != site:
+            raise Refused(400, "bad_config", f"the config is the config of site {cfg.site.id!r}, not {site!r}")
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                "UPDATE city_sites SET config = %s, name = %s, last_seen = now() WHERE site = %s RETURNING stored_seq",
+                (text, cfg.site.name, site))).fetchone()
+        return row[0]
+
+    async def store(self, site: str, batch: Batch) -> int:
+        """Store a batch; returns the new `stored_seq` (raises Refused on a gap)."""
+        events = batch.events
+        if len(events) > MAX_BATCH:
+            raise Refused(413, "batch_too_large", f"at most {MAX_BATCH} events per batch")
+        _check_batch(events)
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await (await conn.execute(
+                "SELECT stored_seq FROM city_sites WHERE site = %s FOR UPDATE", (site,))).fetchone()
+            stored = row[0]
+            if events and events[0][0] > stored + 1:
+                self.stats["gaps"] += 1
+                log.warning("site %s: batch starts at %d but %d..%d are missing; asked again",
+                            site, events[0][0], stored + 1, events[0][0] - 1)
+                raise Refused(409, "gap", f"events {stored + 1}..{events[0][0] - 1} are missing; send from {stored + 1}",
+                              stored)
+            new = [e for e in events if e[0] > stored]
+            if new:
+                await conn.execute(_INSERT, (
+                    site, [e[0] for e in new], [e[1] for e in new], [e[2] for e in new],
+                    [e[3] for e in new], [bytes(e[4]) for e in new]))
+                stored = new[-1][0]
+            live = msgspec.json.encode(batch.live).decode() if batch.live is not None else None
+            await conn.execute("UPDATE city_sites SET stored_seq = %s, last_seen = now(), "
+                               "live = coalesce(%s::jsonb, live) WHERE site = %s", (stored, live, site))
+            if new or live is not None:
+                await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, site))
+        self.stats["batches"] += 1
+        self.stats["events"] += len(new)
+        return stored
+
+
+def _check_batch(events: list) -> None:
+    for i, (seq, day, _at, kind, _data) in enumerate(events):
+        if seq < 1 or (i and seq != events[i - 1][0] + 1):
+            raise Refused(400, "bad_batch", f"event #{i}: seq {seq} does not follow the one before; "
+                                            "a batch is a run of consecutive seqs")
+        if not kind:
+            raise Refused(400, "bad_batch", f"event seq {seq}: no type")
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            raise Refused(400, "bad_batch", f"event seq {seq}: day {day!r} is not YYYY-MM-DD") from None

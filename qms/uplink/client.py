@@ -1,0 +1,186 @@
+"""`qms uplink`: ship a point's event log to the center, in order, exactly once.
+
+The point's own service keeps working with no link at all; this process only reads its
+log. On (re)connect it asks the center "where are you?" (the last seq the center has
+stored for this site, kept in PostgreSQL, not here), then sends batches of consecutive
+events from the next seq on. Each reply carries the highest seq stored, after commit:
+that is the acknowledgement, and the next batch starts after it. Nothing is kept in
+memory that a restart would need, so kill -9 of either end loses nothing: the point
+resends from the center's position and the center ignores what it already has.
+No broker queue is involved (a Mosquitto bridge drops messages past its queue limit).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from qms.config.site import SiteConfig
+from qms.uplink.live import LiveState
+from qms.uplink.source import LogMissing, LogReader
+from qms.uplink.wire import Batch, batch_encoder, stored_decoder
+
+log = logging.getLogger("qms.uplink")
+
+BATCH = 2000                 # events per request: a day's catch-up in a few dozen requests
+POLL_S = 0.2                 # how often the log is checked for new events when idle
+LIVE_EVERY_S = 30.0          # live state (and "still here") at least this often
+LIVE_MIN_S = 1.0             # ...and at most this often
+BACKOFF_MAX_S = 30.0
+REFUSED_BACKOFF_S = 60.0     # wrong credentials: a person must act; do not hammer the center
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class UplinkRefused(Exception):
+    pass
+
+
+class Uplink:
+    def __init__(self, cfg: SiteConfig, db: str | Path, center_url: str, token: str,
+                 config_text: str | None = None, batch: int = BATCH, live: bool | LiveState = True,
+                 clock: Callable[[], int] = _now_ms, verify: bool | str = True, timeout: float = 30.0):
+        self.cfg = cfg
+        self.site = cfg.site.id
+        self.reader = LogReader(db)
+        self.base = center_url.rstrip("/") + f"/v1/sites/{self.site}"
+        self.http = httpx.Client(headers={"Authorization": f"Bearer {token}", "User-Agent": "qms-uplink"},
+                                 timeout=timeout, verify=verify)
+        self.config_text = config_text
+        self.batch = batch
+        # live state for the city view: computed from the log (or given: anything with
+        # LiveState's start/feed/view), or none
+        self.live = LiveState(cfg) if live is True else (live or None)
+        self._live_dirty = False
+        self._live_started = False
+        self.clock = clock
+        self.stored: int | None = None          # the center's position; None: ask again
+        self._config_sent = False
+        self._live_at = 0.0
+        self._backoff = 0.5
+        self.wait_until = 0.0                   # monotonic: no request before this
+        self.stats = {"batches": 0, "events": 0, "errors": 0, "gaps": 0, "refused": 0}
+        self.last_error = ""
+
+    # ------------------------------------------------------------ one step
+    def step(self) -> bool:
+        """Do one exchange if one is due; True if events were sent (more may be waiting)."""
+        if time.monotonic() < self.wait_until:
+            return False
+        try:
+            if self.stored is None:
+                self._connect()
+            rows = self.reader.after(self.stored, self.batch)
+            if self.live is not None and not self._live_started:
+                self._start_live()
+            if self.live is not None:
+                self.live.feed(rows)
+            live = self._live_due(bool(rows))
+            if not rows and live is None:
+                return False
+            self._send(Batch(events=rows, live=live), rows)
+            self._backoff = 0.5
+            return bool(rows)
+        except LogMissing as e:
+            self._fail(str(e), 5.0)
+        except UplinkRefused as e:
+            self.stats["refused"] += 1
+            self._fail(str(e), REFUSED_BACKOFF_S)
+        except (httpx.HTTPError, msgspec.DecodeError, msgspec.ValidationError, OSError, sqlite3.Error) as e:
+            self.stored = None                   # reconnect: ask the center where it is
+            self._fail(f"{type(e).__name__}: {e}", self._backoff)
+            self._backoff = min(BACKOFF_MAX_S, self._backoff * 2)
+        except Exception as e:   # noqa: BLE001 - a bug must not stop the uplink for good
+            log.exception("uplink of %s: unexpected error", self.site)
+            self.stored = None
+            self._fail(f"{type(e).__name__}: {e}", BACKOFF_MAX_S)
+        return False
+
+    def _fail(self, why: str, wait: float) -> None:
+        self.stats["errors"] += 1
+        if why != self.last_error:
+            log.warning("uplink of %s: %s; trying again in %.1f s", self.site, why, wait)
+        self.last_error = why
+        self.wait_until = time.monotonic() + wait * random.uniform(0.8, 1.2)
+
+    def _check(self, r: httpx.Response) -> int:
+        if r.status_code in (401, 403):
+            raise UplinkRefused(f"the center refused this site's credentials ({r.status_code}: {r.text[:200]})")
+        if r.status_code == 409:
+            self.stats["gaps"] += 1
+            return stored_decoder.decode(r.content).stored
+        if r.status_code != 200:
+            raise httpx.HTTPStatusError(f"{r.status_code}: {r.text[:300]}", request=r.request, response=r)
+        return stored_decoder.decode(r.content).stored
+
+    def _connect(self) -> None:
+        if self.config_text is not None and not self._config_sent:
+            self._check(self.http.put(self.base + "/config", content=self.config_text.encode()))
+            self._config_sent = True
+        r = self.http.get(self.base + "/position")
+        self._check(r)
+        pos = stored_decoder.decode(r.content)
+        mine = self.reader.data_of(pos.stored) if pos.stored else None
+        if pos.stored and (mine is None or hashlib.sha256(mine).hexdigest() != pos.last_sha256):
+            # this log is not the one the center has (an old backup restored, or a new log):
+            # sending would mix two histories under one site id
+            raise UplinkRefused(f"the center's event {pos.stored} is not this log's "
+                                f"({'missing here' if mine is None else 'different'}): was the log replaced? "
+                                "A person must decide (docs/city.md, 'A replaced log')")
+        self.stored = pos.stored
+        if self.last_error:
+            log.info("uplink of %s: connected; the center has events up to %d", self.site, self.stored)
+            self.last_error = ""
+
+    def _start_live(self) -> None:
+        # today's events as they are now; later ones are applied as the batches read them
+        now, last = self.clock(), self.reader.last_seq()
+        today = dt.datetime.fromtimestamp(now / 1000, self.cfg.tz).date()
+        week = self.reader.days_events((today - dt.timedelta(days=7)).isoformat(),
+                                       (today - dt.timedelta(days=1)).isoformat())
+        self.live.start(now, self.reader.day_events(today.isoformat(), last), last, week)
+        self._live_started = True
+
+    def _live_due(self, changed: bool) -> dict | None:
+        """The live state, when it changed and LIVE_MIN_S passed since the last one went
+        (a change made meanwhile goes with the next poll), or every LIVE_EVERY_S."""
+        if self.live is None:
+            return None
+        self._live_dirty |= changed
+        t = time.monotonic()
+        since = t - self._live_at
+        if since < LIVE_EVERY_S and not (self._live_dirty and since >= LIVE_MIN_S):
+            return None
+        self._live_at, self._live_dirty = t, False
+        return self.live.view(self.clock())
+
+    def _send(self, batch: Batch, rows: list) -> None:
+        r = self.http.post(self.base + "/events", content=batch_encoder.encode(batch),
+                           headers={"Content-Type": "application/json"})
+        stored = self._check(r)
+        if r.status_code == 200:
+            self.stats["batches"] += 1
+            self.stats["events"] += sum(1 for e in rows if e[0] > self.stored)
+        self.stored = stored
+
+    # ------------------------------------------------------------ loop
+    def run(self, stop: threading.Event) -> None:
+        log.info("uplink of %s to %s", self.site, self.base)
+        while not stop.is_set():
+            if not self.step():
+                stop.wait(max(POLL_S, min(1.0, self.wait_until - time.monotonic())))
+
+    def close(self) -> None:
+        self.http.close()
+        self.reader.close()
