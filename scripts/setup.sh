@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   socat                              # virtual serial ports for printer tests
   libusb-1.0-0                       # USB ticket printers (pyusb)
   chromium chromium-driver           # headless browser tests of the citizen page
+  bubblewrap                         # installed units started in their sandbox (test_unit_sandbox)
 )
 
 missing=()

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from qms.cli import main as cli
+from qms.config.site import load_config
 from qms.ops.install import ROLES, UNITS
 
 HOST_UNITS = Path("/usr/lib/systemd/system")
@@ -123,7 +124,11 @@ def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
     assert re.search(r"^qms:x:\d+:\d+::/var/lib/qms:/usr/sbin/nologin$", (etc / "passwd").read_text(), re.M)
     for g in ("qms", "video", "render", "input", "dialout", "lp", "gpio", "audio"):
         assert re.search(rf"^{g}:", (etc / "group").read_text(), re.M), g
-    assert (etc / "qms/site.toml").read_bytes() == EXAMPLE.read_bytes()
+    # the example's state_dir = "../var" would be /etc/var, read-only for the unit
+    installed = (etc / "qms/site.toml").read_text()
+    others = lambda text: [ln for ln in text.splitlines() if not ln.startswith("state_dir")]
+    assert others(installed) == others(EXAMPLE.read_text())
+    assert load_config(etc / "qms/site.toml").state_dir_path() == Path("/var/lib/qms")
     assert (etc / "qms/mqtt.password").read_bytes() == (secrets / "devices/robot-1.password").read_bytes()
     assert (etc / "qms/mqtt.password").stat().st_mode & 0o777 == 0o640
     assert (etc / "qms/tls/device.key").exists() and (etc / "qms/tls/ca.crt").exists()
@@ -217,3 +222,42 @@ def test_install_refuses_unclear_input_with_a_message(root, capsys):
     assert "is not a counter" in capsys.readouterr().err
     assert install(root, "--role", "display", "--config", str(root / "missing.toml")) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, kept", [
+    ('[site]\nid = "a"\n', False),                                   # no [paths]: added
+    ('[paths]\nstate_dir = "../var"\n\n[web]\nport = 1\n', False),   # relative: replaced
+    ('[paths] # where\n\n[web]\nport = 1\n', False),                 # [paths] without the key
+    ('[paths]\nstate_dir = "/var/lib/qms/point-2"\n', True),          # already writable: kept
+])
+def test_installed_config_gets_the_units_state_dir(tmp_path, text, kept):
+    import tomllib
+
+    from qms.ops.install import installed_config
+    src = tmp_path / "site.toml"
+    src.write_text(text)
+    out = installed_config(src).decode()
+    state = tomllib.loads(out)["paths"]["state_dir"]
+    assert (out == text) if kept else (state == "/var/lib/qms")
+    assert tomllib.loads(out).get("web") == tomllib.loads(text).get("web")
+
+
+def test_installed_config_it_cannot_rewrite_is_refused_with_a_message(tmp_path):
+    from qms.ops.install import InstallError, installed_config
+    src = tmp_path / "site.toml"
+    src.write_text('paths = { state_dir = "var" }\n')
+    with pytest.raises(InstallError, match=r'set it by hand'):
+        installed_config(src)
+
+
+def test_config_check_refuses_an_installed_state_dir_the_units_cannot_write(monkeypatch, tmp_path, capsys):
+    import qms.config.site as site
+    etc = tmp_path / "etc/qms"
+    etc.mkdir(parents=True)
+    monkeypatch.setattr(site, "INSTALLED_CONFIG_DIR", etc)
+    (etc / "site.toml").write_text(EXAMPLE.read_text())                  # state_dir = "../var"
+    assert cli.main(["config", "check", str(etc / "site.toml")]) == 1
+    assert "outside /var/lib/qms" in capsys.readouterr().err
+    (etc / "site.toml").write_text(EXAMPLE.read_text().replace('"../var"', '"/var/lib/qms"'))
+    assert cli.main(["config", "check", str(etc / "site.toml")]) == 0
+    assert "state directory /var/lib/qms" in capsys.readouterr().out

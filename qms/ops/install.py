@@ -256,8 +256,8 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
     steps.append(user_step())
     steps += [dir_step(ETC, 0o750, "root", USER), dir_step(STATE, 0o750, USER, USER)]
     if config is not None:
-        steps.append(file_step(ETC / "site.toml", config.read_bytes(), 0o640, "root", USER,
-                               what=f"site config {ETC}/site.toml from {config}"))
+        steps.append(file_step(ETC / "site.toml", installed_config(config), 0o640, "root", USER,
+                               what=f"site config {ETC}/site.toml from {config} (state_dir {STATE})"))
     steps.append(file_step(ETC / f"{role}.env", env_text(role, device, robot), 0o640, "root", USER,
                            replace=False, what=f"environment {ETC}/{role}.env (device {device})"))
     if secrets is not None:
@@ -270,6 +270,36 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
         steps.append(file_step(UNIT_DIR / BROKER_DROPIN, (UNITS / BROKER_DROPIN).read_bytes()))
     steps.append(enable_step(unit))
     return steps
+
+
+def installed_config(config: Path) -> bytes:
+    """The site config as installed: its state_dir is /var/lib/qms, the only place the
+    units may write (a relative one would resolve beside /etc/qms/site.toml, read-only
+    under ProtectSystem=strict). One under /var/lib/qms already is kept."""
+    import tomllib
+    text = config.read_text(encoding="utf-8")
+    current = tomllib.loads(text).get("paths", {}).get("state_dir")
+    if current and (Path(current) == STATE or STATE in Path(current).parents):
+        return text.encode()
+    line = f'state_dir = "{STATE}"        # set by qms install: the units may write only here'
+    table = re.search(r"^\[paths\][ \t]*(#.*)?$", text, re.M)
+    if table is None:
+        new = text.rstrip("\n") + f"\n\n[paths]\n{line}\n"
+    else:
+        end = re.search(r"^\s*\[", text[table.end():], re.M)
+        body_end = table.end() + (end.start() if end else len(text) - table.end())
+        body = text[table.end():body_end]
+        key = re.compile(r"^[ \t]*state_dir[ \t]*=.*$", re.M)
+        body = key.sub(line, body, count=1) if key.search(body) else "\n" + line + body
+        new = text[:table.end()] + body + text[body_end:]
+    try:
+        ok = tomllib.loads(new).get("paths", {}).get("state_dir") == str(STATE)
+    except tomllib.TOMLDecodeError:
+        ok = False
+    if not ok:
+        raise InstallError(f'{config}: could not set state_dir = "{STATE}" in [paths]: set it by hand '
+                           "(the units may write only there)")
+    return new.encode()
 
 
 def secret_steps(secrets: Path, device: str, role: str) -> list[Step]:
@@ -334,7 +364,8 @@ def run(args) -> int:
                                "checkout of the project (pip install -e), see docs/deploy.md")
         cfg = load_config(cfg_path)
         device, robot = pick_device(cfg, args.role, args.device)
-        steps = plan(args.role, args.config, device, robot, args.venv or VENV, args.venv is not None,
+        venv = args.venv.resolve() if args.venv else VENV       # the unit needs an absolute path
+        steps = plan(args.role, args.config, device, robot, venv, args.venv is not None,
                      args.secrets, args.system_pygame)
         print(f"qms install --role {args.role} (device {device})"
               + (f" into {host.root}" if host.root != Path("/") else ""))
