@@ -261,3 +261,30 @@ def test_config_check_refuses_an_installed_state_dir_the_units_cannot_write(monk
     (etc / "site.toml").write_text(EXAMPLE.read_text().replace('"../var"', '"/var/lib/qms"'))
     assert cli.main(["config", "check", str(etc / "site.toml")]) == 0
     assert "state directory /var/lib/qms" in capsys.readouterr().out
+
+
+def test_each_role_gets_its_extras(monkeypatch):
+    """lgpio (the `pi` extra) for the GPIO roles where it can be had, matplotlib (`reports`)
+    for the service machine, nothing extra for the display or the web."""
+    import platform
+
+    from qms.ops import install as inst
+    monkeypatch.setattr(inst, "on_a_pi", lambda: True)
+    assert {r: inst.role_extras(r) for r in ROLES} == {
+        "service": ["reports"], "kiosk": ["pi"], "counter": ["pi"], "display": [], "web": []}
+    monkeypatch.setattr(inst, "on_a_pi", lambda: False)
+    assert inst.role_extras("counter") == []
+    monkeypatch.undo()
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert inst.on_a_pi()
+    import tomllib
+    extras = tomllib.loads((UNITS.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra, module in inst.EXTRA_MODULE.items():
+        assert any(dep.startswith(module) for dep in extras[extra]), extra
+    deps = tomllib.loads((UNITS.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not any(d.startswith(("pytest", "matplotlib", "lgpio")) for d in deps)
+
+
+def test_dry_run_lists_the_roles_extra(root, capsys):
+    assert install(root, "--role", "service", "--config", str(EXAMPLE), "--dry-run") == 0
+    assert "the `reports` extra (matplotlib)" in capsys.readouterr().out

@@ -307,3 +307,21 @@ def test_center_points_from_the_config(tmp_path):
     rows = read_csv(tmp_path / "c.csv")
     assert {r.key for r in rows if r.section == "point"} == {"phuong-an-khanh", "diem-phu"}
     assert parse_config(TEST_CONFIG.read_text(encoding="utf-8")).report.target_wait_minutes == 30
+
+
+def test_charts_without_matplotlib_say_which_extra_to_install(day, tmp_path, capsys, monkeypatch):
+    """matplotlib is the `reports` extra: a machine without it still gets the table, and a
+    chart request says what to install instead of a traceback."""
+    import sys
+
+    from qms.cli.main import main
+    monkeypatch.setitem(sys.modules, "matplotlib", None)        # import matplotlib -> ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "qms.reports.chart", raising=False)
+    cfg, db = day
+    base = ["report", "-c", cfg.source, "--db", str(db), "--day", DAY.isoformat()]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base + ["--png", str(tmp_path / "r.png")]) == 2
+    err = capsys.readouterr().err
+    assert "qms-edge[reports]" in err and "Traceback" not in err
+    assert not (tmp_path / "r.png").exists()

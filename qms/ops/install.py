@@ -53,6 +53,7 @@ class Host:
     """The machine (or a directory standing for it) and how we change it."""
     root: Path = Path("/")
     dry_run: bool = False
+    reused_venv: bool = False
     done: list[str] = field(default_factory=list)
 
     @property
@@ -184,33 +185,107 @@ def enable_step(unit: str) -> Step:
     return Step(f"enable {unit}", lambda h: not is_enabled(h, unit), apply)
 
 
-def venv_steps(venv: Path, reuse: bool, system_pygame: bool) -> list[Step]:
+# The extras each role needs (pyproject.toml), and a module that shows one is there
+ROLE_EXTRAS = {"service": ("reports",), "web": (), "kiosk": ("pi",), "counter": ("pi",), "display": ()}
+EXTRA_MODULE = {"reports": "matplotlib", "pi": "lgpio"}
+DEBIAN_PYTHON = "/usr/lib/python3/dist-packages"       # where python3-pygame installs
+
+
+def on_a_pi() -> bool:
+    """lgpio (the `pi` extra) can be had: a Raspberry Pi, or at least an ARM board."""
+    import platform
+    try:
+        if b"Raspberry Pi" in Path("/proc/device-tree/model").read_bytes():
+            return True
+    except OSError:
+        pass
+    return platform.machine() in ("aarch64", "armv7l", "armv6l")
+
+
+def role_extras(role: str) -> list[str]:
+    return [e for e in ROLE_EXTRAS[role] if e != "pi" or on_a_pi()]
+
+
+def _venv_python(h: Host, venv: Path) -> str:
+    # a venv given with --venv is a path of the machine running the installer (also with
+    # --root, as the tests do); one the installer makes goes below the root
+    return str((venv if h.reused_venv else h.path(venv)) / "bin" / "python")
+
+
+def _module_file(h: Host, venv: Path, module: str) -> str | None:
+    """Where the venv's Python finds `module`, or None."""
+    if not Path(_venv_python(h, venv)).exists():
+        return None
+    proc = subprocess.run([_venv_python(h, venv), "-c", f"import {module}; print({module}.__file__)"],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def venv_steps(venv: Path, reuse: bool, system_pygame: bool, role: str = "service") -> list[Step]:
+    extras = role_extras(role)
+    spec = f"{SOURCE}[{','.join(extras)}]" if extras else str(SOURCE)
     if reuse:
         def refuse(h: Host) -> None:
             raise InstallError(f"{venv}/bin/qms not found: is --venv a venv with qms-edge in it?")
-        return [Step(f"reuse the venv {venv}", lambda h: not (venv / "bin" / "qms").exists(), refuse)]
+        steps = [Step(f"reuse the venv {venv}", lambda h: not (venv / "bin" / "qms").exists(), refuse)]
+    else:
+        def create(h: Host) -> None:
+            target = h.path(venv)
+            cmd = [sys.executable, "-m", "venv", str(target)]
+            if system_pygame:       # Debian's python3-pygame (KMSDRM), see docs/deploy.md
+                cmd.insert(3, "--system-site-packages")
+            h.run(cmd)
+            # editable: the units and env templates stay readable in the checkout's systemd/;
+            # pygame>=2.1.2 is met by Debian's, so pip leaves it alone
+            h.run([str(target / "bin" / "pip"), "install", "--upgrade", "-e", spec])
+        steps = [Step(f"venv {venv} with qms-edge from {SOURCE}" + (" (system pygame)" if system_pygame else ""),
+                      lambda h: not h.path(venv / "bin" / "qms").exists(), create)]
+    if system_pygame:
+        steps.append(system_pygame_step(venv))
+    for extra in extras:
+        steps.append(extra_step(venv, extra, spec))
+    return steps
 
-    def create(h: Host) -> None:
-        target = h.path(venv)
-        cmd = [sys.executable, "-m", "venv", str(target)]
-        if system_pygame:       # Debian's python3-pygame/python3-lgpio, see docs/deploy.md
-            cmd.insert(3, "--system-site-packages")
-        h.run(cmd)
-        # editable: the units and env templates stay readable in the checkout's systemd/
-        pip = [str(target / "bin" / "pip"), "install", "--upgrade"]
-        if system_pygame:
-            h.run(pip + ["--no-deps", "-e", str(SOURCE)])
-            h.run(pip + [d for d in project_dependencies() if not d.startswith("pygame")])
-        else:
-            h.run(pip + ["-e", str(SOURCE)])
-    return [Step(f"venv {venv} with qms-edge from {SOURCE}"
-                 + (" (system pygame)" if system_pygame else ""),
-                 lambda h: not h.path(venv / "bin" / "qms").exists(), create)]
+
+def system_pygame_step(venv: Path) -> Step:
+    """The venv imports Debian's pygame (built with KMSDRM), not pip's wheel (without it):
+    also for a venv made earlier without --system-site-packages or with the wheel in it."""
+    def needed(h: Host) -> bool:
+        found = _module_file(h, venv, "pygame")
+        return found is None or not found.startswith(DEBIAN_PYTHON)
+
+    def apply(h: Host) -> None:
+        if not Path(DEBIAN_PYTHON, "pygame").is_dir():
+            raise InstallError("--system-pygame: Debian's pygame is not installed: "
+                               "sudo apt-get install python3-pygame")
+        cfg = Path(_venv_python(h, venv)).parent.parent / "pyvenv.cfg"
+        text = cfg.read_text()
+        text = re.sub(r"^include-system-site-packages\s*=.*$", "include-system-site-packages = true", text, flags=re.M)
+        cfg.write_text(text)
+        found = _module_file(h, venv, "pygame")
+        if found and not found.startswith(DEBIAN_PYTHON):      # pip's wheel shadows it
+            h.run([_venv_python(h, venv), "-m", "pip", "uninstall", "--yes", "pygame"])
+        found = _module_file(h, venv, "pygame")
+        if found is None or not found.startswith(DEBIAN_PYTHON):
+            raise InstallError(f"--system-pygame: the venv {venv} still imports pygame from {found}")
+    return Step(f"venv {venv} uses Debian's pygame (KMSDRM)", needed, apply)
 
 
-def project_dependencies() -> list[str]:
-    import tomllib
-    return tomllib.loads((SOURCE / "pyproject.toml").read_text())["project"]["dependencies"]
+def extra_step(venv: Path, extra: str, spec: str) -> Step:
+    module = EXTRA_MODULE[extra]
+
+    def apply(h: Host) -> None:
+        try:
+            h.run([_venv_python(h, venv), "-m", "pip", "install", "-e", spec])
+        except InstallError as e:
+            if extra != "pi":
+                raise
+            # the unit would restart forever on "No module named 'lgpio'": say it now
+            raise InstallError(f"{e}\nlgpio (the `pi` extra, gpiozero's pins on a Raspberry Pi) could not "
+                               "be installed: sudo apt-get install python3-lgpio (Raspberry Pi OS), or "
+                               "set GPIOZERO_PIN_FACTORY in the role's env file") from None
+    return Step(f"the `{extra}` extra ({module}) in {venv}",
+                lambda h: _module_file(h, venv, module) is None, apply)
 
 
 # ---------------------------------------------------------------- the plan
@@ -262,7 +337,7 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
                            replace=False, what=f"environment {ETC}/{role}.env (device {device})"))
     if secrets is not None:
         steps += secret_steps(secrets, device, role)
-    steps += venv_steps(venv, reuse_venv, system_pygame)
+    steps += venv_steps(venv, reuse_venv, system_pygame, role)
     steps.append(file_step(UNIT_DIR / COMMON_DROPIN, (UNITS / COMMON_DROPIN).read_bytes()))
     unit = f"qms-{role}.service"
     steps.append(file_step(UNIT_DIR / unit, unit_text(role, venv).encode()))
@@ -346,13 +421,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--venv", type=Path, help="use this existing venv instead of creating "
                    f"{VENV}")
     p.add_argument("--system-pygame", action="store_true",
-                   help="venv sees Debian's python3-pygame (KMSDRM) and python3-lgpio")
+                   help="the venv imports Debian's python3-pygame (built with KMSDRM) instead of "
+                   "pip's wheel; also fixes an existing venv")
     add_common(p)
 
 
 def run(args) -> int:
     from qms.config.site import ConfigError, load_config
-    host = Host(root=args.root.resolve(), dry_run=args.dry_run)
+    host = Host(root=args.root.resolve(), dry_run=args.dry_run, reused_venv=args.venv is not None)
     if os.geteuid() != 0 and not args.dry_run and host.root == Path("/"):
         print("qms install changes the system: run it as root (sudo), or use --dry-run",
               file=sys.stderr)
