@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, make_config
-from support.unit_sandbox import sandboxed
+from support.unit_sandbox import NotifyListener, check_role, deployer_env, edit_env, sandboxed
 from test_deploy import make_root
-from test_roles_watchdog import NotifyListener
 
 from qms.cli import main as cli
 
@@ -29,27 +28,6 @@ VENV = Path(sys.executable).parent.parent
 KEEP_HOME = any(str(p).startswith(("/home/", "/root/")) for p in (VENV, Path(sys.base_prefix)))
 DEVICES = {"service": "service", "kiosk": "kiosk-1", "display": "display-1", "counter": "counter-1",
            "web": "web"}
-
-
-def deployer_env(role: str) -> dict[str, str]:
-    """What the deployer of a test bench puts in /etc/qms/<role>.env."""
-    return {
-        "kiosk": {"QMS_ARGS": "--headless", "GPIOZERO_PIN_FACTORY": "mock"},
-        "display": {"QMS_ARGS": "--headless", "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
-        "counter": {"GPIOZERO_PIN_FACTORY": "mock"},
-        "web": {"QMS_ARGS": f"--port {free_port()} --bind 127.0.0.1"},
-        "service": {},
-    }[role]
-
-
-def edit_env(path: Path, values: dict[str, str]) -> None:
-    text = path.read_text()
-    for key, value in values.items():
-        line = f"{key}={value}"
-        text, n = re.subn(rf"^#?{key}=.*$", line, text, flags=re.M)
-        if not n:
-            text += line + "\n"
-    path.write_text(text)
 
 
 @pytest.mark.parametrize("role", ["service", "kiosk", "display", "counter", "web"])
@@ -62,32 +40,15 @@ def test_installed_role_starts_in_its_units_sandbox(role, broker, tmp_path, caps
                      str(config), "--device", DEVICES[role], "--secrets", str(secrets)]) == 0, capsys.readouterr()
     site = (root / "etc/qms/site.toml").read_text()
     assert re.search(r'^state_dir = "/var/lib/qms"', site, re.M), site     # as installed
-    edit_env(root / f"etc/qms/{role}.env", deployer_env(role))
+    edit_env(root / f"etc/qms/{role}.env", deployer_env(role, free_port()))
 
-    listener = NotifyListener()
-    run = sandboxed(role, root, root / "var/lib/qms", listener.name, keep_home=KEEP_HOME)
-    log = (tmp_path / f"{role}.log").open("w+")
-    proc = subprocess.Popen(run.argv, env=run.env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
-    try:
-        ready = listener.wait_for("READY=1", timeout=run.start_timeout)
-        assert ready, f"{role}: no READY=1 within {run.start_timeout:.0f} s:\n{_output(log)}"
-        # the first beat comes at once, the next a third of WatchdogSec later: wait for one
-        assert listener.wait_for("WATCHDOG=1", timeout=run.watchdog_usec / 1e6), \
-            f"{role}: no WATCHDOG=1; got {listener.messages}:\n{_output(log)}"
-        assert proc.poll() is None, _output(log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        listener.close()
-    out = _output(log)
-    assert "Traceback" not in out, out
+    r = check_role(role, root, keep_home=KEEP_HOME, log_dir=tmp_path)
+    assert r.ready, f"{role}: no READY=1 within the unit's start timeout:\n{r.output}"
+    assert r.watchdog, f"{role}: no WATCHDOG=1 within WatchdogSec:\n{r.output}"
+    assert r.exit_code == 0, f"{role}: exit code {r.exit_code} after SIGTERM:\n{r.output}"
+    assert "Traceback" not in r.output, r.output
     # it really wrote its state where the unit lets it, and nothing beside the config
-    assert any((root / "var/lib/qms").iterdir()), out
+    assert any((root / "var/lib/qms").iterdir()), r.output
     assert not (root / "etc/var").exists()
 
 
@@ -107,10 +68,4 @@ def test_a_state_dir_the_unit_cannot_write_is_named_in_the_error(broker, tmp_pat
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "state directory /etc/var (`paths.state_dir`) cannot be created" in proc.stderr, proc.stderr
     assert 'state_dir = "/var/lib/qms"' in proc.stderr and "Traceback" not in proc.stderr
-    assert listener.count("READY=1") == 0
-
-
-def _output(log) -> str:
-    log.flush()
-    log.seek(0)
-    return log.read()[-4000:]
+    assert not listener.messages

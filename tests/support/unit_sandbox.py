@@ -190,7 +190,7 @@ def sandboxed(role: str, installed: Path, state: Path, notify_socket: str, base:
     if not keep_home:
         bw += ["--tmpfs", "/home", "--tmpfs", "/root"]
     bw += ["--remount-ro", "/", "--chdir", unit.get("WorkingDirectory", "/"),
-           "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
+           "--unshare-ipc", "--unshare-uts", "--die-with-parent"]
     if os.geteuid() == 0:
         users, groups = _ids(installed, "passwd"), _ids(installed, "group")
         user, group = unit.get("User", "root"), unit.get("Group", unit.get("User", "root"))
@@ -201,3 +201,153 @@ def sandboxed(role: str, installed: Path, state: Path, notify_socket: str, base:
     else:
         bw += ["--unshare-user", "--"]
     return Sandboxed(bw + argv, env, seconds(unit.get("TimeoutStartSec", "90")), watchdog)
+
+
+# ---------------------------------------------------------------- a test bench's deployer
+def deployer_env(role: str, web_port: int) -> dict[str, str]:
+    """What the deployer of a test bench puts in /etc/qms/<role>.env: the simulated printer
+    (the config's default backend), gpiozero's mock pins, SDL's dummy drivers."""
+    return {
+        "kiosk": {"QMS_ARGS": "--headless", "GPIOZERO_PIN_FACTORY": "mock"},
+        "display": {"QMS_ARGS": "--headless", "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"},
+        "counter": {"GPIOZERO_PIN_FACTORY": "mock"},
+        "web": {"QMS_ARGS": f"--port {web_port} --bind 127.0.0.1"},
+        "service": {},
+    }[role]
+
+
+def edit_env(path: Path, values: dict[str, str]) -> None:
+    text = path.read_text()
+    for key, value in values.items():
+        line = f"{key}={value}"
+        text, n = re.subn(rf"^#?{key}=.*$", line, text, flags=re.M)
+        if not n:
+            text += line + "\n"
+    path.write_text(text)
+
+
+class NotifyListener:
+    """What the process tells "systemd", datagram by datagram (abstract socket)."""
+
+    def __init__(self) -> None:
+        import socket
+        import uuid
+        self.name = f"@qms-sandbox-{uuid.uuid4().hex[:12]}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + self.name[1:])
+        self.messages: list[str] = []
+
+    def wait_for(self, line: str, timeout: float) -> bool:
+        import time
+        end = time.monotonic() + timeout
+        while not any(line in m.splitlines() for m in self.messages):
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self.sock.settimeout(left)
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                return False
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass
+class RoleResult:
+    role: str
+    ready: bool = False
+    watchdog: bool = False
+    ready_seconds: float | None = None      # cold start: exec to READY=1
+    exit_code: int | None = None
+    output: str = ""
+
+
+def check_role(role: str, installed: Path, base: Path = Path("/"), keep_home: bool = False,
+               log_dir: Path | None = None) -> RoleResult:
+    """Start the role from its installed unit, wait for READY=1 (TimeoutStartSec) and one
+    WATCHDOG=1 (WatchdogSec), then stop it with SIGTERM as systemd does."""
+    import subprocess
+    import tempfile
+    import time
+    listener = NotifyListener()
+    run = sandboxed(role, installed, installed / "var/lib/qms", listener.name, base, keep_home)
+    log = tempfile.TemporaryFile("w+") if log_dir is None else (log_dir / f"{role}.log").open("w+")
+    result = RoleResult(role)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(run.argv, env=run.env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    try:
+        result.ready = listener.wait_for("READY=1", run.start_timeout)
+        if result.ready:
+            result.ready_seconds = round(time.monotonic() - t0, 2)
+            # the first beat comes at once, the next a third of WatchdogSec later
+            result.watchdog = listener.wait_for("WATCHDOG=1", max(run.watchdog_usec / 1e6, 1))
+        alive = proc.poll() is None
+        result.ready = result.ready and alive
+    finally:
+        stop(proc.pid)
+        try:
+            result.exit_code = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            result.exit_code = proc.wait()
+        listener.close()
+        log.flush()
+        log.seek(0)
+        result.output = log.read()[-4000:]
+        log.close()
+    return result
+
+
+def descendants(pid: int) -> list[int]:
+    out = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return out
+    for child in map(int, children):
+        out += [child, *descendants(child)]
+    return out
+
+
+def stop(bwrap_pid: int) -> None:
+    """SIGTERM to what runs inside bwrap (systemd's stop, KillMode=control-group); bwrap
+    itself then exits with the role's exit status."""
+    import signal
+    for pid in descendants(bwrap_pid) or [bwrap_pid]:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check every role installed in a root (scripts/target-check.sh): one JSON line per role."""
+    import argparse
+    import json
+    import socket
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("root", type=Path, help="the root the roles were installed in (also the sandbox's /)")
+    p.add_argument("--roles", default="service,web,kiosk,display,counter")
+    p.add_argument("--logs", type=Path, help="keep each role's output here")
+    args = p.parse_args(argv)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        web_port = s.getsockname()[1]
+    ok = True
+    for role in args.roles.split(","):
+        edit_env(args.root / f"etc/qms/{role}.env", deployer_env(role, web_port))
+        r = check_role(role, args.root, base=args.root, log_dir=args.logs)
+        fine = r.ready and r.watchdog and r.exit_code == 0 and "Traceback" not in r.output
+        ok = ok and fine
+        print(json.dumps({"role": role, "ready": r.ready, "watchdog": r.watchdog,
+                          "ready_seconds": r.ready_seconds, "exit_code": r.exit_code,
+                          **({} if fine else {"output": r.output[-1500:]})}), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
