@@ -186,7 +186,7 @@ def sandboxed(role: str, installed: Path, state: Path, notify_socket: str, base:
     bw = ["bwrap", *_layer(base, extra, skip),
           "--ro-bind", str(extra["/etc/qms"]), "/etc/qms",
           "--bind", str(state), state_in,
-          "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+          "--dev", "/dev", "--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run"]
     if not keep_home:
         bw += ["--tmpfs", "/home", "--tmpfs", "/root"]
     bw += ["--remount-ro", "/", "--chdir", unit.get("WorkingDirectory", "/"),
