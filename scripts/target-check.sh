@@ -100,10 +100,9 @@ echo 'APT::Get::Assume-Yes "true";' > "$ROOT/etc/apt/apt.conf.d/90target-check" 
 DISTRO_NAME=$(. "$ROOT/etc/os-release" && echo "$PRETTY_NAME")
 # this machine's network trust goes with it, as resolv.conf does: a TLS-inspecting proxy's CA
 # (/usr/local/share/ca-certificates) and pip's settings (a Pi behind such a proxy needs the same)
+# (the same Debian bundle file; update-ca-certificates under qemu takes minutes)
 if compgen -G "/usr/local/share/ca-certificates/*.crt" > /dev/null; then
-  mkdir -p "$ROOT/usr/local/share/ca-certificates"
-  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
-  in_root "$ROOT" update-ca-certificates > /dev/null 2>&1
+  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 fi
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
 

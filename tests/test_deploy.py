@@ -1,6 +1,7 @@
 """systemd units and the installer, checked by systemd's own tools in a throw-away root."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -86,6 +87,7 @@ def test_verify_reports_a_bad_setting_in_the_shared_drop_in(root):
 
 def test_units_run_qms_subcommands_with_notify_and_watchdog():
     common = (UNITS / "qms-.service.d/10-qms-common.conf").read_text()
+    assert re.search(r"^Wants=.*time-sync.target", common, re.M)
     for key in ("Type=notify", "WatchdogSec=", "Restart=always", "RestartSec=", "User=qms",
                 "ProtectSystem=strict", "ReadWritePaths=/var/lib/qms", "NoNewPrivileges=yes",
                 "PrivateTmp=yes", "ProtectHome=yes", "After=network-online.target",
@@ -138,6 +140,9 @@ def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
     # the unit is installed, enabled by systemctl itself, and verifies
     wants = etc / "systemd/system/multi-user.target.wants/qms-kiosk.service"
     assert wants.is_symlink()
+    # the units wait for NTP (a Pi has no RTC), for a bounded time
+    assert (etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service").is_symlink()
+    assert "TimeoutStartSec=60s" in (etc / "systemd/system/systemd-time-wait-sync.service.d/qms.conf").read_text()
     stub_executables(root)
     assert verify(root, "qms-kiosk.service") == ""
     assert "do  " in first
@@ -152,6 +157,7 @@ def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
     # uninstall keeps data and secrets; --purge removes them and the user
     assert cli.main(["uninstall", "--root", str(root)]) == 0
     assert not wants.exists() and not (etc / "systemd/system/qms-kiosk.service").exists()
+    assert not os.path.lexists(etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service")
     assert (etc / "qms/site.toml").exists() and (root / "var/lib/qms").is_dir()
     assert cli.main(["uninstall", "--root", str(root), "--role", "kiosk"]) == 0
     assert "nothing to do" in capsys.readouterr().out

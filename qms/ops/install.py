@@ -40,6 +40,8 @@ VENV = Path("/opt/qms/venv")
 UNIT_DIR = Path("/etc/systemd/system")
 COMMON_DROPIN = Path("qms-.service.d/10-qms-common.conf")
 BROKER_DROPIN = Path("mosquitto.service.d/qms.conf")
+TIME_WAIT = "systemd-time-wait-sync.service"
+TIME_WAIT_DROPIN = Path(f"{TIME_WAIT}.d/qms.conf")
 MOSQUITTO_DIR = Path("/etc/mosquitto")
 
 
@@ -170,19 +172,26 @@ def supplementary_groups(role: str) -> list[str]:
     return m.group(1).split() if m else []
 
 
-def is_enabled(h: Host, unit: str) -> bool:
+def is_enabled(h: Host, unit: str, target: str = "multi-user.target") -> bool:
     # lexists: under --root the link points at /etc/..., which is outside the root
-    return os.path.lexists(h.path(UNIT_DIR / "multi-user.target.wants" / unit))
+    return os.path.lexists(h.path(UNIT_DIR / f"{target}.wants" / unit))
 
 
-def enable_step(unit: str) -> Step:
+def enable_step(unit: str, target: str = "multi-user.target", now: bool = True) -> Step:
     def apply(h: Host) -> None:
         if h.live:
             h.run(["systemctl", "daemon-reload"])
-            h.run(["systemctl", "enable", "--now", unit])
+            h.run(["systemctl", "enable", *(["--now"] if now else []), unit])
         else:
             h.run(["systemctl", f"--root={h.root}", "enable", unit])
-    return Step(f"enable {unit}", lambda h: not is_enabled(h, unit), apply)
+    return Step(f"enable {unit}", lambda h: not is_enabled(h, unit, target), apply)
+
+
+def time_sync_steps() -> list[Step]:
+    """Hold the units back until NTP has synced the clock (a Pi has no RTC), for a bounded
+    time. Not started now: that would wait for the sync here."""
+    return [file_step(UNIT_DIR / TIME_WAIT_DROPIN, (UNITS / TIME_WAIT_DROPIN).read_bytes()),
+            enable_step(TIME_WAIT, "sysinit.target", now=False)]
 
 
 # The extras each role needs (pyproject.toml), and a module that shows one is there
@@ -339,6 +348,7 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
         steps += secret_steps(secrets, device, role)
     steps += venv_steps(venv, reuse_venv, system_pygame, role)
     steps.append(file_step(UNIT_DIR / COMMON_DROPIN, (UNITS / COMMON_DROPIN).read_bytes()))
+    steps += time_sync_steps()
     unit = f"qms-{role}.service"
     steps.append(file_step(UNIT_DIR / unit, unit_text(role, venv).encode()))
     if role == "service":
