@@ -143,6 +143,9 @@ def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
     # the units wait for NTP (a Pi has no RTC), for a bounded time
     assert (etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service").is_symlink()
     assert "TimeoutStartSec=60s" in (etc / "systemd/system/systemd-time-wait-sync.service.d/qms.conf").read_text()
+    # USB printers through libusb: group lp, e.g. the common 0416:5011
+    rules = (etc / "udev/rules.d/60-qms-usb-printers.rules").read_text()
+    assert re.search(r'ATTR\{idVendor\}=="0416", ATTR\{idProduct\}=="5011", MODE="0660", GROUP="lp"', rules)
     stub_executables(root)
     assert verify(root, "qms-kiosk.service") == ""
     assert "do  " in first
@@ -158,6 +161,7 @@ def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
     assert cli.main(["uninstall", "--root", str(root)]) == 0
     assert not wants.exists() and not (etc / "systemd/system/qms-kiosk.service").exists()
     assert not os.path.lexists(etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service")
+    assert not (etc / "udev/rules.d/60-qms-usb-printers.rules").exists()
     assert (etc / "qms/site.toml").exists() and (root / "var/lib/qms").is_dir()
     assert cli.main(["uninstall", "--root", str(root), "--role", "kiosk"]) == 0
     assert "nothing to do" in capsys.readouterr().out
@@ -294,3 +298,13 @@ def test_each_role_gets_its_extras(monkeypatch):
 def test_dry_run_lists_the_roles_extra(root, capsys):
     assert install(root, "--role", "service", "--config", str(EXAMPLE), "--dry-run") == 0
     assert "the `reports` extra (matplotlib)" in capsys.readouterr().out
+
+
+def test_gpio_roles_off_a_pi_do_not_ask_for_lgpio(monkeypatch):
+    """No `pi` extra off a Pi, so no GPIOZERO_PIN_FACTORY=lgpio either: the counter would
+    restart forever on "No module named 'lgpio'"."""
+    from qms.ops import install as inst
+    on_pi = inst.env_text("counter", "counter-1", False, pi=True).decode()
+    off_pi = inst.env_text("counter", "counter-1", False, pi=False).decode()
+    assert re.search(r"^GPIOZERO_PIN_FACTORY=lgpio$", on_pi, re.M)
+    assert not re.search(r"^GPIOZERO_PIN_FACTORY=", off_pi, re.M) and "#GPIOZERO_PIN_FACTORY=lgpio" in off_pi

@@ -43,6 +43,8 @@ BROKER_DROPIN = Path("mosquitto.service.d/qms.conf")
 TIME_WAIT = "systemd-time-wait-sync.service"
 TIME_WAIT_DROPIN = Path(f"{TIME_WAIT}.d/qms.conf")
 MOSQUITTO_DIR = Path("/etc/mosquitto")
+# USB ticket printers: group lp may use them through libusb (systemd/udev/)
+USB_PRINTER_RULES = Path("/etc/udev/rules.d/60-qms-usb-printers.rules")
 
 
 class InstallError(Exception):
@@ -187,6 +189,19 @@ def enable_step(unit: str, target: str = "multi-user.target", now: bool = True) 
     return Step(f"enable {unit}", lambda h: not is_enabled(h, unit, target), apply)
 
 
+def udev_step(src: Path, dest: Path) -> Step:
+    """A udev rule; on the live system udev reloads it and applies it to what is plugged in."""
+    step = file_step(dest, src.read_bytes(), what=f"udev rule {dest}")
+    put = step.apply
+
+    def apply(h: Host) -> None:
+        put(h)
+        if h.live:
+            h.run(["udevadm", "control", "--reload"])
+            h.run(["udevadm", "trigger", "--subsystem-match=usb", "--action=change"])
+    return Step(step.what, step.needed, apply)
+
+
 def time_sync_steps() -> list[Step]:
     """Hold the units back until NTP has synced the clock (a Pi has no RTC), for a bounded
     time. Not started now: that would wait for the sync here."""
@@ -298,10 +313,14 @@ def extra_step(venv: Path, extra: str, spec: str) -> Step:
 
 
 # ---------------------------------------------------------------- the plan
-def env_text(role: str, device: str, robot: bool) -> bytes:
+def env_text(role: str, device: str, robot: bool, pi: bool = True) -> bytes:
     text = (UNITS / "env" / f"{role}.env").read_text().replace("@DEVICE@", device)
     if robot:
         text = text.replace("\nQMS_ARGS=\n", "\nQMS_ARGS=--robot\n")
+    if not pi:      # no lgpio here (the `pi` extra is for a Pi): not "No module named 'lgpio'"
+        text = text.replace("\nGPIOZERO_PIN_FACTORY=lgpio\n",
+                            "\n# not a Raspberry Pi, no lgpio: gpiozero picks what it finds\n"
+                            "#GPIOZERO_PIN_FACTORY=lgpio\n")
     return text.encode()
 
 
@@ -342,13 +361,15 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
     if config is not None:
         steps.append(file_step(ETC / "site.toml", installed_config(config), 0o640, "root", USER,
                                what=f"site config {ETC}/site.toml from {config} (state_dir {STATE})"))
-    steps.append(file_step(ETC / f"{role}.env", env_text(role, device, robot), 0o640, "root", USER,
+    steps.append(file_step(ETC / f"{role}.env", env_text(role, device, robot, on_a_pi()), 0o640, "root", USER,
                            replace=False, what=f"environment {ETC}/{role}.env (device {device})"))
     if secrets is not None:
         steps += secret_steps(secrets, device, role)
     steps += venv_steps(venv, reuse_venv, system_pygame, role)
     steps.append(file_step(UNIT_DIR / COMMON_DROPIN, (UNITS / COMMON_DROPIN).read_bytes()))
     steps += time_sync_steps()
+    if role == "kiosk":
+        steps.append(udev_step(UNITS / "udev" / USB_PRINTER_RULES.name, USB_PRINTER_RULES))
     unit = f"qms-{role}.service"
     steps.append(file_step(UNIT_DIR / unit, unit_text(role, venv).encode()))
     if role == "service":

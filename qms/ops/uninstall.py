@@ -23,6 +23,7 @@ from qms.ops.install import (
     TIME_WAIT,
     TIME_WAIT_DROPIN,
     UNIT_DIR,
+    USB_PRINTER_RULES,
     USER,
     VENV,
     Host,
@@ -62,6 +63,8 @@ def plan(roles: list[str], purge: bool, all_roles: bool) -> list[Step]:
     for role in roles:
         unit = f"qms-{role}.service"
         steps += [disable_step(unit), remove_step(UNIT_DIR / unit), remove_step(ETC / f"{role}.env")]
+    if "kiosk" in roles:        # the printer's udev rule came with the kiosk role
+        steps.append(remove_step(USB_PRINTER_RULES))
     if "service" in roles:      # the broker settings came with the service role
         steps += [remove_step(UNIT_DIR / BROKER_DROPIN),
                   remove_step(MOSQUITTO_DIR / "conf.d" / "qms.conf")]
