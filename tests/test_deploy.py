@@ -131,11 +131,12 @@ def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
     others = lambda text: [ln for ln in text.splitlines() if not ln.startswith("state_dir")]
     assert others(installed) == others(EXAMPLE.read_text())
     assert load_config(etc / "qms/site.toml").state_dir_path() == Path("/var/lib/qms")
-    assert (etc / "qms/mqtt.password").read_bytes() == (secrets / "devices/robot-1.password").read_bytes()
-    assert (etc / "qms/mqtt.password").stat().st_mode & 0o777 == 0o640
+    assert (etc / "qms/kiosk.password").read_bytes() == (secrets / "devices/robot-1.password").read_bytes()
+    assert (etc / "qms/kiosk.password").stat().st_mode & 0o777 == 0o640
     assert (etc / "qms/tls/device.key").exists() and (etc / "qms/tls/ca.crt").exists()
     env = (etc / "qms/kiosk.env").read_text()
     assert "QMS_DEVICE=robot-1" in env and "QMS_ARGS=--robot" in env and "GPIOZERO_PIN_FACTORY=lgpio" in env
+    assert re.search(r"^QMS_MQTT_PASSWORD_FILE=/etc/qms/kiosk.password$", env, re.M)
     assert (root / "var/lib/qms").is_dir()
     # the unit is installed, enabled by systemctl itself, and verifies
     wants = etc / "systemd/system/multi-user.target.wants/qms-kiosk.service"
@@ -308,3 +309,24 @@ def test_gpio_roles_off_a_pi_do_not_ask_for_lgpio(monkeypatch):
     off_pi = inst.env_text("counter", "counter-1", False, pi=False).decode()
     assert re.search(r"^GPIOZERO_PIN_FACTORY=lgpio$", on_pi, re.M)
     assert not re.search(r"^GPIOZERO_PIN_FACTORY=", off_pi, re.M) and "#GPIOZERO_PIN_FACTORY=lgpio" in off_pi
+
+
+def test_roles_on_one_machine_keep_their_own_passwords(root, secrets):
+    """A small point runs the service, the web and the display on one Pi: each role's env
+    file names its own password file, none overwrites another's."""
+    for role, device in (("service", "service"), ("web", "web"), ("display", "display-1"),
+                         ("counter", "counter-1")):
+        assert install(root, "--role", role, "--config", str(EXAMPLE), "--secrets", str(secrets),
+                       "--device", device) == 0
+    etc = root / "etc/qms"
+    for role, device, name in (("service", "service", "mqtt"), ("web", "web", "web"),
+                               ("display", "display-1", "display"), ("counter", "counter-1", "counter")):
+        assert (etc / f"{name}.password").read_bytes() == (secrets / f"devices/{device}.password").read_bytes()
+        if role != "service":
+            assert f"\nQMS_MQTT_PASSWORD_FILE=/etc/qms/{name}.password\n" in (etc / f"{role}.env").read_text()
+
+
+def test_without_secrets_the_env_file_names_no_password_file(root):
+    assert install(root, "--role", "display", "--config", str(EXAMPLE)) == 0
+    env = (root / "etc/qms/display.env").read_text()
+    assert not re.search(r"^QMS_MQTT_PASSWORD_FILE=", env, re.M)

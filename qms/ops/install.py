@@ -30,9 +30,12 @@ UNITS = SOURCE / "systemd"
 ROLES = ("service", "kiosk", "display", "counter", "web")
 DEVICE_ROLES = {"service": ("service",), "kiosk": ("kiosk", "robot"),
                 "display": ("display",), "counter": ("counter",), "web": ("web",)}
-# `qms web` shares the service's machine and site config: its password goes beside the
-# service's, and web.env points QMS_MQTT_PASSWORD_FILE at it
-PASSWORD_FILE = {"web": "web.password"}
+# Each device role keeps its MQTT password in its own file, which its env file names in
+# QMS_MQTT_PASSWORD_FILE (it wins over [mqtt] password_file): several roles on one machine
+# (the web beside the service, a display on a small point's service Pi) then keep theirs.
+# The service's is the config's mqtt.password.
+PASSWORD_FILE = {"web": "web.password", "kiosk": "kiosk.password", "display": "display.password",
+                 "counter": "counter.password"}
 USER = "qms"
 ETC = Path("/etc/qms")
 STATE = Path("/var/lib/qms")
@@ -241,8 +244,9 @@ def _module_file(h: Host, venv: Path, module: str) -> str | None:
     if not Path(_venv_python(h, venv)).exists():
         return None
     proc = subprocess.run([_venv_python(h, venv), "-c", f"import {module}; print({module}.__file__)"],
-                          capture_output=True, text=True)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+                          capture_output=True, text=True, env={**os.environ, "PYGAME_HIDE_SUPPORT_PROMPT": "1"})
+    lines = proc.stdout.strip().splitlines()     # pygame < 2.1.3 greets on stdout
+    return lines[-1] if proc.returncode == 0 and lines else None
 
 
 def venv_steps(venv: Path, reuse: bool, system_pygame: bool, role: str = "service") -> list[Step]:
@@ -313,8 +317,10 @@ def extra_step(venv: Path, extra: str, spec: str) -> Step:
 
 
 # ---------------------------------------------------------------- the plan
-def env_text(role: str, device: str, robot: bool, pi: bool = True) -> bytes:
+def env_text(role: str, device: str, robot: bool, pi: bool = True, secrets: bool = True) -> bytes:
     text = (UNITS / "env" / f"{role}.env").read_text().replace("@DEVICE@", device)
+    if not secrets:     # no password installed: the config's [mqtt] settings apply
+        text = text.replace("\nQMS_MQTT_PASSWORD_FILE=", "\n#QMS_MQTT_PASSWORD_FILE=")
     if robot:
         text = text.replace("\nQMS_ARGS=\n", "\nQMS_ARGS=--robot\n")
     if not pi:      # no lgpio here (the `pi` extra is for a Pi): not "No module named 'lgpio'"
@@ -361,7 +367,7 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
     if config is not None:
         steps.append(file_step(ETC / "site.toml", installed_config(config), 0o640, "root", USER,
                                what=f"site config {ETC}/site.toml from {config} (state_dir {STATE})"))
-    steps.append(file_step(ETC / f"{role}.env", env_text(role, device, robot, on_a_pi()), 0o640, "root", USER,
+    steps.append(file_step(ETC / f"{role}.env", env_text(role, device, robot, on_a_pi(), secrets is not None), 0o640, "root", USER,
                            replace=False, what=f"environment {ETC}/{role}.env (device {device})"))
     if secrets is not None:
         steps += secret_steps(secrets, device, role)
@@ -423,7 +429,7 @@ def secret_steps(secrets: Path, device: str, role: str) -> list[Step]:
             # the TLS listener checks that a certificate is the site CA's, the ACL goes by the
             # password's user: a second device of a machine keeps the machine's certificate
             steps.append(file_step(ETC / "tls" / name, src.read_bytes(), 0o640, "root", USER,
-                                   replace=role not in PASSWORD_FILE))
+                                   replace=role != "web"))
     broker = secrets / "mosquitto"
     if role == "service" and broker.is_dir():
         for src in sorted(p for p in broker.rglob("*") if p.is_file()):
