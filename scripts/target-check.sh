@@ -132,14 +132,14 @@ in_root "$ROOT" bash -euxc "$PI" > "$RUN/logs/install.log" 2>&1 || { tail -30 "$
 log "installed in $(( $(date +%s) - t )) s"
 
 # ---------------------------------------------------------------- KMSDRM in the root's pygame
-DRIVERS=$(in_root "$ROOT" /opt/qms/venv/bin/python -c '
+DRIVERS=$(in_root "$ROOT" --setenv PYGAME_HIDE_SUPPORT_PROMPT 1 /opt/qms/venv/bin/python -c '
 import ctypes, pygame
 lib = next(l.split()[-1] for l in open("/proc/self/maps") if "libSDL2-2.0" in l)
 sdl = ctypes.CDLL(lib); sdl.SDL_GetVideoDriver.restype = ctypes.c_char_p
 print(pygame.version.ver, pygame.__file__, lib, *(sdl.SDL_GetVideoDriver(i).decode()
-      for i in range(sdl.SDL_GetNumVideoDrivers())))' 2>/dev/null | grep -v "^pygame ") || true
+      for i in range(sdl.SDL_GetNumVideoDrivers())))' 2>/dev/null) || true
 log "pygame, its SDL and SDL's video drivers in the root: $DRIVERS"
-KMSDRM=false; [[ " $DRIVERS " == *" kmsdrm "* ]] && KMSDRM=true
+KMSDRM=false; [[ " ${DRIVERS,,} " == *" kmsdrm "* ]] && KMSDRM=true
 
 # ---------------------------------------------------------------- every role in its sandbox
 log "starting every role under its unit's sandbox (arm64 under qemu)"
@@ -151,7 +151,7 @@ unshare --net bash -euc '
   broker=$!
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.2; done
   status=0
-  "$3/.venv/bin/python" "$3/tests/support/unit_sandbox.py" "$1" --logs "$2/logs" > "$2/roles.jsonl" || status=$?
+  "$3/.venv/bin/python" "$3/tests/support/unit_sandbox.py" "$1" --repeat 3 --logs "$2/logs" > "$2/roles.jsonl" || status=$?
   kill $broker; wait $broker || true
   exit $status' _ "$ROOT" "$RUN" "$SRC" || true
 cat "$RUN/roles.jsonl" >&2

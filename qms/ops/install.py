@@ -486,7 +486,7 @@ def run(args) -> int:
     except (ConfigError, InstallError) as e:
         print(f"qms install: {e}", file=sys.stderr)
         return 1
-    if cfg.mqtt.password_file is None and args.secrets is not None:
+    if cfg.mqtt.password_file is None and args.secrets is not None and args.role not in PASSWORD_FILE:
         print(f'note: set  password_file = "mqtt.password"  in [mqtt] of the site config, '
               f"so {device} uses {ETC}/mqtt.password", file=sys.stderr)
     print("nothing to do: already installed" if not changed and not args.dry_run

@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("root", type=Path, help="the root the roles were installed in (also the sandbox's /)")
     p.add_argument("--roles", default="service,web,kiosk,display,counter")
     p.add_argument("--logs", type=Path, help="keep each role's output here")
+    p.add_argument("--repeat", type=int, default=1, help="start each role this many times (cold-start median)")
     args = p.parse_args(argv)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -340,11 +341,14 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for role in args.roles.split(","):
         edit_env(args.root / f"etc/qms/{role}.env", deployer_env(role, web_port))
-        r = check_role(role, args.root, base=args.root, log_dir=args.logs)
-        fine = r.ready and r.watchdog and r.exit_code == 0 and "Traceback" not in r.output
+        runs = [check_role(role, args.root, base=args.root, log_dir=args.logs) for _ in range(args.repeat)]
+        fine = all(r.ready and r.watchdog and r.exit_code == 0 and "Traceback" not in r.output for r in runs)
         ok = ok and fine
+        r = runs[-1] if fine else next(r for r in runs if not (r.ready and r.watchdog and r.exit_code == 0))
+        times = [x.ready_seconds for x in runs if x.ready_seconds is not None]
         print(json.dumps({"role": role, "ready": r.ready, "watchdog": r.watchdog,
-                          "ready_seconds": r.ready_seconds, "exit_code": r.exit_code,
+                          "ready_seconds": sorted(times)[len(times) // 2] if times else None,
+                          "ready_seconds_all": times, "exit_code": r.exit_code,
                           **({} if fine else {"output": r.output[-1500:]})}), flush=True)
     return 0 if ok else 1
 
