@@ -30,7 +30,7 @@ PIOS_PACKAGES=(systemd sudo)        # on every Raspberry Pi OS, not in a minbase
 TESTS=("$@")
 if ((${#TESTS[@]} == 0)); then
   TESTS=(tests/test_config.py tests/test_sdnotify.py tests/test_queue_core.py tests/test_display.py
-         tests/test_printer_encoder.py tests/test_roles_watchdog.py tests/test_deploy.py)
+         tests/test_printer_encoder.py tests/test_roles_watchdog.py tests/test_deploy.py tests/test_clock.py)
 fi
 T0=$(date +%s)
 log() { echo "target-check: $*" >&2; }
