@@ -155,6 +155,8 @@ unshare --net bash -euc '
   kill $broker; wait $broker || true
   exit $status' _ "$ROOT" "$RUN" "$SRC" || true
 cat "$RUN/roles.jsonl" >&2
+# the same cold starts natively (x86, this machine, same run): the baseline for bench/README.md
+log "native baseline: $(.venv/bin/python bench/unit_start.py --repeat 3 --json 2>/dev/null | tail -1)"
 ROLES_READY=$(grep -c '"ready": true, "watchdog": true' "$RUN/roles.jsonl" || true)
 
 # ---------------------------------------------------------------- tests under arm64
