@@ -152,7 +152,9 @@ unshare --net bash -euc '
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.2; done
   status=0
   "$3/.venv/bin/python" "$3/tests/support/unit_sandbox.py" "$1" --repeat 3 --logs "$2/logs" > "$2/roles.jsonl" || status=$?
-  kill $broker; wait $broker || true
+  # bwrap does not pass signals on: stop the broker itself (its child), then bwrap ends
+  kill $(cat /proc/$broker/task/$broker/children) 2>/dev/null || true
+  wait $broker || true
   exit $status' _ "$ROOT" "$RUN" "$SRC" || true
 cat "$RUN/roles.jsonl" >&2
 # the same cold starts natively (x86, this machine, same run): the baseline for bench/README.md
