@@ -7,6 +7,12 @@ just timed out — it prints at once from the offline block and sends `ticket.of
 through the same outbox. A timed-out request keeps its ticket id on the offline copy:
 the service issues the request when it comes back, then renumbers it to the printed
 number (paper wins).
+
+The kiosk's clock is not trusted to decide: a Pi has no RTC, and after a power cut its
+clock says the last shutdown until NTP syncs. Online, the service decides hours and the
+day (the kiosk refuses nothing from its own clock before asking). Offline, it numbers and
+refuses on `trusted_now()`: its clock, but never earlier than the latest service time it
+saw (acks, retained state) or its own last offline ticket, plus the time elapsed since.
 """
 from __future__ import annotations
 
@@ -57,6 +63,11 @@ class TicketIssuer:
         self.service_online: dict[str, bool] = {}     # retained status of service devices
         self._suspect = threading.Event()             # a request timed out, no ack since
         self.stats = {"online": 0, "offline": 0, "timeouts": 0, "refused": 0}
+        self._seen_ms, self._seen_mono = 0, 0.0           # latest trusted time seen, and when
+        self._clock_behind_logged = False
+        last_own = self.numbers.conn.execute("SELECT max(issued_at) FROM offline_tickets").fetchone()[0]
+        if last_own:
+            self.saw_time(int(last_own))
         prev = device.channel.on_ack
 
         def on_ack(msg, ack):
@@ -69,7 +80,29 @@ class TicketIssuer:
     def on_service_view(self, view: dict) -> None:
         if isinstance(view, dict) and isinstance(view.get("service"), str):
             self.service_views[view["service"]] = view
-            self._view_at[view["service"]] = self.clock()
+            self._view_at[view["service"]] = self.trusted_now()
+            if isinstance(view.get("oldest_issued_at"), int):       # the service's clock
+                self.saw_time(view["oldest_issued_at"])
+
+    # ------------------------------------------------------------ whose clock
+    def saw_time(self, ms: int) -> None:
+        """A time the service (or this kiosk, earlier) stamped: now is not before it."""
+        if ms > self._seen_ms + int((time.monotonic() - self._seen_mono) * 1000):
+            self._seen_ms, self._seen_mono = ms, time.monotonic()
+
+    def trusted_now(self) -> int:
+        """The kiosk's clock, but never before the latest time it saw plus the time since."""
+        now = self.clock()
+        if not self._seen_ms:
+            return now
+        floor = self._seen_ms + int((time.monotonic() - self._seen_mono) * 1000)
+        if now >= floor:
+            return now
+        if not self._clock_behind_logged:
+            self._clock_behind_logged = True
+            log.warning("this machine's clock is %.0f s behind the last time seen (no RTC, NTP not "
+                        "synced yet?): offline tickets use the time seen", (floor - now) / 1000)
+        return floor
 
     def on_service_status(self, device: str, status: dict) -> None:
         self.service_online[device] = bool(status.get("online", False))
@@ -82,13 +115,14 @@ class TicketIssuer:
 
     # ------------------------------------------------------------ issuing
     def issue(self, service: str, priority: str | None = None) -> PrintedTicket | Refusal:
-        now = self.clock()
-        refusal = self._local_refusal(service, now)
+        online = self.answer_expected()
+        # online the service's clock rules: nothing is refused here on this machine's hours
+        refusal = self._local_refusal(service, self.trusted_now(), hours=not online)
         if refusal:
             self.stats["refused"] += 1
             return refusal
         ticket_id = new_id()
-        if self.answer_expected():
+        if online:
             _, ack = self.device.request("ticket.request", self.timeout_s, service=service,
                                          priority=priority, ticket_id=ticket_id)
             if ack is not None:
@@ -96,18 +130,27 @@ class TicketIssuer:
                     self.stats["refused"] += 1
                     return Refusal(ack.error or "refused", ack.message_vi or "", ack.message_en or "")
                 self.stats["online"] += 1
+                if isinstance(ack.result["ticket"].get("issued_at"), int):
+                    self.saw_time(ack.result["ticket"]["issued_at"])
                 return self.printed(ack.result["ticket"], offline=False)
             self.stats["timeouts"] += 1
             self._suspect.set()
             log.warning("service did not answer within %.1f s: printing offline", self.timeout_s)
-        return self._offline(service, priority, ticket_id, self.clock())
+            # a refusal on hours the service would have given, now from the time we trust
+            refusal = self._local_refusal(service, self.trusted_now())
+            if refusal:
+                self.stats["refused"] += 1
+                return refusal
+        return self._offline(service, priority, ticket_id, self.trusted_now())
 
-    def _local_refusal(self, service: str, now: int) -> Refusal | None:
-        """What the kiosk can refuse by itself: hours from the config, cap from the last state."""
-        try:
-            check_open(self.cfg, service, now)
-        except R.Refused as e:
-            return Refusal(e.code, e.vi, e.en)
+    def _local_refusal(self, service: str, now: int, hours: bool = True) -> Refusal | None:
+        """What the kiosk can refuse by itself: hours from the config (offline only), cap
+        from the last state of the service (for the day that state is of)."""
+        if hours:
+            try:
+                check_open(self.cfg, service, now)
+            except R.Refused as e:
+                return Refusal(e.code, e.vi, e.en)
         view = self.service_views.get(service)
         if view and view.get("day") == self.numbers.day_of(now) and view.get("cap_left") == 0:
             s = self.cfg.service(service)

@@ -15,6 +15,7 @@ DEB_PACKAGES=(
   libusb-1.0-0                       # USB ticket printers (pyusb)
   chromium chromium-driver           # headless browser tests of the citizen page
   postgresql                         # the city's central tier (tests start their own cluster)
+  bubblewrap                         # installed units started in their sandbox (test_unit_sandbox)
 )
 
 missing=()

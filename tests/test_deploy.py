@@ -1,6 +1,7 @@
 """systemd units and the installer, checked by systemd's own tools in a throw-away root."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -8,28 +9,16 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from support.deploy import make_root
 
 from qms.cli import main as cli
+from qms.config.site import load_config
 from qms.ops.install import ROLES, UNITS
 
 HOST_UNITS = Path("/usr/lib/systemd/system")
 EXEC = re.compile(r"^Exec\w+=[-@:+!]*(/\S+)", re.M)
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "ward-example.toml"
 
-
-def make_root(tmp: Path) -> Path:
-    """A root that `systemd-analyze --root` and `systemctl --root` accept: the host's unit
-    library and an /etc with just root and the mosquitto group."""
-    root = tmp / "root"
-    (root / "usr/lib/systemd").mkdir(parents=True)
-    shutil.copytree(HOST_UNITS, root / "usr/lib/systemd/system", symlinks=True)
-    etc = root / "etc"
-    (etc / "systemd/system").mkdir(parents=True)
-    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
-    (etc / "group").write_text("root:x:0:\nmosquitto:x:120:\n")
-    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\n")
-    (etc / "gshadow").write_text("root:*::\nmosquitto:!::\n")
-    return root
 
 
 def stub_executables(root: Path) -> None:
@@ -46,7 +35,8 @@ def stub_executables(root: Path) -> None:
 
 def verify(root: Path, unit: str) -> str:
     """systemd-analyze verify: '' when the unit and its drop-ins are clean."""
-    proc = subprocess.run(["systemd-analyze", "verify", f"--root={root}", unit],
+    # --man=no: the units are checked, not whether this machine has man pages (minbase has none)
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", f"--root={root}", unit],
                           capture_output=True, text=True, timeout=60)
     return (proc.stdout + proc.stderr).strip() or ("" if proc.returncode == 0 else f"rc {proc.returncode}")
 
@@ -85,6 +75,7 @@ def test_verify_reports_a_bad_setting_in_the_shared_drop_in(root):
 
 def test_units_run_qms_subcommands_with_notify_and_watchdog():
     common = (UNITS / "qms-.service.d/10-qms-common.conf").read_text()
+    assert re.search(r"^Wants=.*time-sync.target", common, re.M)
     for key in ("Type=notify", "WatchdogSec=", "Restart=always", "RestartSec=", "User=qms",
                 "ProtectSystem=strict", "ReadWritePaths=/var/lib/qms", "NoNewPrivileges=yes",
                 "PrivateTmp=yes", "ProtectHome=yes", "After=network-online.target",
@@ -123,16 +114,27 @@ def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
     assert re.search(r"^qms:x:\d+:\d+::/var/lib/qms:/usr/sbin/nologin$", (etc / "passwd").read_text(), re.M)
     for g in ("qms", "video", "render", "input", "dialout", "lp", "gpio", "audio"):
         assert re.search(rf"^{g}:", (etc / "group").read_text(), re.M), g
-    assert (etc / "qms/site.toml").read_bytes() == EXAMPLE.read_bytes()
-    assert (etc / "qms/mqtt.password").read_bytes() == (secrets / "devices/robot-1.password").read_bytes()
-    assert (etc / "qms/mqtt.password").stat().st_mode & 0o777 == 0o640
+    # the example's state_dir = "../var" would be /etc/var, read-only for the unit
+    installed = (etc / "qms/site.toml").read_text()
+    others = lambda text: [ln for ln in text.splitlines() if not ln.startswith("state_dir")]
+    assert others(installed) == others(EXAMPLE.read_text())
+    assert load_config(etc / "qms/site.toml").state_dir_path() == Path("/var/lib/qms")
+    assert (etc / "qms/kiosk.password").read_bytes() == (secrets / "devices/robot-1.password").read_bytes()
+    assert (etc / "qms/kiosk.password").stat().st_mode & 0o777 == 0o640
     assert (etc / "qms/tls/device.key").exists() and (etc / "qms/tls/ca.crt").exists()
     env = (etc / "qms/kiosk.env").read_text()
     assert "QMS_DEVICE=robot-1" in env and "QMS_ARGS=--robot" in env and "GPIOZERO_PIN_FACTORY=lgpio" in env
+    assert re.search(r"^QMS_MQTT_PASSWORD_FILE=/etc/qms/kiosk.password$", env, re.M)
     assert (root / "var/lib/qms").is_dir()
     # the unit is installed, enabled by systemctl itself, and verifies
     wants = etc / "systemd/system/multi-user.target.wants/qms-kiosk.service"
     assert wants.is_symlink()
+    # the units wait for NTP (a Pi has no RTC), for a bounded time
+    assert (etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service").is_symlink()
+    assert "TimeoutStartSec=60s" in (etc / "systemd/system/systemd-time-wait-sync.service.d/qms.conf").read_text()
+    # USB printers through libusb: group lp, e.g. the common 0416:5011
+    rules = (etc / "udev/rules.d/60-qms-usb-printers.rules").read_text()
+    assert re.search(r'ATTR\{idVendor\}=="0416", ATTR\{idProduct\}=="5011", MODE="0660", GROUP="lp"', rules)
     stub_executables(root)
     assert verify(root, "qms-kiosk.service") == ""
     assert "do  " in first
@@ -147,6 +149,8 @@ def test_install_kiosk_then_again_then_uninstall(root, secrets, capsys):
     # uninstall keeps data and secrets; --purge removes them and the user
     assert cli.main(["uninstall", "--root", str(root)]) == 0
     assert not wants.exists() and not (etc / "systemd/system/qms-kiosk.service").exists()
+    assert not os.path.lexists(etc / "systemd/system/sysinit.target.wants/systemd-time-wait-sync.service")
+    assert not (etc / "udev/rules.d/60-qms-usb-printers.rules").exists()
     assert (etc / "qms/site.toml").exists() and (root / "var/lib/qms").is_dir()
     assert cli.main(["uninstall", "--root", str(root), "--role", "kiosk"]) == 0
     assert "nothing to do" in capsys.readouterr().out
@@ -217,3 +221,100 @@ def test_install_refuses_unclear_input_with_a_message(root, capsys):
     assert "is not a counter" in capsys.readouterr().err
     assert install(root, "--role", "display", "--config", str(root / "missing.toml")) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, kept", [
+    ('[site]\nid = "a"\n', False),                                   # no [paths]: added
+    ('[paths]\nstate_dir = "../var"\n\n[web]\nport = 1\n', False),   # relative: replaced
+    ('[paths] # where\n\n[web]\nport = 1\n', False),                 # [paths] without the key
+    ('[paths]\nstate_dir = "/var/lib/qms/point-2"\n', True),          # already writable: kept
+])
+def test_installed_config_gets_the_units_state_dir(tmp_path, text, kept):
+    import tomllib
+
+    from qms.ops.install import installed_config
+    src = tmp_path / "site.toml"
+    src.write_text(text)
+    out = installed_config(src).decode()
+    state = tomllib.loads(out)["paths"]["state_dir"]
+    assert (out == text) if kept else (state == "/var/lib/qms")
+    assert tomllib.loads(out).get("web") == tomllib.loads(text).get("web")
+
+
+def test_installed_config_it_cannot_rewrite_is_refused_with_a_message(tmp_path):
+    from qms.ops.install import InstallError, installed_config
+    src = tmp_path / "site.toml"
+    src.write_text('paths = { state_dir = "var" }\n')
+    with pytest.raises(InstallError, match=r'set it by hand'):
+        installed_config(src)
+
+
+def test_config_check_refuses_an_installed_state_dir_the_units_cannot_write(monkeypatch, tmp_path, capsys):
+    import qms.config.site as site
+    etc = tmp_path / "etc/qms"
+    etc.mkdir(parents=True)
+    monkeypatch.setattr(site, "INSTALLED_CONFIG_DIR", etc)
+    (etc / "site.toml").write_text(EXAMPLE.read_text())                  # state_dir = "../var"
+    assert cli.main(["config", "check", str(etc / "site.toml")]) == 1
+    assert "outside /var/lib/qms" in capsys.readouterr().err
+    (etc / "site.toml").write_text(EXAMPLE.read_text().replace('"../var"', '"/var/lib/qms"'))
+    assert cli.main(["config", "check", str(etc / "site.toml")]) == 0
+    assert "state directory /var/lib/qms" in capsys.readouterr().out
+
+
+def test_each_role_gets_its_extras(monkeypatch):
+    """lgpio (the `pi` extra) for the GPIO roles where it can be had, matplotlib (`reports`)
+    for the service machine, nothing extra for the display or the web."""
+    import platform
+
+    from qms.ops import install as inst
+    monkeypatch.setattr(inst, "on_a_pi", lambda: True)
+    assert {r: inst.role_extras(r) for r in ROLES} == {
+        "service": ["reports"], "kiosk": ["pi"], "counter": ["pi"], "display": [], "web": []}
+    monkeypatch.setattr(inst, "on_a_pi", lambda: False)
+    assert inst.role_extras("counter") == []
+    monkeypatch.undo()
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert inst.on_a_pi()
+    import tomllib
+    extras = tomllib.loads((UNITS.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra, module in inst.EXTRA_MODULE.items():
+        assert any(dep.startswith(module) for dep in extras[extra]), extra
+    deps = tomllib.loads((UNITS.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not any(d.startswith(("pytest", "matplotlib", "lgpio")) for d in deps)
+
+
+def test_dry_run_lists_the_roles_extra(root, capsys):
+    assert install(root, "--role", "service", "--config", str(EXAMPLE), "--dry-run") == 0
+    assert "the `reports` extra (matplotlib)" in capsys.readouterr().out
+
+
+def test_gpio_roles_off_a_pi_do_not_ask_for_lgpio(monkeypatch):
+    """No `pi` extra off a Pi, so no GPIOZERO_PIN_FACTORY=lgpio either: the counter would
+    restart forever on "No module named 'lgpio'"."""
+    from qms.ops import install as inst
+    on_pi = inst.env_text("counter", "counter-1", False, pi=True).decode()
+    off_pi = inst.env_text("counter", "counter-1", False, pi=False).decode()
+    assert re.search(r"^GPIOZERO_PIN_FACTORY=lgpio$", on_pi, re.M)
+    assert not re.search(r"^GPIOZERO_PIN_FACTORY=", off_pi, re.M) and "#GPIOZERO_PIN_FACTORY=lgpio" in off_pi
+
+
+def test_roles_on_one_machine_keep_their_own_passwords(root, secrets):
+    """A small point runs the service, the web and the display on one Pi: each role's env
+    file names its own password file, none overwrites another's."""
+    for role, device in (("service", "service"), ("web", "web"), ("display", "display-1"),
+                         ("counter", "counter-1")):
+        assert install(root, "--role", role, "--config", str(EXAMPLE), "--secrets", str(secrets),
+                       "--device", device) == 0
+    etc = root / "etc/qms"
+    for role, device, name in (("service", "service", "mqtt"), ("web", "web", "web"),
+                               ("display", "display-1", "display"), ("counter", "counter-1", "counter")):
+        assert (etc / f"{name}.password").read_bytes() == (secrets / f"devices/{device}.password").read_bytes()
+        if role != "service":
+            assert f"\nQMS_MQTT_PASSWORD_FILE=/etc/qms/{name}.password\n" in (etc / f"{role}.env").read_text()
+
+
+def test_without_secrets_the_env_file_names_no_password_file(root):
+    assert install(root, "--role", "display", "--config", str(EXAMPLE)) == 0
+    env = (root / "etc/qms/display.env").read_text()
+    assert not re.search(r"^QMS_MQTT_PASSWORD_FILE=", env, re.M)

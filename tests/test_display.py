@@ -191,7 +191,9 @@ def test_no_connection_mark_while_connected():
     assert colour_count(surf, make_layout(1280, 720).rects[LINK], ALERT) == 0
 
 
-def test_every_character_has_a_glyph():
+def test_every_character_has_a_glyph(monkeypatch):
+    if not hasattr(pygame.image, "tobytes"):    # pygame < 2.1.3 (Debian Bookworm's 2.1.2)
+        monkeypatch.setattr(pygame.image, "tobytes", pygame.image.tostring, raising=False)
     pygame.font.init()
     fonts = Fonts()
     texts = list(NAMES.values()) + [CENTER, "1005 → Quầy 3", "● mất kết nối", "Tạm nghỉ", "—",

@@ -345,3 +345,21 @@ def _inflates(data: bytes) -> bool:
         return True
     except zlib.error:
         return False
+
+
+def test_charts_without_matplotlib_say_which_extra_to_install(day, tmp_path, capsys, monkeypatch):
+    """matplotlib is the `reports` extra: a machine without it still gets the table, and a
+    chart request says what to install instead of a traceback."""
+    import sys
+
+    from qms.cli.main import main
+    monkeypatch.setitem(sys.modules, "matplotlib", None)        # import matplotlib -> ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "qms.reports.chart", raising=False)
+    cfg, db = day
+    base = ["report", "-c", cfg.source, "--db", str(db), "--day", DAY.isoformat()]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base + ["--png", str(tmp_path / "r.png")]) == 2
+    err = capsys.readouterr().err
+    assert "qms-edge[reports]" in err and "Traceback" not in err
+    assert not (tmp_path / "r.png").exists()

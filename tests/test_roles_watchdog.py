@@ -98,3 +98,40 @@ def _output(log) -> str:
     log.flush()
     log.seek(0)
     return log.read()[-4000:]
+
+
+def test_web_beats_only_while_its_http_server_answers(site_config, tmp_path, site_clock, monkeypatch):
+    """A wedged HTTP server (here: its serve loop stopped, the socket still open) stops the
+    heartbeats, so systemd restarts `qms web`; serving again brings them back."""
+    import threading
+
+    from qms.config.site import load_config
+    from qms.web.server import WebApp
+    listener = NotifyListener()
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.name)
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    cfg = load_config(site_config)
+    cfg.web.alert_check_seconds = 0.2
+    app = WebApp(cfg, tmp_path / "service.sqlite", clock=site_clock, bookings_path=tmp_path / "w.sqlite",
+                 bind="127.0.0.1", port=0, mqtt=False).start()
+    try:
+        assert listener.wait_for("WATCHDOG=1", count=2, timeout=10), listener.messages
+        app.server.shutdown()                        # no thread serves; connections queue unanswered
+        def probes_failed(n: int) -> bool:         # barrier: the watchdog loop probed and failed
+            deadline = time.monotonic() + 20
+            while app.http_probe_failures < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return app.http_probe_failures >= n
+        assert probes_failed(1)
+        wedged = app.heartbeat.sent
+        assert probes_failed(3)
+        assert app.heartbeat.sent == wedged         # two rounds later: still no heartbeat
+        threading.Thread(target=app.server.serve_forever, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while app.heartbeat.sent == wedged and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.heartbeat.sent > wedged
+    finally:
+        app.stop()
+        listener.close()

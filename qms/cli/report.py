@@ -103,6 +103,13 @@ def run(args) -> int:
     except OSError as e:
         print(f"error: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as e:
+        if e.name != "matplotlib":
+            raise
+        print("error: charts (--png, --pdf) need matplotlib, which this machine lacks: install the "
+              "`reports` extra (pip install 'qms-edge[reports]', or apt-get install python3-matplotlib)",
+              file=sys.stderr)
+        return 2
     if not args.quiet:
         from qms.reports.render import render_table
         sys.stdout.write(render_table(report, lang))

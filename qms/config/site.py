@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import tomllib
 import unicodedata
@@ -133,7 +134,15 @@ class Mqtt(_Strict):
 
 
 class Paths(_Strict):
-    state_dir: str = "var"           # relative paths are relative to the config file
+    # relative paths are relative to the config file; `qms install` writes /var/lib/qms
+    # (UNIT_STATE_DIR) into the installed config
+    state_dir: str = "var"
+
+
+# The only directory the systemd units may write (ProtectSystem=strict, ReadWritePaths=)
+UNIT_STATE_DIR = Path("/var/lib/qms")
+# Where `qms install` puts the site config: a config there is run by the units
+INSTALLED_CONFIG_DIR = Path("/etc/qms")
 
 
 class SiteConfig(_Strict):
@@ -183,10 +192,44 @@ class SiteConfig(_Strict):
         return zoneinfo.ZoneInfo(self.site.timezone)
 
     def state_dir(self) -> Path:
+        """The state directory (event log, outboxes); ConfigError naming it when this
+        process cannot write there (a unit's read-only root, say), instead of a
+        "Read-only file system" deep in sqlite at every restart."""
+        p = self.state_dir_path()
+        problem = state_dir_problem(p)
+        if problem:
+            raise _fail(self.source or "site config", f"state directory {p} (`paths.state_dir`) {problem}; the systemd "
+                        f"units may write only {UNIT_STATE_DIR}: set state_dir = \"{UNIT_STATE_DIR}\" "
+                        "in [paths] (`qms install` does)")
+        return p
+
+    def state_dir_path(self) -> Path:
+        """`paths.state_dir` resolved (relative to the config file), not checked."""
         p = Path(self.paths.state_dir)
         if not p.is_absolute() and self.source:
-            p = Path(self.source).resolve().parent / p
+            p = Path(os.path.normpath(Path(self.source).resolve().parent / p))
         return p
+
+    def unit_cannot_write_state_dir(self) -> bool:
+        """An installed config (in /etc/qms) whose state dir is outside what the units may write."""
+        if self.source and Path(self.source).resolve().parent != INSTALLED_CONFIG_DIR:
+            return False
+        p = self.state_dir_path().resolve()
+        return p != UNIT_STATE_DIR and UNIT_STATE_DIR not in p.parents
+
+
+def state_dir_problem(p: Path) -> str | None:
+    """Why this process cannot create or write `p`, or None. Creates nothing."""
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != p and not existing.is_dir():
+        return f"cannot be created: {existing} is not a directory"
+    if existing == p and not p.is_dir():
+        return "is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "is not writable" if existing == p else f"cannot be created: {existing} is not writable"
+    return None
 
 
 def to_nfc(obj: Any) -> Any:

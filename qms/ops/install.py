@@ -30,9 +30,12 @@ UNITS = SOURCE / "systemd"
 ROLES = ("service", "kiosk", "display", "counter", "web")
 DEVICE_ROLES = {"service": ("service",), "kiosk": ("kiosk", "robot"),
                 "display": ("display",), "counter": ("counter",), "web": ("web",)}
-# `qms web` shares the service's machine and site config: its password goes beside the
-# service's, and web.env points QMS_MQTT_PASSWORD_FILE at it
-PASSWORD_FILE = {"web": "web.password"}
+# Each device role keeps its MQTT password in its own file, which its env file names in
+# QMS_MQTT_PASSWORD_FILE (it wins over [mqtt] password_file): several roles on one machine
+# (the web beside the service, a display on a small point's service Pi) then keep theirs.
+# The service's is the config's mqtt.password.
+PASSWORD_FILE = {"web": "web.password", "kiosk": "kiosk.password", "display": "display.password",
+                 "counter": "counter.password"}
 USER = "qms"
 ETC = Path("/etc/qms")
 STATE = Path("/var/lib/qms")
@@ -40,7 +43,11 @@ VENV = Path("/opt/qms/venv")
 UNIT_DIR = Path("/etc/systemd/system")
 COMMON_DROPIN = Path("qms-.service.d/10-qms-common.conf")
 BROKER_DROPIN = Path("mosquitto.service.d/qms.conf")
+TIME_WAIT = "systemd-time-wait-sync.service"
+TIME_WAIT_DROPIN = Path(f"{TIME_WAIT}.d/qms.conf")
 MOSQUITTO_DIR = Path("/etc/mosquitto")
+# USB ticket printers: group lp may use them through libusb (systemd/udev/)
+USB_PRINTER_RULES = Path("/etc/udev/rules.d/60-qms-usb-printers.rules")
 
 
 class InstallError(Exception):
@@ -53,6 +60,7 @@ class Host:
     """The machine (or a directory standing for it) and how we change it."""
     root: Path = Path("/")
     dry_run: bool = False
+    reused_venv: bool = False
     done: list[str] = field(default_factory=list)
 
     @property
@@ -169,55 +177,156 @@ def supplementary_groups(role: str) -> list[str]:
     return m.group(1).split() if m else []
 
 
-def is_enabled(h: Host, unit: str) -> bool:
+def is_enabled(h: Host, unit: str, target: str = "multi-user.target") -> bool:
     # lexists: under --root the link points at /etc/..., which is outside the root
-    return os.path.lexists(h.path(UNIT_DIR / "multi-user.target.wants" / unit))
+    return os.path.lexists(h.path(UNIT_DIR / f"{target}.wants" / unit))
 
 
-def enable_step(unit: str) -> Step:
+def enable_step(unit: str, target: str = "multi-user.target", now: bool = True) -> Step:
     def apply(h: Host) -> None:
         if h.live:
             h.run(["systemctl", "daemon-reload"])
-            h.run(["systemctl", "enable", "--now", unit])
+            h.run(["systemctl", "enable", *(["--now"] if now else []), unit])
         else:
             h.run(["systemctl", f"--root={h.root}", "enable", unit])
-    return Step(f"enable {unit}", lambda h: not is_enabled(h, unit), apply)
+    return Step(f"enable {unit}", lambda h: not is_enabled(h, unit, target), apply)
 
 
-def venv_steps(venv: Path, reuse: bool, system_pygame: bool) -> list[Step]:
+def udev_step(src: Path, dest: Path) -> Step:
+    """A udev rule; on the live system udev reloads it and applies it to what is plugged in."""
+    step = file_step(dest, src.read_bytes(), what=f"udev rule {dest}")
+    put = step.apply
+
+    def apply(h: Host) -> None:
+        put(h)
+        if h.live:
+            h.run(["udevadm", "control", "--reload"])
+            h.run(["udevadm", "trigger", "--subsystem-match=usb", "--action=change"])
+    return Step(step.what, step.needed, apply)
+
+
+def time_sync_steps() -> list[Step]:
+    """Hold the units back until NTP has synced the clock (a Pi has no RTC), for a bounded
+    time. Not started now: that would wait for the sync here."""
+    return [file_step(UNIT_DIR / TIME_WAIT_DROPIN, (UNITS / TIME_WAIT_DROPIN).read_bytes()),
+            enable_step(TIME_WAIT, "sysinit.target", now=False)]
+
+
+# The extras each role needs (pyproject.toml), and a module that shows one is there
+ROLE_EXTRAS = {"service": ("reports",), "web": (), "kiosk": ("pi",), "counter": ("pi",), "display": ()}
+EXTRA_MODULE = {"reports": "matplotlib", "pi": "lgpio"}
+DEBIAN_PYTHON = "/usr/lib/python3/dist-packages"       # where python3-pygame installs
+
+
+def on_a_pi() -> bool:
+    """lgpio (the `pi` extra) can be had: a Raspberry Pi, or at least an ARM board."""
+    import platform
+    try:
+        if b"Raspberry Pi" in Path("/proc/device-tree/model").read_bytes():
+            return True
+    except OSError:
+        pass
+    return platform.machine() in ("aarch64", "armv7l", "armv6l")
+
+
+def role_extras(role: str) -> list[str]:
+    return [e for e in ROLE_EXTRAS[role] if e != "pi" or on_a_pi()]
+
+
+def _venv_python(h: Host, venv: Path) -> str:
+    # a venv given with --venv is a path of the machine running the installer (also with
+    # --root, as the tests do); one the installer makes goes below the root
+    return str((venv if h.reused_venv else h.path(venv)) / "bin" / "python")
+
+
+def _module_file(h: Host, venv: Path, module: str) -> str | None:
+    """Where the venv's Python finds `module`, or None."""
+    if not Path(_venv_python(h, venv)).exists():
+        return None
+    proc = subprocess.run([_venv_python(h, venv), "-c", f"import {module}; print({module}.__file__)"],
+                          capture_output=True, text=True, env={**os.environ, "PYGAME_HIDE_SUPPORT_PROMPT": "1"})
+    lines = proc.stdout.strip().splitlines()     # pygame < 2.1.3 greets on stdout
+    return lines[-1] if proc.returncode == 0 and lines else None
+
+
+def venv_steps(venv: Path, reuse: bool, system_pygame: bool, role: str = "service") -> list[Step]:
+    extras = role_extras(role)
+    spec = f"{SOURCE}[{','.join(extras)}]" if extras else str(SOURCE)
     if reuse:
         def refuse(h: Host) -> None:
             raise InstallError(f"{venv}/bin/qms not found: is --venv a venv with qms-edge in it?")
-        return [Step(f"reuse the venv {venv}", lambda h: not (venv / "bin" / "qms").exists(), refuse)]
+        steps = [Step(f"reuse the venv {venv}", lambda h: not (venv / "bin" / "qms").exists(), refuse)]
+    else:
+        def create(h: Host) -> None:
+            target = h.path(venv)
+            cmd = [sys.executable, "-m", "venv", str(target)]
+            if system_pygame:       # Debian's python3-pygame (KMSDRM), see docs/deploy.md
+                cmd.insert(3, "--system-site-packages")
+            h.run(cmd)
+            # editable: the units and env templates stay readable in the checkout's systemd/;
+            # pygame>=2.1.2 is met by Debian's, so pip leaves it alone
+            h.run([str(target / "bin" / "pip"), "install", "--upgrade", "-e", spec])
+        steps = [Step(f"venv {venv} with qms-edge from {SOURCE}" + (" (system pygame)" if system_pygame else ""),
+                      lambda h: not h.path(venv / "bin" / "qms").exists(), create)]
+    if system_pygame:
+        steps.append(system_pygame_step(venv))
+    for extra in extras:
+        steps.append(extra_step(venv, extra, spec))
+    return steps
 
-    def create(h: Host) -> None:
-        target = h.path(venv)
-        cmd = [sys.executable, "-m", "venv", str(target)]
-        if system_pygame:       # Debian's python3-pygame/python3-lgpio, see docs/deploy.md
-            cmd.insert(3, "--system-site-packages")
-        h.run(cmd)
-        # editable: the units and env templates stay readable in the checkout's systemd/
-        pip = [str(target / "bin" / "pip"), "install", "--upgrade"]
-        if system_pygame:
-            h.run(pip + ["--no-deps", "-e", str(SOURCE)])
-            h.run(pip + [d for d in project_dependencies() if not d.startswith("pygame")])
-        else:
-            h.run(pip + ["-e", str(SOURCE)])
-    return [Step(f"venv {venv} with qms-edge from {SOURCE}"
-                 + (" (system pygame)" if system_pygame else ""),
-                 lambda h: not h.path(venv / "bin" / "qms").exists(), create)]
+
+def system_pygame_step(venv: Path) -> Step:
+    """The venv imports Debian's pygame (built with KMSDRM), not pip's wheel (without it):
+    also for a venv made earlier without --system-site-packages or with the wheel in it."""
+    def needed(h: Host) -> bool:
+        found = _module_file(h, venv, "pygame")
+        return found is None or not found.startswith(DEBIAN_PYTHON)
+
+    def apply(h: Host) -> None:
+        if not Path(DEBIAN_PYTHON, "pygame").is_dir():
+            raise InstallError("--system-pygame: Debian's pygame is not installed: "
+                               "sudo apt-get install python3-pygame")
+        cfg = Path(_venv_python(h, venv)).parent.parent / "pyvenv.cfg"
+        text = cfg.read_text()
+        text = re.sub(r"^include-system-site-packages\s*=.*$", "include-system-site-packages = true", text, flags=re.M)
+        cfg.write_text(text)
+        found = _module_file(h, venv, "pygame")
+        if found and not found.startswith(DEBIAN_PYTHON):      # pip's wheel shadows it
+            h.run([_venv_python(h, venv), "-m", "pip", "uninstall", "--yes", "pygame"])
+        found = _module_file(h, venv, "pygame")
+        if found is None or not found.startswith(DEBIAN_PYTHON):
+            raise InstallError(f"--system-pygame: the venv {venv} still imports pygame from {found}")
+    return Step(f"venv {venv} uses Debian's pygame (KMSDRM)", needed, apply)
 
 
-def project_dependencies() -> list[str]:
-    import tomllib
-    return tomllib.loads((SOURCE / "pyproject.toml").read_text())["project"]["dependencies"]
+def extra_step(venv: Path, extra: str, spec: str) -> Step:
+    module = EXTRA_MODULE[extra]
+
+    def apply(h: Host) -> None:
+        try:
+            h.run([_venv_python(h, venv), "-m", "pip", "install", "-e", spec])
+        except InstallError as e:
+            if extra != "pi":
+                raise
+            # the unit would restart forever on "No module named 'lgpio'": say it now
+            raise InstallError(f"{e}\nlgpio (the `pi` extra, gpiozero's pins on a Raspberry Pi) could not "
+                               "be installed: sudo apt-get install python3-lgpio (Raspberry Pi OS), or "
+                               "set GPIOZERO_PIN_FACTORY in the role's env file") from None
+    return Step(f"the `{extra}` extra ({module}) in {venv}",
+                lambda h: _module_file(h, venv, module) is None, apply)
 
 
 # ---------------------------------------------------------------- the plan
-def env_text(role: str, device: str, robot: bool) -> bytes:
+def env_text(role: str, device: str, robot: bool, pi: bool = True, secrets: bool = True) -> bytes:
     text = (UNITS / "env" / f"{role}.env").read_text().replace("@DEVICE@", device)
+    if not secrets:     # no password installed: the config's [mqtt] settings apply
+        text = text.replace("\nQMS_MQTT_PASSWORD_FILE=", "\n#QMS_MQTT_PASSWORD_FILE=")
     if robot:
         text = text.replace("\nQMS_ARGS=\n", "\nQMS_ARGS=--robot\n")
+    if not pi:      # no lgpio here (the `pi` extra is for a Pi): not "No module named 'lgpio'"
+        text = text.replace("\nGPIOZERO_PIN_FACTORY=lgpio\n",
+                            "\n# not a Raspberry Pi, no lgpio: gpiozero picks what it finds\n"
+                            "#GPIOZERO_PIN_FACTORY=lgpio\n")
     return text.encode()
 
 
@@ -256,20 +365,53 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
     steps.append(user_step())
     steps += [dir_step(ETC, 0o750, "root", USER), dir_step(STATE, 0o750, USER, USER)]
     if config is not None:
-        steps.append(file_step(ETC / "site.toml", config.read_bytes(), 0o640, "root", USER,
-                               what=f"site config {ETC}/site.toml from {config}"))
-    steps.append(file_step(ETC / f"{role}.env", env_text(role, device, robot), 0o640, "root", USER,
+        steps.append(file_step(ETC / "site.toml", installed_config(config), 0o640, "root", USER,
+                               what=f"site config {ETC}/site.toml from {config} (state_dir {STATE})"))
+    steps.append(file_step(ETC / f"{role}.env", env_text(role, device, robot, on_a_pi(), secrets is not None), 0o640, "root", USER,
                            replace=False, what=f"environment {ETC}/{role}.env (device {device})"))
     if secrets is not None:
         steps += secret_steps(secrets, device, role)
-    steps += venv_steps(venv, reuse_venv, system_pygame)
+    steps += venv_steps(venv, reuse_venv, system_pygame, role)
     steps.append(file_step(UNIT_DIR / COMMON_DROPIN, (UNITS / COMMON_DROPIN).read_bytes()))
+    steps += time_sync_steps()
+    if role == "kiosk":
+        steps.append(udev_step(UNITS / "udev" / USB_PRINTER_RULES.name, USB_PRINTER_RULES))
     unit = f"qms-{role}.service"
     steps.append(file_step(UNIT_DIR / unit, unit_text(role, venv).encode()))
     if role == "service":
         steps.append(file_step(UNIT_DIR / BROKER_DROPIN, (UNITS / BROKER_DROPIN).read_bytes()))
     steps.append(enable_step(unit))
     return steps
+
+
+def installed_config(config: Path) -> bytes:
+    """The site config as installed: its state_dir is /var/lib/qms, the only place the
+    units may write (a relative one would resolve beside /etc/qms/site.toml, read-only
+    under ProtectSystem=strict). One under /var/lib/qms already is kept."""
+    import tomllib
+    text = config.read_text(encoding="utf-8")
+    current = tomllib.loads(text).get("paths", {}).get("state_dir")
+    if current and (Path(current) == STATE or STATE in Path(current).parents):
+        return text.encode()
+    line = f'state_dir = "{STATE}"        # set by qms install: the units may write only here'
+    table = re.search(r"^\[paths\][ \t]*(#.*)?$", text, re.M)
+    if table is None:
+        new = text.rstrip("\n") + f"\n\n[paths]\n{line}\n"
+    else:
+        end = re.search(r"^\s*\[", text[table.end():], re.M)
+        body_end = table.end() + (end.start() if end else len(text) - table.end())
+        body = text[table.end():body_end]
+        key = re.compile(r"^[ \t]*state_dir[ \t]*=.*$", re.M)
+        body = key.sub(line, body, count=1) if key.search(body) else "\n" + line + body
+        new = text[:table.end()] + body + text[body_end:]
+    try:
+        ok = tomllib.loads(new).get("paths", {}).get("state_dir") == str(STATE)
+    except tomllib.TOMLDecodeError:
+        ok = False
+    if not ok:
+        raise InstallError(f'{config}: could not set state_dir = "{STATE}" in [paths]: set it by hand '
+                           "(the units may write only there)")
+    return new.encode()
 
 
 def secret_steps(secrets: Path, device: str, role: str) -> list[Step]:
@@ -287,7 +429,7 @@ def secret_steps(secrets: Path, device: str, role: str) -> list[Step]:
             # the TLS listener checks that a certificate is the site CA's, the ACL goes by the
             # password's user: a second device of a machine keeps the machine's certificate
             steps.append(file_step(ETC / "tls" / name, src.read_bytes(), 0o640, "root", USER,
-                                   replace=role not in PASSWORD_FILE))
+                                   replace=role != "web"))
     broker = secrets / "mosquitto"
     if role == "service" and broker.is_dir():
         for src in sorted(p for p in broker.rglob("*") if p.is_file()):
@@ -316,13 +458,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--venv", type=Path, help="use this existing venv instead of creating "
                    f"{VENV}")
     p.add_argument("--system-pygame", action="store_true",
-                   help="venv sees Debian's python3-pygame (KMSDRM) and python3-lgpio")
+                   help="the venv imports Debian's python3-pygame (built with KMSDRM) instead of "
+                   "pip's wheel; also fixes an existing venv")
     add_common(p)
 
 
 def run(args) -> int:
     from qms.config.site import ConfigError, load_config
-    host = Host(root=args.root.resolve(), dry_run=args.dry_run)
+    host = Host(root=args.root.resolve(), dry_run=args.dry_run, reused_venv=args.venv is not None)
     if os.geteuid() != 0 and not args.dry_run and host.root == Path("/"):
         print("qms install changes the system: run it as root (sudo), or use --dry-run",
               file=sys.stderr)
@@ -334,7 +477,8 @@ def run(args) -> int:
                                "checkout of the project (pip install -e), see docs/deploy.md")
         cfg = load_config(cfg_path)
         device, robot = pick_device(cfg, args.role, args.device)
-        steps = plan(args.role, args.config, device, robot, args.venv or VENV, args.venv is not None,
+        venv = args.venv.resolve() if args.venv else VENV       # the unit needs an absolute path
+        steps = plan(args.role, args.config, device, robot, venv, args.venv is not None,
                      args.secrets, args.system_pygame)
         print(f"qms install --role {args.role} (device {device})"
               + (f" into {host.root}" if host.root != Path("/") else ""))
@@ -342,7 +486,7 @@ def run(args) -> int:
     except (ConfigError, InstallError) as e:
         print(f"qms install: {e}", file=sys.stderr)
         return 1
-    if cfg.mqtt.password_file is None and args.secrets is not None:
+    if cfg.mqtt.password_file is None and args.secrets is not None and args.role not in PASSWORD_FILE:
         print(f'note: set  password_file = "mqtt.password"  in [mqtt] of the site config, '
               f"so {device} uses {ETC}/mqtt.password", file=sys.stderr)
     print("nothing to do: already installed" if not changed and not args.dry_run

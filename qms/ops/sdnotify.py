@@ -90,6 +90,10 @@ class Heartbeat:
         """Free-form text shown by `systemctl status`."""
         return self._send(f"STATUS={_one_line(text)}")
 
+    def due(self) -> bool:
+        """Whether `beat()` would send now (to check health only when it counts)."""
+        return bool(self.interval) and self.clock() - self._last >= self.interval
+
     def beat(self) -> bool:
         """Call once per main-loop iteration. True if a heartbeat went out now."""
         if not self.interval:

@@ -20,7 +20,10 @@ from qms.ops.install import (
     MOSQUITTO_DIR,
     ROLES,
     STATE,
+    TIME_WAIT,
+    TIME_WAIT_DROPIN,
     UNIT_DIR,
+    USB_PRINTER_RULES,
     USER,
     VENV,
     Host,
@@ -46,13 +49,13 @@ def remove_step(p: Path) -> Step:
     return Step(f"remove {p}", _exists(p), apply)
 
 
-def disable_step(unit: str) -> Step:
+def disable_step(unit: str, target: str = "multi-user.target") -> Step:
     def apply(h: Host) -> None:
         if h.live:
             h.run(["systemctl", "disable", "--now", unit])
         else:
             h.run(["systemctl", f"--root={h.root}", "disable", unit])
-    return Step(f"disable {unit}", lambda h: is_enabled(h, unit), apply)
+    return Step(f"disable {unit}", lambda h: is_enabled(h, unit, target), apply)
 
 
 def plan(roles: list[str], purge: bool, all_roles: bool) -> list[Step]:
@@ -60,11 +63,15 @@ def plan(roles: list[str], purge: bool, all_roles: bool) -> list[Step]:
     for role in roles:
         unit = f"qms-{role}.service"
         steps += [disable_step(unit), remove_step(UNIT_DIR / unit), remove_step(ETC / f"{role}.env")]
+    if "kiosk" in roles:        # the printer's udev rule came with the kiosk role
+        steps.append(remove_step(USB_PRINTER_RULES))
     if "service" in roles:      # the broker settings came with the service role
         steps += [remove_step(UNIT_DIR / BROKER_DROPIN),
                   remove_step(MOSQUITTO_DIR / "conf.d" / "qms.conf")]
     if all_roles:               # shared by every role: goes with the last one
         steps.append(remove_step(UNIT_DIR / COMMON_DROPIN.parent))
+        # the bounded wait for NTP came with the units (unbounded, it could hold others forever)
+        steps += [disable_step(TIME_WAIT, "sysinit.target"), remove_step(UNIT_DIR / TIME_WAIT_DROPIN.parent)]
     if all_roles and purge:
         steps += [remove_step(p) for p in (ETC, STATE, VENV.parent, MOSQUITTO_DIR / "qms")]
         steps.append(Step(f"delete user {USER}", lambda h: h.lookup("passwd", USER) is not None,

@@ -43,6 +43,7 @@ from qms.mqtt.outbox import new_id
 from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
 from qms.protocol import messages as m
 from qms.protocol.topics import Topics
+from qms.service.offline_clock import offline_intake, record_key
 from qms.service.store import EventStore
 
 log = logging.getLogger("qms.service")
@@ -508,6 +509,18 @@ class CentralService:
             raise R.unknown_device(dev)
         return d.counter
 
+    def _offline_intake(self, cmd: m.TicketOffline, now: int) -> m.TicketOffline:
+        """A stamp from a kiosk's wrong clock: entered at our time, the reason recorded."""
+        if cmd.ticket_id in self.core.tickets:
+            return cmd                              # a re-send or a renumbering: as before
+        intake = offline_intake(cmd.issued_at, now, self.core.day_of)
+        if intake.reason is None:
+            return cmd
+        log.warning("offline ticket %s (%s) from %s: %s", cmd.number, cmd.ticket_id, cmd.dev, intake.reason)
+        self.stats["offline_clock_fixed"] = self.stats.get("offline_clock_fixed", 0) + 1
+        self.store.put(record_key(cmd.ticket_id), intake.record(cmd.issued_at))
+        return msgspec.structs.replace(cmd, issued_at=intake.issued_at)
+
     def _check_device(self, cmd: m.Command, role: str) -> None:
         """Every role alike: a device must be listed in the site config, under the role of
         the topic it publishes on, and send only that role's commands."""
@@ -534,6 +547,7 @@ class CentralService:
             est = events[0].est_wait_s if events else None
             return {"ticket": core.ticket_view(core.tickets[tid], now, est_wait_s=est)}, events
         if isinstance(cmd, m.TicketOffline):
+            cmd = self._offline_intake(cmd, now)
             events = core.accept_offline(now, cmd)
             self._apply(events)
             return {"ticket": core.ticket_view(core.tickets[cmd.ticket_id], now)}, events

@@ -93,6 +93,7 @@ class WebApp:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.heartbeat = Heartbeat()
+        self.http_probe_failures = 0
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -129,7 +130,8 @@ class WebApp:
         every = self.cfg.web.alert_check_seconds
         due = time.monotonic() + every
         while not self._stop.wait(min(1.0, every)):
-            self.heartbeat.beat()
+            if self.heartbeat.due() and self._http_answers():
+                self.heartbeat.beat()
             if time.monotonic() < due:
                 continue
             due = time.monotonic() + every
@@ -138,6 +140,26 @@ class WebApp:
                 self.bookings.expire_due()
             except Exception:   # noqa: BLE001 - alerts must not stop on one bad round
                 log.exception("alert check failed")
+
+    def _http_answers(self) -> bool:
+        """The watchdog beats only while the HTTP server answers a request of ours: a wedged
+        server (its threads stuck) is then restarted by systemd. Any HTTP answer counts
+        (a 429 of the rate limiter too); no answer within a few seconds does not."""
+        import http.client
+        host = self.server.server_address[0]
+        host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        conn = http.client.HTTPConnection(host, self.port, timeout=min(5.0, max(self.heartbeat.interval, 0.5)))
+        try:
+            conn.request("GET", "/healthz")
+            ok = conn.getresponse().status < 500
+        except (OSError, http.client.HTTPException):
+            ok = False
+        finally:
+            conn.close()
+        if not ok:
+            self.http_probe_failures += 1
+            log.warning("the HTTP server did not answer its own /healthz: no watchdog heartbeat")
+        return ok
 
     def _publish_retained(self, topic: str, payload: bytes) -> None:
         if self.device:
