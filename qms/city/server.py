@@ -41,6 +41,11 @@ _SECURITY_HEADERS = {
 }
 
 
+def _rank(e: dict, s: dict, here: dict) -> tuple:
+    """Order of the points a suggestion may name (smaller first)."""
+    return (s["est_wait_s"], s["waiting"] or 0, e["center"] != here["center"], e["name"], e["site"])
+
+
 def _json(data, status: int = 200) -> Response:
     return Response(msgspec.json.encode(data), status, media_type="application/json")
 
@@ -165,8 +170,10 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
             if e["site"] == site or e["stale"]:
                 continue
             for s in e["services"]:
+                # the shortest wait; among equal ones (every counter free) the fewest waiting,
+                # then a point of the citizen's own center, then by name: the same answer always
                 if s["id"] == service and s["open"] and s["est_wait_s"] is not None and (
-                        best is None or s["est_wait_s"] < best[1]["est_wait_s"]):
+                        best is None or _rank(e, s, here) < _rank(*best, here)):
                     best = (e, s)
         if best is None or wait is None or not (
                 best[1]["est_wait_s"] * 2 <= wait and wait - best[1]["est_wait_s"] >= SUGGEST_MIN_GAIN_S):
