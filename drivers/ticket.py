@@ -23,6 +23,9 @@ class TicketPrint:
     priority_label: str | None = None   # e.g. "Người cao tuổi"; None = normal ticket
     people_ahead: int | None = None
     est_wait_minutes: int | None = None
+    # why the wait is long (every counter away), printed under it: "Các quầy đang nghỉ trưa đến 13:00"
+    wait_note_vi: str | None = None
+    wait_note_en: str | None = None
     qr_url: str = ""                    # what the QR encodes, e.g. f"{public_url}/t/{ticket_id}"
     footer: tuple[str, ...] | None = None   # None: the footer of the printer config
     offline: bool = False               # issued by the kiosk while the service was unreachable

@@ -105,6 +105,8 @@ def ticket_blocks(t: TicketPrint, cfg: PrinterConfig) -> list[Item]:
         elif block == "wait" and t.est_wait_minutes is not None:
             m = max(0, int(round(t.est_wait_minutes)))
             say(texts.wait_vi.format(minutes=m), texts.wait_en.format(minutes=m))
+            if t.wait_note_vi:
+                say(t.wait_note_vi, t.wait_note_en or "")
         elif block == "issued":
             at = t.issued_at
             say(texts.issued_vi.format(time=at.strftime("%H:%M"), date=at.strftime("%d/%m/%Y"),

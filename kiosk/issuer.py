@@ -25,6 +25,7 @@ from collections.abc import Callable
 from qms.config.site import SiteConfig
 from qms.core import refusals as R
 from qms.core.hours import check_open
+from qms.core.wait_text import away_phrase
 from qms.kiosk.offline import BlockExhausted, OfflineNumbers
 from qms.kiosk.printing import PrintedTicket
 from qms.mqtt.device import Device
@@ -192,4 +193,11 @@ class TicketIssuer:
             site_name=self.cfg.site.name, service_vi=s.name_vi, service_en=s.name_en,
             issued_at=int(t["issued_at"]), tz=self.cfg.tz, people_ahead=int(t.get("people_ahead", 0)),
             est_wait_s=int(t.get("est_wait_s", 0)), priority_vi=prio,
-            qr=f"{url}/t/{t['ticket_id']}" if url else t["ticket_id"], offline=offline)
+            qr=f"{url}/t/{t['ticket_id']}" if url else t["ticket_id"], offline=offline,
+            **_away_texts(t.get("away"), self.cfg.tz))
+
+
+def _away_texts(away: dict | None, tz) -> dict:
+    """The printed reason for a long wait, when the service says every counter is away."""
+    phrase = away_phrase(away, tz)
+    return {"away_vi": phrase[0], "away_en": phrase[1]} if phrase else {}

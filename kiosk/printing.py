@@ -96,6 +96,9 @@ class PrintedTicket:
     priority_vi: str = ""
     qr: str = ""
     offline: bool = False
+    # why a long wait, when every counter serving it is away (qms.core.wait_text.away_phrase)
+    away_vi: str = ""
+    away_en: str = ""
 
     def local_time(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.issued_at / 1000, self.tz)
@@ -150,7 +153,8 @@ class DriverPrinter:
             service_en=ticket.service_en, number=ticket.number, issued_at=ticket.local_time().replace(tzinfo=None),
             ticket_id=ticket.ticket_id, priority_label=ticket.priority_vi or None,
             people_ahead=ticket.people_ahead, est_wait_minutes=round(ticket.est_wait_s / 60) or None,
-            qr_url=ticket.qr, offline=ticket.offline)
+            qr_url=ticket.qr, offline=ticket.offline,
+            wait_note_vi=ticket.away_vi or None, wait_note_en=ticket.away_en or None)
         try:
             if self.driver.print_ticket(job):
                 self.reprinted += 1

@@ -448,3 +448,38 @@ def test_a_break_still_to_come_is_planned_until_its_window_ends():
     est = core.estimator.estimate(core, "ho-tich", 3, False, _at("11:00"))
     # 3 ahead of ~8 min each from ~11:08 ends at ~11:32: the new one waits for the break
     assert est >= 70 * 60
+
+
+def test_the_printed_ticket_says_why_a_ticket_with_nobody_ahead_waits_long(tmp_path):
+    """The kiosk prints the service's reason under the wait: the ack's ticket view carries
+    `away`, the issuer turns it into words, the ticket layout prints them (and the encoder
+    sends them to a printer: the page grows by the reason's line)."""
+    import datetime as dt
+
+    from qms.config.printer import PrinterConfig
+    from qms.drivers.escpos_render import render
+    from qms.drivers.ticket_encoder import TicketEncoder
+    from qms.drivers.ticket_layout import Text, ticket_blocks
+    from qms.kiosk.issuer import _away_texts
+
+    core = _ward()
+    _open(core, _at("07:30"), 3)
+    _do(core, core.pause(_at("11:31"), 3, "Nghỉ trưa"))
+    _do(core, core.issue(_at("11:40"), "ho-tich", None, "ht-1"))
+    view = core.ticket_view(core.tickets["ht-1"], _at("11:40"))
+    texts = _away_texts(view["away"], core.cfg.tz)
+    assert texts["away_vi"] == "Quầy 3 đang nghỉ trưa đến 12:16"
+    assert _away_texts(None, core.cfg.tz) == {}          # nobody away: nothing printed
+
+    from qms.drivers.ticket import TicketPrint
+    def ticket(**note):
+        return TicketPrint(center_name=core.cfg.site.center, point_name=core.cfg.site.name,
+                           service_vi="Hộ tịch", number=2001, issued_at=dt.datetime(2026, 11, 24, 11, 40),
+                           ticket_id="ht-1", people_ahead=0, est_wait_minutes=36, **note)
+    cfg = PrinterConfig()
+    with_note = ticket(wait_note_vi=texts["away_vi"], wait_note_en=texts["away_en"])
+    lines = [i.text for i in ticket_blocks(with_note, cfg) if isinstance(i, Text)]
+    wait_at = next(i for i, line in enumerate(lines) if "36 phút" in line)
+    assert "Quầy 3 đang nghỉ trưa đến 12:16" in lines[wait_at + 1:wait_at + 3]   # (after the English wait)
+    plain, noted = (render(TicketEncoder(cfg).encode(t), cfg.paper_width_px) for t in (ticket(), with_note))
+    assert noted.pages[-1].height > plain.pages[-1].height
