@@ -39,7 +39,8 @@ class PrintedChar:
 class EscposRenderer:
     def __init__(self, paper_width_px: int = 576, profile: str = "default",
                  on_status: Callable[[int], bytes | None] | None = None,
-                 on_cut: Callable[[Image.Image], None] | None = None, realtime_status: bool = False):
+                 on_cut: Callable[[Image.Image], None] | None = None, realtime_status: bool = False,
+                 on_transmit_status: Callable[[int], bytes | None] | None = None):
         self.paper_width_px = paper_width_px
         # True: DLE EOT is answered by whoever feeds us, on receipt (as a printer does);
         # here it is then only skipped
@@ -48,6 +49,7 @@ class EscposRenderer:
         self.interrupted = False                # the current page began before a clear/reset
         self.last_cut_interrupted = False
         self.on_status = on_status
+        self.on_transmit_status = on_transmit_status    # GS r n; default: as DLE EOT 4 / 1
         self.on_cut = on_cut
         escpos_env.check_profile(profile)
         self.slot_encoding = {slot: enc for enc, slot in escpos_env.code_page_slots(profile).items()}
@@ -248,6 +250,10 @@ class EscposRenderer:
                 self.mag_w, self.mag_h = (n >> 4 & 7) + 1, (n & 7) + 1
             elif cmd == ord("B"):
                 self.invert = bool(n & 1)
+            elif cmd == ord("r") and self.on_transmit_status:
+                answer = self.on_transmit_status(n)
+                if answer:
+                    self.answers.append(answer)
             elif cmd == ord("r") and self.on_status:
                 answer = self.on_status(4 if n in (1, 49) else 1)
                 if answer:

@@ -102,7 +102,7 @@ class TicketPrinter:
             self.last_status = self._status()
             return self.last_status
 
-    def _status(self) -> PrinterStatus:
+    def _status(self, timeout: float | None = None) -> PrinterStatus:
         if not self.transport.is_open:
             try:
                 self.transport.open()
@@ -111,7 +111,8 @@ class TicketPrinter:
         if not self.transport.can_query:
             return PrinterStatus.UNKNOWN
         try:
-            ask = lambda request: self.transport.query(request, self.status_timeout)  # noqa: E731
+            wait = timeout or self.status_timeout
+            ask = lambda request: self.transport.query(request, wait)  # noqa: E731
             printer = ask(DLE_EOT_PRINTER)
             if printer is None:
                 return PrinterStatus.UNKNOWN
@@ -192,7 +193,10 @@ class TicketPrinter:
         if self.transport.exchange(GS_R_PAPER, wait) is None:
             self.last_status = PrinterStatus.UNKNOWN
             raise PrinterOffline("the printer did not confirm the ticket (no answer after the cut)")
-        self.last_status = self._status()
+        # It has just answered, so it is there: the short status timeout (made to notice an
+        # absent printer quickly) must not turn a slow answer into a reprint of a ticket that
+        # came out. Its state says whether the job was swallowed (paper out, cover open).
+        self.last_status = self._status(wait)
         self._raise_unless_ready("after printing")
 
     def _require_ready(self, when: str) -> None:
