@@ -39,8 +39,7 @@ class PrintedChar:
 class EscposRenderer:
     def __init__(self, paper_width_px: int = 576, profile: str = "default",
                  on_status: Callable[[int], bytes | None] | None = None,
-                 on_cut: Callable[[Image.Image], None] | None = None, realtime_status: bool = False,
-                 on_transmit_status: Callable[[int], bytes | None] | None = None):
+                 on_cut: Callable[[Image.Image], None] | None = None, realtime_status: bool = False):
         self.paper_width_px = paper_width_px
         # True: DLE EOT is answered by whoever feeds us, on receipt (as a printer does);
         # here it is then only skipped
@@ -49,7 +48,6 @@ class EscposRenderer:
         self.interrupted = False                # the current page began before a clear/reset
         self.last_cut_interrupted = False
         self.on_status = on_status
-        self.on_transmit_status = on_transmit_status    # GS r n; default: as DLE EOT 4 / 1
         self.on_cut = on_cut
         escpos_env.check_profile(profile)
         self.slot_encoding = {slot: enc for enc, slot in escpos_env.code_page_slots(profile).items()}
@@ -124,6 +122,16 @@ class EscposRenderer:
         return [self._line_strip()] if self.line else []
 
     # -- the interpreter ----------------------------------------------------
+    def _transmit_status(self, n: int) -> bytes | None:
+        """GS r n as ESC/POS answers it, from the DLE EOT state; bit 4 is 0 (set in every
+        DLE EOT answer), which tells a late DLE EOT answer from this one."""
+        eot = self.on_status(4 if n in (1, 49) else 1)
+        if not eot:
+            return None
+        if n in (1, 49):                  # paper sensors: near-end bits 0-1, end bits 2-3
+            return bytes([(0x03 if eot[0] & 0x0C else 0) | (0x0C if eot[0] & 0x60 else 0)])
+        return bytes([eot[0] >> 2 & 1])   # drawer kick-out connector pin 3
+
     def _need(self, n: int) -> bool:
         return len(self.buf) >= n
 
@@ -250,12 +258,8 @@ class EscposRenderer:
                 self.mag_w, self.mag_h = (n >> 4 & 7) + 1, (n & 7) + 1
             elif cmd == ord("B"):
                 self.invert = bool(n & 1)
-            elif cmd == ord("r") and self.on_transmit_status:
-                answer = self.on_transmit_status(n)
-                if answer:
-                    self.answers.append(answer)
             elif cmd == ord("r") and self.on_status:
-                answer = self.on_status(4 if n in (1, 49) else 1)
+                answer = self._transmit_status(n)
                 if answer:
                     self.answers.append(answer)
             return 3

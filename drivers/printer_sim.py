@@ -47,7 +47,7 @@ class SimulatedPrinter:
     def __init__(self, paper_width_px: int = 576, profile: str = "default",
                  out_dir: str | Path | None = None, link: str | Path | None = None):
         self.renderer = EscposRenderer(paper_width_px, profile, on_status=self._answer, on_cut=self._cut,
-                                       realtime_status=True, on_transmit_status=self._transmit_status)
+                                       realtime_status=True)
         self.out_dir = Path(out_dir) if out_dir else None
         self.link = Path(link) if link else None     # a stable name for the port (symlink)
         self.waste: list[Image.Image] = []    # torn tops of cut-off jobs
@@ -217,16 +217,6 @@ class SimulatedPrinter:
             return None
         byte = _ANSWERS[self.state].get(n)
         return bytes([byte]) if byte is not None else None
-
-    def _transmit_status(self, n: int) -> bytes | None:
-        """GS r n, as ESC/POS defines it: bit 4 is 0, so it never looks like a DLE EOT answer."""
-        if self.silent:
-            return None
-        if n not in (1, 49):
-            return b"\x00"                 # drawer kick-out connector: nothing connected
-        if self.state == PrinterStatus.PAPER_OUT:
-            return b"\x0f"                 # near-end and end sensors: no paper
-        return b"\x03" if self.state == PrinterStatus.PAPER_NEAR_END else b"\x00"
 
     def _cut(self, page: Image.Image) -> None:
         if self.renderer.last_cut_interrupted or page.getextrema()[0] > 0:
