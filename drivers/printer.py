@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 
 GS_R_PAPER = b"\x1dr\x01"              # transmit paper status: answered in order, after the cut
+GS_R_PAPER_END = 0x0C                  # its answer's paper-end sensor bits
 DLE_ENQ_CLEAR = b"\x10\x05\x02"        # real-time: recover from an error, clearing the buffers
 DLE_DC4_CLEAR = b"\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08"   # real-time: clear buffers
 ESC_INIT = b"\x1b@"
@@ -190,9 +191,13 @@ class TicketPrinter:
             return                          # a write-only link: nothing to ask
         # GS r 1 is processed after everything sent before it: its answer means "cut done"
         wait = self.confirm_timeout + size * 10 / self.baudrate
-        if self.transport.exchange(GS_R_PAPER, wait) is None:
+        paper = self.transport.exchange(GS_R_PAPER, wait)
+        if paper is None:
             self.last_status = PrinterStatus.UNKNOWN
             raise PrinterOffline("the printer did not confirm the ticket (no answer after the cut)")
+        if paper & GS_R_PAPER_END:          # the roll ended before the cut, whatever it says now
+            self.last_status = PrinterStatus.PAPER_OUT
+            self._raise_unless_ready("at the cut")
         # It has just answered, so it is there: the short status timeout (made to notice an
         # absent printer quickly) must not turn a slow answer into a reprint of a ticket that
         # came out. Its state says whether the job was swallowed (paper out, cover open).
