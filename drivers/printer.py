@@ -197,7 +197,7 @@ class TicketPrinter:
             raise PrinterOffline("the printer did not confirm the ticket (no answer after the cut)")
         if paper & GS_R_PAPER_END:          # the roll ended before the cut, whatever it says now
             self.last_status = PrinterStatus.PAPER_OUT
-            self._raise_unless_ready("at the cut")
+            self._raise_unless_ready("after printing")
         # It has just answered, so it is there: the short status timeout (made to notice an
         # absent printer quickly) must not turn a slow answer into a reprint of a ticket that
         # came out. Its state says whether the job was swallowed (paper out, cover open).

@@ -193,8 +193,7 @@ class SerialTransport(Transport):
         dev = self.esc.device
         dev.reset_input_buffer()
         deadline = time.monotonic() + timeout
-        dev.write_timeout = max(0.05, timeout)
-        dev.write(request)
+        self._write_all(dev, request, deadline + self.write_timeout)
         self._drain(dev, deadline + self.write_timeout)
         old = dev.timeout
         try:
