@@ -122,6 +122,16 @@ class EscposRenderer:
         return [self._line_strip()] if self.line else []
 
     # -- the interpreter ----------------------------------------------------
+    def _transmit_status(self, n: int) -> bytes | None:
+        """GS r n as ESC/POS answers it, from the DLE EOT state; bit 4 is 0 (set in every
+        DLE EOT answer), which tells a late DLE EOT answer from this one."""
+        eot = self.on_status(4 if n in (1, 49) else 1)
+        if not eot:
+            return None
+        if n in (1, 49):                  # paper sensors: near-end bits 0-1, end bits 2-3
+            return bytes([(0x03 if eot[0] & 0x0C else 0) | (0x0C if eot[0] & 0x60 else 0)])
+        return bytes([eot[0] >> 2 & 1])   # drawer kick-out connector pin 3
+
     def _need(self, n: int) -> bool:
         return len(self.buf) >= n
 
@@ -249,7 +259,7 @@ class EscposRenderer:
             elif cmd == ord("B"):
                 self.invert = bool(n & 1)
             elif cmd == ord("r") and self.on_status:
-                answer = self.on_status(4 if n in (1, 49) else 1)
+                answer = self._transmit_status(n)
                 if answer:
                     self.answers.append(answer)
             return 3

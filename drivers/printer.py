@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 
 GS_R_PAPER = b"\x1dr\x01"              # transmit paper status: answered in order, after the cut
+GS_R_PAPER_END = 0x0C                  # its answer's paper-end sensor bits
 DLE_ENQ_CLEAR = b"\x10\x05\x02"        # real-time: recover from an error, clearing the buffers
 DLE_DC4_CLEAR = b"\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08"   # real-time: clear buffers
 ESC_INIT = b"\x1b@"
@@ -102,7 +103,7 @@ class TicketPrinter:
             self.last_status = self._status()
             return self.last_status
 
-    def _status(self) -> PrinterStatus:
+    def _status(self, timeout: float | None = None) -> PrinterStatus:
         if not self.transport.is_open:
             try:
                 self.transport.open()
@@ -111,7 +112,8 @@ class TicketPrinter:
         if not self.transport.can_query:
             return PrinterStatus.UNKNOWN
         try:
-            ask = lambda request: self.transport.query(request, self.status_timeout)  # noqa: E731
+            wait = timeout or self.status_timeout
+            ask = lambda request: self.transport.query(request, wait)  # noqa: E731
             printer = ask(DLE_EOT_PRINTER)
             if printer is None:
                 return PrinterStatus.UNKNOWN
@@ -189,10 +191,17 @@ class TicketPrinter:
             return                          # a write-only link: nothing to ask
         # GS r 1 is processed after everything sent before it: its answer means "cut done"
         wait = self.confirm_timeout + size * 10 / self.baudrate
-        if self.transport.exchange(GS_R_PAPER, wait) is None:
+        paper = self.transport.exchange(GS_R_PAPER, wait)
+        if paper is None:
             self.last_status = PrinterStatus.UNKNOWN
             raise PrinterOffline("the printer did not confirm the ticket (no answer after the cut)")
-        self.last_status = self._status()
+        if paper & GS_R_PAPER_END:          # the roll ended before the cut, whatever it says now
+            self.last_status = PrinterStatus.PAPER_OUT
+            self._raise_unless_ready("after printing")
+        # It has just answered, so it is there: the short status timeout (made to notice an
+        # absent printer quickly) must not turn a slow answer into a reprint of a ticket that
+        # came out. Its state says whether the job was swallowed (paper out, cover open).
+        self.last_status = self._status(wait)
         self._raise_unless_ready("after printing")
 
     def _require_ready(self, when: str) -> None:

@@ -41,6 +41,11 @@ def is_status_byte(b: int) -> bool:
     return b & 0x93 == 0x12
 
 
+def is_transmit_status_byte(b: int) -> bool:
+    """A GS r answer has bits 4 and 7 clear: never mistaken for a (late) DLE EOT answer."""
+    return b & 0x90 == 0
+
+
 def decode_status(printer: int | None, cause: int | None, paper: int | None) -> PrinterStatus:
     """Turn the answers to DLE EOT 1, 2 and 4 into one state (None = no valid answer)."""
     if printer is None:

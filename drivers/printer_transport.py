@@ -5,12 +5,19 @@ Every failure of the link becomes `PrinterOffline` with a message that says what
 """
 from __future__ import annotations
 
+import os
 import select
 import socket
 import time
+from collections.abc import Callable
 
 from qms.drivers import escpos_env
-from qms.drivers.printer_status import PrinterConfigError, PrinterOffline, is_status_byte
+from qms.drivers.printer_status import (
+    PrinterConfigError,
+    PrinterOffline,
+    is_status_byte,
+    is_transmit_status_byte,
+)
 
 DeviceNotFoundError = __import__("escpos.exceptions", fromlist=["DeviceNotFoundError"]).DeviceNotFoundError
 
@@ -88,8 +95,9 @@ class Transport:
         esc.close()
 
     def exchange(self, request: bytes, timeout: float) -> int | None:
-        """Send a request processed in order with the data (e.g. GS r 1 after a cut) and
-        return the first byte answered within `timeout`, or None."""
+        """Send a GS r request, processed in order with the data (e.g. after a cut), and
+        return its answer within `timeout`, or None. A DLE EOT answer still on its way is
+        skipped: it would claim the job done before the printer got to it."""
         if self.esc is None:
             raise PrinterOffline(f"{self.description} is not open")
         try:
@@ -140,9 +148,23 @@ class SerialTransport(Transport):
         if self.flow_control == "dsrdtr":
             self._wait_dsr(dev, deadline)
         # a printer holding CTS low (buffer full, paper out, off) fails the write, never hangs it
-        dev.write_timeout = max(0.05, deadline - time.monotonic())
-        self.esc._raw(chunk)
+        self._write_all(dev, chunk, deadline)
         self._drain(dev, deadline)
+
+    @staticmethod
+    def _write_all(dev, data: bytes, deadline: float) -> None:
+        """Write with a deadline that only a port that stops taking data can miss (pyserial's
+        write timeout also fires when the whole chunk went out but the kiosk was slow to
+        get back to it, and a job that went out whole must not count as cut off)."""
+        fd, rest = dev.fileno(), memoryview(data)
+        while rest:
+            try:
+                rest = rest[os.write(fd, rest):]
+                continue
+            except BlockingIOError:
+                pass
+            if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+                raise TimeoutError("the printer stopped taking data (flow control held)")
 
     def _wait_dsr(self, dev, deadline: float) -> None:
         while not dev.dsr:
@@ -160,19 +182,18 @@ class SerialTransport(Transport):
             time.sleep(0.002)
 
     def _query(self, request: bytes, timeout: float) -> int | None:
-        return self._ask(request, timeout, any_byte=False)
+        return self._ask(request, timeout, accept=is_status_byte)
 
     def _exchange(self, request: bytes, timeout: float) -> int | None:
-        return self._ask(request, timeout, any_byte=True)
+        return self._ask(request, timeout, accept=is_transmit_status_byte)
 
-    def _ask(self, request: bytes, timeout: float, any_byte: bool) -> int | None:
-        """Send `request`; the first byte answered within `timeout` (a status byte unless
-        `any_byte`), or None on silence."""
+    def _ask(self, request: bytes, timeout: float, accept: Callable[[int], bool]) -> int | None:
+        """Send `request`; the first byte answered within `timeout` that `accept`s (the
+        answer's kind: a late answer to another kind of request is skipped), or None on silence."""
         dev = self.esc.device
         dev.reset_input_buffer()
         deadline = time.monotonic() + timeout
-        dev.write_timeout = max(0.05, timeout)
-        dev.write(request)
+        self._write_all(dev, request, deadline + self.write_timeout)
         self._drain(dev, deadline + self.write_timeout)
         old = dev.timeout
         try:
@@ -181,8 +202,8 @@ class SerialTransport(Transport):
                 got = dev.read(1)                 # exactly one byte: the printer sends one
                 if not got:
                     return None
-                if any_byte or is_status_byte(got[0]):
-                    return got[0]                 # skip noise (e.g. a stray XON) before it
+                if accept(got[0]):
+                    return got[0]                 # skip noise (a stray XON, a late answer) before it
             return None
         finally:
             dev.timeout = old
@@ -208,12 +229,12 @@ class NetworkTransport(Transport):
         return escpos_env.printer.Network(host=self.host, port=self.port, timeout=5, profile=self.profile)
 
     def _query(self, request: bytes, timeout: float) -> int | None:
-        return self._ask(request, timeout, any_byte=False)
+        return self._ask(request, timeout, accept=is_status_byte)
 
     def _exchange(self, request: bytes, timeout: float) -> int | None:
-        return self._ask(request, timeout, any_byte=True)
+        return self._ask(request, timeout, accept=is_transmit_status_byte)
 
-    def _ask(self, request: bytes, timeout: float, any_byte: bool) -> int | None:
+    def _ask(self, request: bytes, timeout: float, accept: Callable[[int], bool]) -> int | None:
         sock: socket.socket = self.esc.device
         while select.select([sock], [], [], 0)[0]:      # drop stale answers
             if not sock.recv(256):
@@ -226,7 +247,7 @@ class NetworkTransport(Transport):
             got = sock.recv(1)
             if not got:
                 raise ConnectionError("connection closed by the printer")
-            if any_byte or is_status_byte(got[0]):
+            if accept(got[0]):
                 return got[0]
         return None
 
@@ -261,12 +282,12 @@ class UsbTransport(Transport):
                                       timeout=int(self.write_timeout * 1000))
 
     def _query(self, request: bytes, timeout: float) -> int | None:
-        return self._ask(request, timeout, any_byte=False)
+        return self._ask(request, timeout, accept=is_status_byte)
 
     def _exchange(self, request: bytes, timeout: float) -> int | None:
-        return self._ask(request, timeout, any_byte=True)
+        return self._ask(request, timeout, accept=is_transmit_status_byte)
 
-    def _ask(self, request: bytes, timeout: float, any_byte: bool) -> int | None:
+    def _ask(self, request: bytes, timeout: float, accept: Callable[[int], bool]) -> int | None:
         dev = self.esc.device
         dev.write(self.esc.out_ep, request, int(timeout * 1000))
         try:
@@ -275,7 +296,7 @@ class UsbTransport(Transport):
             if "timeout" in type(e).__name__.lower() or "timed out" in str(e).lower():
                 return None
             raise
-        return next((b for b in got if any_byte or is_status_byte(b)), None)
+        return next((b for b in got if accept(b)), None)
 
 
 class FileTransport(Transport):

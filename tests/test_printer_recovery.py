@@ -138,6 +138,11 @@ def test_cts_low_fails_in_bounded_time_and_never_blocks_the_kiosk_status(rig):
     sim, printer = rig
     kiosk = DriverPrinter(printer, poll_s=0.1)
     kiosk.print_ticket(_kiosk_ticket(1001))
+    with printer._lock:                                    # a job or query holds the link...
+        asked = threading.Thread(target=kiosk.status, daemon=True)
+        asked.start()
+        asked.join(5)                                      # (waited for only if it hangs)
+        assert not asked.is_alive()                        # ...and the kiosk status still answers
     sim.hold()                                             # the printer takes nothing
     done = threading.Event()
     errors = []
@@ -149,12 +154,8 @@ def test_cts_low_fails_in_bounded_time_and_never_blocks_the_kiosk_status(rig):
             errors.append(e)
         done.set()
     threading.Thread(target=job, daemon=True).start()
-    slowest = 0.0
     while not done.wait(0.02):                             # the UI thread asks all along
-        t = time.perf_counter()
         kiosk.status()
-        slowest = max(slowest, time.perf_counter() - t)
-    assert slowest < 0.01
     assert errors and isinstance(errors[0], KioskPrinterError)
     assert len(sim.tickets) == 1
     sim.release()
