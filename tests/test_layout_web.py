@@ -8,14 +8,14 @@ example's pages are kept in docs/screens/ (docs/web.md shows them)."""
 from __future__ import annotations
 
 import pytest
-from layout_support import MIN_CONTRAST, MIN_PX, MIN_TARGET, SIZES, SMALL, keep_png, stress
+from layout_support import MIN_CONTRAST, MIN_PX, MIN_TARGET, PLACE_NAMES, SIZES, SMALL, keep_png, stress
 from playwright.sync_api import sync_playwright
 from support.site import make_config
 from support.web import CHROMIUM_ARGS, WEB_EXTRA, counter, take
 
 from qms.core.words import COMPOUNDS
 
-WORDS = sorted({w.lower() for w in COMPOUNDS if " " in w})
+WORDS = sorted({w.lower() for w in (*COMPOUNDS, *PLACE_NAMES) if " " in w})
 
 CHECK = """([minPx, minTarget, compounds]) => {
   const out = [];
