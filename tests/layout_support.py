@@ -28,6 +28,24 @@ LONG_NAMES = {
     "nhan-ket-qua": "Nhận kết quả / hỗ trợ nộp hồ sơ trực tuyến trên Cổng dịch vụ công quốc gia",
 }
 LONG_CENTER = "Trung tâm Phục vụ hành chính công phường Nguyễn Thị Minh Khai"
+# the proper names of the example and the stress config (center, address): each one word to a
+# line break, as "thủ tục" is
+PLACE_NAMES = ("Nguyễn Thị Minh Khai", "An Khánh", "Lê Lợi")
+
+
+def cut_words(lines: list[str], words) -> list[str]:
+    """The words (of several syllables) that a line break cuts: a line ending with the first
+    syllables of one and the next line starting with the rest."""
+    lines = [" ".join(x.replace("\u00a0", " ").lower().split()) for x in lines]
+    cut = []
+    for a, b in zip(lines, lines[1:]):
+        for word in words:
+            syl = word.lower().split(" ")
+            for k in range(1, len(syl)):
+                head, rest = " ".join(syl[:k]), " ".join(syl[k:])
+                if (a == head or a.endswith(" " + head)) and b.startswith(rest):
+                    cut.append(word)
+    return cut
 
 
 def stress(text: str) -> str:

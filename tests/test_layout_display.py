@@ -3,7 +3,9 @@
 Every text the renderer draws is recorded (Fonts.render / BoardRenderer._blit) and checked:
 inside its box and its panel, contrast >= 4.5:1 against the panel behind it, and at least
 18 px (everything at 1280x720 and larger; at 800x480 and 1024x600 see SMALL_SCREEN_PANELS).
-The example's boards are kept in docs/screens/ (docs/display.md shows them)."""
+The simulated counter board (qms/counter/number_display.py): caption inside its frame, at
+least 18 px, caption and lit segments >= 4.5:1. The example's boards are kept in docs/screens/
+(docs/display.md shows them)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pygame
 import pytest
 from layout_support import LONG_CENTER, LONG_NAMES, MIN_CONTRAST, MIN_PX, SIZES, contrast, keep_png
+from PIL import Image
 
 from qms.display import render as R
 from qms.display.board import BoardModel
@@ -141,3 +144,37 @@ def test_counter_board_png(tmp_path):
     pngs = list(tmp_path.glob("*.png"))
     assert pngs
     keep_png(pngs[0], "counter-board")
+
+
+def _bbox(img, colour):
+    """The box of the pixels of one colour (anti-aliased edges aside), or None."""
+    from PIL import ImageChops
+    diff = ImageChops.difference(img, Image.new("RGB", img.size, colour)).convert("L")
+    return diff.point(lambda v: 255 if v < 8 else 0).getbbox()
+
+
+@pytest.mark.parametrize("digits", [2, 4, 8])
+@pytest.mark.parametrize("caption", ["QUẦY 2", "QUẦY 12", "QUẦY 12 – Chứng thực bản sao từ bản chính"],
+                         ids=["short", "two-digit", "long"])
+def test_counter_board_holds_its_texts(digits, caption):
+    """The simulated counter board: the caption inside the frame (a margin all round, above
+    the digits, not cut), at least 18 px; the caption and the lit segments at least 4.5:1
+    against what is behind them (the dark board, the unlit segments)."""
+    from qms.config.counter import NumberDisplayConfig
+    from qms.counter import number_display as N
+    board = N.SimulatedNumberDisplay(NumberDisplayConfig(digits=digits), caption=caption)
+    img = board.render("8" * digits)
+    px, lines = board.caption_layout()
+    assert px >= MIN_PX and " ".join(lines) == caption
+    font = N._font(px)
+    for line in lines:
+        assert font.getlength(line) <= img.width - 2 * board.GAP, line
+    text, lit = _bbox(img, N.CAPTION), _bbox(img, N.LIT)
+    assert text and lit, (text, lit)
+    margin = 8
+    assert text[0] >= margin and text[2] <= img.width - margin and text[1] >= margin, (text, img.size)
+    assert text[3] + margin <= lit[1], f"caption {text} runs into the digits {lit}"
+    assert lit[0] >= margin and lit[2] <= img.width - margin and lit[3] <= img.height - margin
+    assert len(img.getcolors(1 << 16)) > 3             # the colours below are the ones drawn
+    for fg, bg in [(N.CAPTION, N.BG), (N.LIT, N.BG), (N.LIT, N.UNLIT)]:
+        assert contrast(fg, bg) >= MIN_CONTRAST, (fg, bg, contrast(fg, bg))

@@ -10,6 +10,7 @@ Neither raises on a bad link: a display fault must never stop the counter from c
 """
 from __future__ import annotations
 
+import functools
 import logging
 import unicodedata
 from pathlib import Path
@@ -83,6 +84,11 @@ SEGMENTS = {
     "R": "eg", "T": "defg", "U": "bcdef",
 }
 
+# the board's colours: the caption and the lit segments each at least 4.5:1 against what
+# is behind them (the layout suite checks, tests/test_layout_display.py)
+BG, CAPTION, LIT, UNLIT = (12, 12, 12), (235, 235, 235), (255, 40, 30), (45, 16, 14)
+CAPTION_PX, CAPTION_MIN_PX = 40, 24     # shrunk to fit the frame, then wrapped, never cut
+
 _FONT_PATHS = ("/usr/share/fonts/truetype/noto/NotoSans-Bold.ttf",
                "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 
@@ -116,7 +122,7 @@ class SimulatedNumberDisplay:
     def render(self, text: str, blink: bool = False, lit: bool = True):
         """The board as an image; a blinking frame shows both phases side by side (lit, dark)."""
         from PIL import Image
-        if blink and lit:
+        if blink and lit:        # (the gap between the two phases is not part of a board)
             on, off = self.render(text, False, True), self.render(text, False, False)
             both = Image.new("RGB", (on.width * 2 + 20, on.height), (40, 40, 40))
             both.paste(on, (0, 0))
@@ -124,16 +130,40 @@ class SimulatedNumberDisplay:
             return both
         return self._board(board_protocols.fit(text, self.digits), lit)
 
+    @property
+    def width(self) -> int:
+        return self.digits * (self.DIGIT_W + self.GAP) + self.GAP
+
+    def caption_layout(self) -> tuple[int, list[str]]:
+        """The caption's size and lines: the largest size (40 px down to 24) at which it fits
+        the frame's width on one line, else wrapped at spaces at 24 px; a word longer than
+        the frame (none in a counter's name) is the only thing that may still be cut."""
+        if not self.caption:
+            return 0, []
+        room = self.width - 2 * self.GAP
+        for px in range(CAPTION_PX, CAPTION_MIN_PX - 1, -2):
+            if _font(px).getlength(self.caption) <= room:
+                return px, [self.caption]
+        font, lines = _font(CAPTION_MIN_PX), []
+        for word in self.caption.split():
+            if lines and font.getlength(f"{lines[-1]} {word}") <= room:
+                lines[-1] += f" {word}"
+            else:
+                lines.append(word)
+        return CAPTION_MIN_PX, lines
+
     def _board(self, text: str, lit: bool):
         from PIL import Image, ImageDraw
-        cap_h = 70 if self.caption else 0
-        w = self.digits * (self.DIGIT_W + self.GAP) + self.GAP
+        px, lines = self.caption_layout()
+        line_h = round(px * 1.4)
+        cap_h = line_h * len(lines) + 14 if lines else 0      # one line: 70 px, as always
+        w = self.width
         h = self.DIGIT_H + 2 * self.GAP + cap_h
-        img = Image.new("RGB", (w, h), (12, 12, 12))
+        img = Image.new("RGB", (w, h), BG)
         draw = ImageDraw.Draw(img)
-        if self.caption:
-            font = _font(40)
-            draw.text((w / 2, cap_h / 2 + 6), self.caption, font=font, fill=(235, 235, 235), anchor="mm")
+        top = (cap_h + self.GAP - line_h * len(lines)) / 2      # centred above the digits
+        for i, line in enumerate(lines):
+            draw.text((w / 2, top + line_h * i + line_h / 2), line, font=_font(px), fill=CAPTION, anchor="mm")
         for i, ch in enumerate(text):
             x0 = self.GAP + i * (self.DIGIT_W + self.GAP)
             self._digit(draw, x0, self.GAP + cap_h, SEGMENTS.get(ch.upper(), "") if lit else "")
@@ -149,12 +179,13 @@ class SimulatedNumberDisplay:
             "e": (x, y + half + t // 2, x + t, y + h - t), "c": (x + w - t, y + half + t // 2, x + w, y + h - t),
         }
         for name, box in boxes.items():
-            draw.rounded_rectangle(box, radius=t // 3, fill=(255, 40, 30) if name in segs else (45, 16, 14))
+            draw.rounded_rectangle(box, radius=t // 3, fill=LIT if name in segs else UNLIT)
 
     def close(self) -> None:
         pass
 
 
+@functools.lru_cache(maxsize=16)
 def _font(size: int):
     from PIL import ImageFont
     for p in _FONT_PATHS:

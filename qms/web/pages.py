@@ -191,8 +191,8 @@ def page(cfg: SiteConfig, title: str, fragment: str, lang: str, stream: str | No
            f'<meta name="referrer" content="no-referrer"><title>{_e(title)}</title>'
            f'<link rel="stylesheet" href="/static/web.css">'
            + ('<noscript><meta http-equiv="refresh" content="30"></noscript>' if stream else "") + '</head>'
-           f'<body class="page-{kind}"><header><div class="center">{_e(site.center)}</div>'
-           f'<div class="site">{_e(site.name)}</div>'
+           f'<body class="page-{kind}"><header><div class="center">{keep_words_html(_e(site.center))}</div>'
+           f'<div class="site">{keep_words_html(_e(site.name))}</div>'
            + (f'<div class="clock" id="clock" data-tz="{_e(site.timezone)}">'
               f'{dt.datetime.now(cfg.tz).strftime("%H:%M")}</div>' if kind == "board" else "")
            + f'<a class="lang" id="lang" href="?lang={"en" if lang == "vi" else "vi"}">{other}</a></header>'
