@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pygame
 import pytest
-from layout_support import LONG_CENTER, LONG_NAMES, MIN_CONTRAST, MIN_PX, SIZES, contrast, keep_png
 from PIL import Image
+from support.layout import LONG_CENTER, LONG_NAMES, MIN_CONTRAST, MIN_PX, SIZES, contrast, keep_png
 
 from qms.display import render as R
 from qms.display.board import BoardModel

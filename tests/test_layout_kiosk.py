@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pygame
 import pytest
-from layout_support import (
+from support.layout import (
     LONG_CENTER,
     MIN_CONTRAST,
     MIN_PX,

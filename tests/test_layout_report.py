@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from layout_support import keep_png
+from support.layout import keep_png
 from support.site import TEST_CONFIG
 
 from qms.config.site import load_config

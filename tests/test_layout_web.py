@@ -8,8 +8,8 @@ example's pages are kept in docs/screens/ (docs/web.md shows them)."""
 from __future__ import annotations
 
 import pytest
-from layout_support import MIN_CONTRAST, MIN_PX, MIN_TARGET, PLACE_NAMES, SIZES, SMALL, keep_png, stress
 from playwright.sync_api import sync_playwright
+from support.layout import MIN_CONTRAST, MIN_PX, MIN_TARGET, PLACE_NAMES, SIZES, SMALL, keep_png, stress
 from support.site import make_config
 from support.web import CHROMIUM_ARGS, WEB_EXTRA, counter, take
 
