@@ -1,14 +1,17 @@
 """Shared by the layout suite (tests/test_layout*.py): the sizes, the stress config of long
-real names, contrast, and where the kept screenshots go (docs/screens/, PNG-optimised)."""
+real names, contrast, and where the kept screenshots go (docs/screens/ with QMS_UPDATE_SCREENS=1, else artifacts/screens/; PNG-optimised)."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENS = ROOT / "docs" / "screens"
+ROOT = Path(__file__).resolve().parents[2]
+# the pictures the docs show are refreshed on request only (they carry the clock: a plain
+# test run must not change tracked files): QMS_UPDATE_SCREENS=1 pytest tests/test_layout_*.py
+SCREENS = ROOT / "docs" / "screens" if os.environ.get("QMS_UPDATE_SCREENS") == "1" else ROOT / "artifacts" / "screens"
 SIZES = [(800, 480), (1024, 600), (1280, 720), (1920, 1080), (1080, 1920)]
 SMALL = (800, 480)
 MIN_PX = 18
@@ -69,7 +72,7 @@ def contrast(a, b) -> float:
 
 
 def keep_png(src, name: str) -> Path:
-    """Save (a path, a PIL image or a pygame surface) as docs/screens/<name>.png, as a
+    """Save (a path, a PIL image or a pygame surface) as SCREENS/<name>.png, as a
     palette PNG (a screen has few colours): a few tens of KB each."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     if isinstance(src, (str, Path)):
