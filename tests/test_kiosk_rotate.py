@@ -12,7 +12,7 @@ from qms.config.site import load_config
 from qms.kiosk.app import KioskApp
 from qms.kiosk.printing import MemoryPrinter
 from qms.kiosk.voice import SilentSpeaker
-from qms.sim.kiosk_testing import post_touch, target
+from qms.sim.kiosk_testing import post_touch, tap, target
 
 PANEL = (1280, 800)                 # the panel's own mode: landscape
 MARK = pygame.Color(255, 0, 255)
@@ -77,6 +77,8 @@ def test_a_tap_where_a_button_is_seen_hits_that_button(make_app, rotate, finger)
     post_touch(app, seen_on_panel(app, target(app, ("procedures",))).center, finger)
     app.step()
     assert app.view.screen == "procedures"
+    tap(app, ("back",), finger)         # the helper the other tests use aims on the panel too
+    assert app.view.screen == "idle"
 
 
 def test_rotate_is_checked(tmp_path):
