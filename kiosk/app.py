@@ -58,6 +58,26 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def logical_size(size: tuple[int, int], rotate: int) -> tuple[int, int]:
+    """The size the screens are laid out for on a panel of `size` turned by `rotate` degrees."""
+    w, h = size
+    return (h, w) if rotate in (90, 270) else (w, h)
+
+
+def to_logical(pos: tuple[int, int], size: tuple[int, int], rotate: int) -> tuple[int, int]:
+    """A touch at pixel `pos` of the panel (`size`) as a point of the logical screen, whose
+    picture `pygame.transform.rotate` turned `rotate` degrees counter-clockwise onto the panel."""
+    x, y = pos
+    w, h = size
+    if rotate == 90:
+        return (h - 1 - y, x)
+    if rotate == 180:
+        return (w - 1 - x, h - 1 - y)
+    if rotate == 270:
+        return (y, w - 1 - x)
+    return (x, y)
+
+
 def db_path(cfg: SiteConfig, device_id: str) -> Path:
     """The kiosk's one SQLite file: outbox, offline numbers, dispenser stock."""
     return cfg.state_dir() / f"{device_id}.kiosk.sqlite"
@@ -110,7 +130,14 @@ class KioskApp:
         pygame.display.init()
         pygame.font.init()
         flags = pygame.FULLSCREEN if fullscreen else 0
-        self.surface = pygame.display.set_mode((w, h), flags)
+        self.display = pygame.display.set_mode((w, h), flags)
+        # the screens are drawn on `surface` at the logical size; when the panel is turned it is an
+        # offscreen surface blitted rotated into the display each frame (KMSDRM cannot rotate)
+        self.rotate = self.kc.rotate
+        if self.rotate:
+            self.surface = pygame.Surface(logical_size((w, h), self.rotate))
+        else:
+            self.surface = self.display
         pygame.display.set_caption(f"QMS kiosk {device_id}")
         pygame.mouse.set_visible(not fullscreen)
         self.hits: list[screens.Hit] = []
@@ -185,10 +212,11 @@ class KioskApp:
                 self.running = False
             elif ev.type == self.pg.MOUSEBUTTONDOWN and ev.button == 1 and not getattr(ev, "touch", False):
                 if not touched:             # (SDL also makes mouse events from touches: skip those)
-                    touched = self.touch(ev.pos)
+                    touched = self.touch(to_logical(ev.pos, self.display.get_size(), self.rotate))
             elif ev.type == self.pg.FINGERDOWN and not touched:
-                w, h = self.surface.get_size()
-                touched = self.touch((int(ev.x * w), int(ev.y * h)))
+                w, h = self.display.get_size()
+                pos = (min(int(ev.x * w), w - 1), min(int(ev.y * h), h - 1))
+                touched = self.touch(to_logical(pos, (w, h), self.rotate))
             elif ev.type == self.pg.KEYDOWN and ev.key == self.pg.K_ESCAPE and os.environ.get("QMS_KIOSK_ESC"):
                 self.running = False
             elif ev.type == self.pg.KEYDOWN:
@@ -205,10 +233,16 @@ class KioskApp:
     def render(self) -> None:
         self.view.now_ms = self.clock()
         self.hits = screens.draw(self.surface, self.view)
-        self.pg.display.flip()
+        self.present()
         self.dirty = False
         self.last_render = self.monotonic()
         self.frames += 1
+
+    def present(self) -> None:
+        """Show the logical screen on the panel, turned if it is mounted turned."""
+        if self.rotate:
+            self.display.blit(self.pg.transform.rotate(self.surface, self.rotate), (0, 0))
+        self.pg.display.flip()
 
     def save(self, path: str | Path) -> None:
         self.render()

@@ -23,6 +23,10 @@ class KioskConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     width: Annotated[int, msgspec.Meta(ge=320, le=7680)] = 1280
     height: Annotated[int, msgspec.Meta(ge=240, le=7680)] = 800
     fullscreen: bool = True
+    # the picture turned this many degrees counter-clockwise on the panel, drawn so by the kiosk
+    # itself (SDL's KMSDRM driver cannot rotate): 90 or 270 for a landscape panel mounted upright.
+    # width/height stay the panel's own mode; the screens are laid out for the turned size.
+    rotate: Literal[0, 90, 180, 270] = 0
     language: Literal["vi", "en"] = "vi"          # language of the idle screen
     idle_timeout_s: Annotated[float, msgspec.Meta(ge=5.0, le=600.0)] = 30.0
     confirm_seconds: Annotated[float, msgspec.Meta(ge=2.0, le=120.0)] = 10.0

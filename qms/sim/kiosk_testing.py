@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pygame
 
+from qms.kiosk.app import to_logical
+
 
 def target(app, action: tuple) -> pygame.Rect:
     """The on-screen rect of the touch target doing `action` (the smallest one, if several)."""
@@ -19,14 +21,16 @@ def target(app, action: tuple) -> pygame.Rect:
 
 def tap(app, action: tuple, finger: bool = False) -> None:
     """Touch the centre of the target for `action` and let the app handle it."""
-    x, y = target(app, action).center
-    post_touch(app, (x, y), finger)
+    # the panel point showing that logical point: turning back is turning by the opposite angle
+    pos = to_logical(target(app, action).center, app.surface.get_size(), (360 - app.rotate) % 360)
+    post_touch(app, pos, finger)
     app.step()
 
 
 def post_touch(app, pos: tuple[int, int], finger: bool = False) -> None:
+    """Post a touch at pixel `pos` of the panel (the real display surface)."""
     if finger:
-        w, h = app.surface.get_size()
+        w, h = app.display.get_size()
         ev = pygame.event.Event(pygame.FINGERDOWN, x=pos[0] / w, y=pos[1] / h, touch_id=1, finger_id=0,
                                 dx=0.0, dy=0.0, pressure=1.0)
     else:
