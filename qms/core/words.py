@@ -7,6 +7,7 @@ wraps text: the kiosk (kiosk/ui.py), the web pages
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 
 # Vietnamese writes a word's syllables apart ("thủ tục" is one word): a line never breaks
 # inside these words of the administrative vocabulary (and of the procedures' names); the
@@ -46,7 +47,7 @@ def _titled(syllable: str) -> bool:
     return syllable[0].isupper() and (len(syllable) == 1 or syllable[1:].islower())
 
 
-def _names(text: str):
+def _names(text: str) -> Iterator[tuple[int, int]]:
     for run in _RUN.finditer(text):
         group: list[re.Match] = []
         for syl in [*_SYLLABLE.finditer(run.group(0)), None]:
@@ -73,7 +74,7 @@ def groups(text: str) -> list[tuple[int, int]]:
     return merged
 
 
-def _each_group(text: str, join) -> str:
+def _each_group(text: str, join: Callable[[str], str]) -> str:
     out, at = [], 0
     for a, z in groups(text):
         out += [text[at:a], join(text[a:z])]
