@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from support import postgres
 from support.postgres import CityServer, center_rows, point_rows, stored_seq
 from support.site import make_config
@@ -134,13 +134,6 @@ def test_reports_of_a_point_a_center_and_the_city(city, city_dsn, tmp_path):
     assert "Tổng cộng" in out.stdout and str(build_report([Point(b1.cfg, b1.db)], day, day).total.issued) in out.stdout
     assert center_rows(city_dsn, "binh-trung-1") == point_rows(b1.db)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_city_page_lists_every_point_live_and_filters_by_procedure(city, city_dsn, browser, artifacts):

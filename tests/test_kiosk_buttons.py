@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-from gpiozero import Device as GpioDevice
-from gpiozero.pins.mock import MockFactory
 from support.site import make_config
 from support.wait import wait_until
 
@@ -23,14 +20,6 @@ BUTTONS = """
 buttons = {"ho-tich" = 5, "dat-dai" = 6}
 button_guard_s = 1.5
 """
-
-
-@pytest.fixture
-def mock_pins():
-    GpioDevice.pin_factory = MockFactory()
-    yield GpioDevice.pin_factory
-    GpioDevice.pin_factory.reset()
-    GpioDevice.pin_factory = None
 
 
 def press(pins, pin: int) -> None:

@@ -8,10 +8,9 @@ example's pages are kept in docs/screens/ (docs/web.md shows them)."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 from support.layout import MIN_CONTRAST, MIN_PX, MIN_TARGET, PLACE_NAMES, SIZES, SMALL, keep_png, stress
 from support.site import make_config
-from support.web import CHROMIUM_ARGS, WEB_EXTRA, counter, take
+from support.web import WEB_EXTRA, counter, take
 
 from qms.core.words import COMPOUNDS
 
@@ -79,15 +78,8 @@ def site_config(tmp_path, broker, request):      # the web's site, with the long
     return path
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
-
-def test_every_page_at_every_size(web, devices, chromium, site_config):
+def test_every_page_at_every_size(web, devices, browser, site_config):
     example = site_config.with_suffix(".kind").read_text() == "example"
     for _ in range(2):
         take(devices, "ho-tich")
@@ -99,7 +91,7 @@ def test_every_page_at_every_size(web, devices, chromium, site_config):
              "board": f"/board/{web.cfg.site.id}", "not-found": "/t/not-a-ticket"}
     failures = []
     for w, h in [*SIZES, (360, 780)]:
-        ctx = chromium.new_context(viewport={"width": w, "height": h})
+        ctx = browser.new_context(viewport={"width": w, "height": h})
         page = ctx.new_page()
         for name, path in pages.items():
             page.goto(web.url + path)

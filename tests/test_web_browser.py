@@ -3,9 +3,9 @@ both languages, the phone layout; screenshots go to artifacts/."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from support.site import make_config
-from support.web import BOOK_TOKEN, CHROMIUM_ARGS, KIOSK_TOKEN, WEB_EXTRA, booking, call, counter, take
+from support.web import BOOK_TOKEN, KIOSK_TOKEN, WEB_EXTRA, booking, call, counter, take
 
 PHONE = {"width": 360, "height": 800}
 
@@ -14,13 +14,6 @@ PHONE = {"width": 360, "height": 800}
 def site_config(tmp_path, broker):       # the shared site plus a [web] section
     return make_config(tmp_path, broker.port, extra=WEB_EXTRA)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
