@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 from support.site import ROOT, free_port
+from support.unit_sandbox import NotifyListener
 
 WATCHDOG_USEC = 300_000          # heartbeats every 0.1 s (a third of it)
 
@@ -33,34 +32,6 @@ def role_command(role: str, config: str) -> tuple[list[str], dict]:
         "web": (base + ["--port", str(free_port()), "--bind", "127.0.0.1"], {}),
     }[role]
 
-
-class NotifyListener:
-    """What the process tells "systemd", datagram by datagram."""
-
-    def __init__(self) -> None:
-        self.name = f"@qms-test-{uuid.uuid4().hex[:12]}"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + self.name[1:])
-        self.messages: list[str] = []
-
-    def wait_for(self, line: str, count: int = 1, timeout: float = 30.0) -> bool:
-        end = time.monotonic() + timeout
-        while self.count(line) < count:
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            self.sock.settimeout(left)
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except TimeoutError:
-                return False
-        return True
-
-    def count(self, line: str) -> int:
-        return sum(line in m.splitlines() for m in self.messages)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.mark.parametrize("role", ["service", "kiosk", "display", "counter", "web"])

@@ -227,20 +227,22 @@ def edit_env(path: Path, values: dict[str, str]) -> None:
 
 
 class NotifyListener:
-    """What the process tells "systemd", datagram by datagram (abstract socket)."""
+    """What a process tells "systemd" on NOTIFY_SOCKET, datagram by datagram (abstract socket).
+    Used by the sandbox check here and by tests/test_roles_watchdog.py."""
 
     def __init__(self) -> None:
         import socket
         import uuid
-        self.name = f"@qms-sandbox-{uuid.uuid4().hex[:12]}"
+        self.name = f"@qms-notify-{uuid.uuid4().hex[:12]}"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind("\0" + self.name[1:])
         self.messages: list[str] = []
 
-    def wait_for(self, line: str, timeout: float) -> bool:
+    def wait_for(self, line: str, timeout: float = 30.0, count: int = 1) -> bool:
+        """True once `line` has come `count` times; False when `timeout` passes first."""
         import time
         end = time.monotonic() + timeout
-        while not any(line in m.splitlines() for m in self.messages):
+        while self.count(line) < count:
             left = end - time.monotonic()
             if left <= 0:
                 return False
@@ -250,6 +252,9 @@ class NotifyListener:
             except TimeoutError:
                 return False
         return True
+
+    def count(self, line: str) -> int:
+        return sum(line in m.splitlines() for m in self.messages)
 
     def close(self) -> None:
         self.sock.close()
