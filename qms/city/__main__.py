@@ -1,10 +1,14 @@
-"""`python -m qms.city`: the central tier.
+"""`qms city` (or `python -m qms.city`): the central tier.
 
-    python -m qms.city init      --dsn postgresql://qms@db/city
-    python -m qms.city add-site  --dsn ... --site phuong-an-khanh-2 --center "Phường An Khánh"
-    python -m qms.city serve     --dsn ... --host 0.0.0.0 --port 8080 [--no-public | --no-ingest]
-    python -m qms.city report    --dsn ... [--site S | --center C] --from 2026-11-01 --to 2026-11-30
-    python -m qms.city sites     --dsn ...
+    qms city init          --dsn postgresql://qms@db/city
+    qms city add-site      --dsn ... --site phuong-an-khanh-2 --center "Phường An Khánh"
+    qms city serve         --dsn ... --host 0.0.0.0 --port 8080 [--no-public | --no-ingest]
+    qms city report        --dsn ... [--site S | --center C] --from 2026-11-01 --to 2026-11-30
+    qms city sites         --dsn ...
+
+The commands live here (the `qms` CLI's `city` subcommand is this module's add_arguments
+and run); the DSN may also come from $QMS_CITY_DSN and its password from a file
+(--password-file or $QMS_CITY_PASSWORD_FILE), as /etc/qms/city.env sets them.
 """
 from __future__ import annotations
 
@@ -14,32 +18,48 @@ import os
 import sys
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m qms.city", description="the central tier (PostgreSQL)")
-    p.add_argument("--dsn", default=os.environ.get("QMS_CITY_DSN"),
+def _database_arguments(p: argparse.ArgumentParser, default=None) -> None:
+    p.add_argument("--dsn", default=os.environ.get("QMS_CITY_DSN") if default is None else default,
                    help="PostgreSQL connection string (default: $QMS_CITY_DSN)")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="create the schema")
-    a = sub.add_parser("add-site", help="register a point; prints its uplink token")
+    p.add_argument("--password-file", default=(os.environ.get("QMS_CITY_PASSWORD_FILE") or None)
+                   if default is None else default,
+                   help="file holding the database password (default: $QMS_CITY_PASSWORD_FILE; "
+                   "none with peer authentication)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    _database_arguments(p)
+    # --dsn also after the command (`qms city init --dsn ...`); there it wins
+    after = argparse.ArgumentParser(add_help=False)
+    _database_arguments(after, argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="city_command", metavar="COMMAND", required=True)
+    sub.add_parser("init", help="create the schema", parents=[after])
+    a = sub.add_parser("add-site", help="register a point; prints its uplink token", parents=[after])
     a.add_argument("--site", required=True)
-    a.add_argument("--center", required=True, help="the ward center it belongs to")
-    r = sub.add_parser("rotate-token", help="a new uplink token for a point")
+    a.add_argument("--center", required=True, help="the ward center it belongs to (the points' site.center)")
+    r = sub.add_parser("rotate-token", help="a new uplink token for a point", parents=[after])
     r.add_argument("--site", required=True)
-    sub.add_parser("sites", help="list the points and how far their logs are stored")
-    s = sub.add_parser("serve", help="run the ingest and the public city view")
+    sub.add_parser("sites", help="list the points and how far their logs are stored", parents=[after])
+    s = sub.add_parser("serve", help="run the ingest and the public city view", parents=[after])
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8090)
     s.add_argument("--no-public", action="store_true", help="ingest only")
     s.add_argument("--no-ingest", action="store_true", help="public view and API only")
     s.add_argument("--ssl-certfile")
     s.add_argument("--ssl-keyfile")
-    rep = sub.add_parser("report", help="the report of one point, one center or the whole city")
+    rep = sub.add_parser("report", help="the report of one point, one center or the whole city",
+                         parents=[after])
     rep.add_argument("--site")
     rep.add_argument("--center")
     rep.add_argument("--from", dest="since", required=True)
     rep.add_argument("--to", dest="until")
     rep.add_argument("--lang", choices=["vi", "en"], default="vi")
     rep.add_argument("--csv")
+
+
+def build_parser(prog: str = "python -m qms.city") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="the central tier (PostgreSQL)")
+    add_arguments(p)
     return p
 
 
@@ -47,42 +67,118 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("QMS_LOG", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.dsn:
-        print("error: give --dsn or set QMS_CITY_DSN", file=sys.stderr)
-        return 2
-    from qms.city import db
+    return run(args)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def safe_dsn(dsn: str) -> str:
+    """The DSN as it may be printed: without its password."""
+    from psycopg.conninfo import conninfo_to_dict
     try:
-        if args.command == "init":
-            db.init_schema(args.dsn)
-        elif args.command == "add-site":
-            print(db.add_site(args.dsn, args.site, args.center))
-        elif args.command == "rotate-token":
-            print(db.rotate_token(args.dsn, args.site))
-        elif args.command == "sites":
-            for s in db.sites(args.dsn):
+        parts = conninfo_to_dict(dsn)
+    except Exception:   # noqa: BLE001 - an unreadable DSN: say only that
+        return "(the DSN given)"
+    if "password" in parts:
+        parts["password"] = "***"
+    return " ".join(f"{k}={v}" for k, v in parts.items())
+
+
+def run(args) -> int:
+    if not args.dsn:
+        return _fail("no database: give --dsn postgresql://USER@HOST/DB or set QMS_CITY_DSN "
+                     "(installed: /etc/qms/city.env)")
+    try:
+        import psycopg
+
+        from qms.city import db
+    except ModuleNotFoundError as e:
+        return _fail(f"the city tier needs the `city` extra ({e.name} missing): "
+                     "pip install 'qms-edge[city]', or `qms install --role city`")
+    dsn = args.dsn
+    if args.password_file:
+        try:
+            password = open(args.password_file, encoding="utf-8").read().strip()
+        except OSError as e:
+            return _fail(f"cannot read the password file {args.password_file}: {e.strerror}")
+        try:
+            dsn = psycopg.conninfo.make_conninfo(dsn, password=password)
+        except psycopg.ProgrammingError as e:
+            return _fail(f"the DSN cannot be read: {e}")
+    command = args.city_command
+    try:
+        if command == "init":
+            db.init_schema(dsn)
+            print(f"the city schema is ready in {safe_dsn(dsn)}")
+        elif command == "add-site":
+            print(db.add_site(dsn, args.site, args.center))
+        elif command == "rotate-token":
+            print(db.rotate_token(dsn, args.site))
+        elif command == "sites":
+            for s in db.sites(dsn):
                 print(f"{s['center']}\t{s['site']}\t{s['stored_seq']}\t{s['last_seen'] or '-'}")
-        elif args.command == "serve":
-            import uvicorn
-            db.init_schema(args.dsn)
-            from qms.city.server import create_app
-            app = create_app(args.dsn, ingest=not args.no_ingest, public=not args.no_public)
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
-        elif args.command == "report":
+        elif command == "serve":
+            return serve(args, dsn)
+        elif command == "report":
             from qms.city.report import ReportError, city_report
             from qms.reports.render import render_table, write_csv
             try:
-                rep = city_report(args.dsn, args.since, args.until or args.since, site=args.site, center=args.center)
+                rep = city_report(dsn, args.since, args.until or args.since, site=args.site, center=args.center)
             except ReportError as e:
-                print(f"error: {e}", file=sys.stderr)
-                return 2
+                return _fail(str(e))
             if args.csv:
                 write_csv(rep, args.csv, args.lang)
             sys.stdout.write(render_table(rep, args.lang))
     except db.SiteError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return _fail(str(e))
+    except psycopg.errors.UndefinedTable:
+        return _fail(f"the database {safe_dsn(dsn)} has no city schema: run `qms city init` first")
+    except psycopg.OperationalError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return _fail(f"cannot reach the database {safe_dsn(dsn)}: {first}")
+    except psycopg.ProgrammingError as e:       # e.g. an option libpq does not know
+        return _fail(f"the DSN cannot be used: {e}")
     return 0
+
+
+def serve(args, dsn: str) -> int:
+    """uvicorn, with systemd's READY=1 once it listens and WATCHDOG=1 from its event loop
+    (a loop that stops turning stops the beats, and systemd restarts the process)."""
+    import asyncio
+
+    import uvicorn
+
+    from qms.city import db
+    from qms.city.server import create_app
+    from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
+    db.init_schema(dsn)
+    app = create_app(dsn, ingest=not args.no_ingest, public=not args.no_public)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                                           ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile))
+    # uvicorn stops on SIGTERM, then raises the signal again for the handler it found: ours,
+    # so the process ends with status 0 (systemd's clean stop), not killed by the signal
+    stop_on_sigterm(lambda: setattr(server, "should_exit", True))
+    beat = Heartbeat()
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            beat.ready(f"city on {args.host}:{args.port}")
+        while not task.done():
+            await asyncio.wait({task}, timeout=beat.interval or 5.0)
+            beat.beat()
+        await task
+
+    try:
+        asyncio.run(main())
+    except SystemExit as e:            # uvicorn: could not listen, or the app failed to start
+        return int(e.code or 1)
+    return 0 if server.started else 1
 
 
 if __name__ == "__main__":

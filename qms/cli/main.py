@@ -16,6 +16,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "service": ("qms.service.app", "run the central counter-assignment service"),
     "uplink": ("qms.uplink.app", "ship this point's event log to the city's central tier, exactly once"),
+    "city": ("qms.cli.city", "the city's central tier: PostgreSQL schema, points, server, reports"),
     "kiosk": ("qms.kiosk.app", "run the ticket kiosk (touch screen; --robot for the service robot)"),
     "display": ("qms.display.app", "run the hall display with voice announcements"),
     "counter": ("qms.counter.app", "run a counter terminal (buttons, number display, rating keys)"),
