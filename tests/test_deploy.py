@@ -270,7 +270,8 @@ def test_each_role_gets_its_extras(monkeypatch):
     from qms.ops import install as inst
     monkeypatch.setattr(inst, "on_a_pi", lambda: True)
     assert {r: inst.role_extras(r) for r in ROLES} == {
-        "service": ["reports"], "kiosk": ["pi"], "counter": ["pi"], "display": [], "web": []}
+        "service": ["reports"], "kiosk": ["pi"], "counter": ["pi"], "display": [], "web": [],
+        "uplink": ["uplink"], "city": ["city"]}
     monkeypatch.setattr(inst, "on_a_pi", lambda: False)
     assert inst.role_extras("counter") == []
     monkeypatch.undo()
@@ -318,3 +319,101 @@ def test_without_secrets_the_env_file_names_no_password_file(root):
     assert install(root, "--role", "display", "--config", str(EXAMPLE)) == 0
     env = (root / "etc/qms/display.env").read_text()
     assert not re.search(r"^QMS_MQTT_PASSWORD_FILE=", env, re.M)
+
+
+# ---------------------------------------------------------------- the city roles
+
+
+def test_install_uplink_on_a_point(root, tmp_path, capsys):
+    """A point joins the city: its config, the center's URL and its token (a secret like the
+    MQTT passwords: root:qms 0640), the unit enabled and clean for systemd."""
+    token = tmp_path / "token"
+    token.write_text("  s3cr3t-token-of-the-point \n")
+    ca = tmp_path / "city-ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert install(root, "--role", "uplink", "--config", str(EXAMPLE), "--center", "https://city.example.vn",
+                   "--token-file", str(token), "--center-ca", str(ca)) == 0
+    out = capsys.readouterr().out
+    assert "qms install --role uplink (site phuong-an-khanh)" in out
+    etc = root / "etc"
+    assert (etc / "qms/uplink.token").read_text() == "s3cr3t-token-of-the-point\n"
+    assert (etc / "qms/uplink.token").stat().st_mode & 0o777 == 0o640
+    assert (etc / "qms/tls/city-ca.crt").read_bytes() == ca.read_bytes()
+    env = (etc / "qms/uplink.env").read_text()
+    assert re.search(r"^QMS_CITY_URL=https://city.example.vn$", env, re.M)
+    assert re.search(r"^QMS_UPLINK_TOKEN_FILE=/etc/qms/uplink.token$", env, re.M)
+    assert re.search(r"^QMS_ARGS=--ca /etc/qms/tls/city-ca.crt$", env, re.M)
+    assert "@" not in env.replace("\n#", "")
+    assert load_config(etc / "qms/site.toml").state_dir_path() == Path("/var/lib/qms")   # its log is there
+    assert (etc / "systemd/system/multi-user.target.wants/qms-uplink.service").is_symlink()
+    stub_executables(root)
+    assert verify(root, "qms-uplink.service") == ""
+    # again: nothing to do; a new token replaces the old one, the env file stays the admin's
+    assert install(root, "--role", "uplink", "--config", str(EXAMPLE), "--center", "https://city.example.vn",
+                   "--token-file", str(token), "--center-ca", str(ca)) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    token.write_text("rotated\n")
+    assert install(root, "--role", "uplink", "--token-file", str(token)) == 0
+    assert (etc / "qms/uplink.token").read_text() == "rotated\n"
+    assert cli.main(["uninstall", "--root", str(root), "--role", "uplink"]) == 0
+    assert not (etc / "systemd/system/qms-uplink.service").exists()
+    assert (etc / "qms/uplink.token").exists()          # secrets kept without --purge
+
+
+def test_install_city_on_the_central_server(root, tmp_path, capsys):
+    """The central tier needs no site config: a DSN, the database password (root:qms 0640),
+    where to listen, its certificate."""
+    pw = tmp_path / "pw"
+    pw.write_text("db-password\n")
+    cert, key = tmp_path / "c.crt", tmp_path / "c.key"
+    cert.write_text("CERT\n"); key.write_text("KEY\n")
+    assert install(root, "--role", "city", "--dsn", "postgresql://qms@db.example.vn/city", "--db-password-file",
+                   str(pw), "--bind", "0.0.0.0", "--port", "8443", "--tls-cert", str(cert), "--tls-key", str(key)) == 0
+    etc = root / "etc"
+    assert not (etc / "qms/site.toml").exists()
+    assert (etc / "qms/city.password").read_text() == "db-password\n"
+    assert (etc / "qms/city.password").stat().st_mode & 0o777 == 0o640
+    assert (etc / "qms/tls/city.key").stat().st_mode & 0o777 == 0o640
+    env = (etc / "qms/city.env").read_text()
+    assert re.search(r"^QMS_CITY_DSN=postgresql://qms@db.example.vn/city$", env, re.M)
+    assert re.search(r"^QMS_CITY_PASSWORD_FILE=/etc/qms/city.password$", env, re.M)
+    assert re.search(r"^QMS_ARGS=--host 0.0.0.0 --port 8443 --ssl-certfile /etc/qms/tls/city.crt "
+                     r"--ssl-keyfile /etc/qms/tls/city.key$", env, re.M)
+    unit = (etc / "systemd/system/qms-city.service").read_text()
+    assert re.search(r"^ExecStart=\S+/qms city serve \$QMS_ARGS$", unit, re.M)
+    assert (etc / "systemd/system/multi-user.target.wants/qms-city.service").is_symlink()
+    stub_executables(root)
+    assert verify(root, "qms-city.service") == ""
+    capsys.readouterr()
+    assert install(root, "--role", "city", "--dsn", "postgresql://qms@db.example.vn/city", "--db-password-file",
+                   str(pw), "--bind", "0.0.0.0", "--port", "8443", "--tls-cert", str(cert), "--tls-key", str(key)) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_city_with_peer_authentication_names_no_password_file(root):
+    assert install(root, "--role", "city", "--dsn", "postgresql:///city?host=/var/run/postgresql") == 0
+    env = (root / "etc/qms/city.env").read_text()
+    assert not re.search(r"^QMS_CITY_PASSWORD_FILE=", env, re.M)
+    assert re.search(r"^QMS_ARGS=--host 127.0.0.1 --port 8090$", env, re.M)
+
+
+def test_city_roles_refuse_missing_input_with_a_message(root, tmp_path, capsys):
+    assert install(root, "--role", "uplink", "--config", str(EXAMPLE), "--token-file", str(tmp_path / "t")) == 1
+    assert "--center URL is needed" in capsys.readouterr().err
+    assert install(root, "--role", "uplink", "--config", str(EXAMPLE), "--center", "city.example.vn",
+                   "--token-file", str(tmp_path / "t")) == 1
+    assert "give the URL" in capsys.readouterr().err
+    assert install(root, "--role", "uplink", "--config", str(EXAMPLE), "--center", "https://city.example.vn") == 1
+    assert "--token-file FILE is needed" in capsys.readouterr().err
+    assert install(root, "--role", "uplink", "--config", str(EXAMPLE), "--center", "https://city.example.vn",
+                   "--token-file", str(tmp_path / "t")) == 1
+    assert "cannot read" in capsys.readouterr().err
+    (tmp_path / "t").write_text("\n")
+    assert install(root, "--role", "uplink", "--config", str(EXAMPLE), "--center", "https://city.example.vn",
+                   "--token-file", str(tmp_path / "t")) == 1
+    assert "is empty" in capsys.readouterr().err
+    assert install(root, "--role", "city") == 1
+    assert "--dsn is needed" in capsys.readouterr().err
+    assert install(root, "--role", "city", "--dsn", "postgresql:///city", "--tls-cert", str(tmp_path / "t")) == 1
+    assert "go together" in capsys.readouterr().err
+    assert not (root / "etc/qms").exists()          # refused before anything changed

@@ -9,6 +9,9 @@ What it sets up: the `qms` system user and the groups its unit needs, /etc/qms (
 config, the role's env file, the device's MQTT secret), /var/lib/qms (state), a venv in
 /opt/qms/venv (or an existing one with --venv), the unit files, and enables the unit.
 For the service role it also installs the broker files made by `qms provision`.
+The city roles: `uplink` on a point (the center's URL, its token in /etc/qms/uplink.token)
+and `city` on the central server (no site config: a PostgreSQL DSN, its password file,
+where to listen, a TLS certificate); see docs/city.md.
 """
 from __future__ import annotations
 
@@ -27,7 +30,13 @@ log = logging.getLogger("qms.install")
 
 SOURCE = Path(__file__).resolve().parents[2]         # the checked-out project
 UNITS = SOURCE / "systemd"
-ROLES = ("service", "kiosk", "display", "counter", "web")
+ROLES = ("service", "kiosk", "display", "counter", "web", "uplink", "city")
+# roles that are no MQTT device: the uplink reads the service's log, the city has no site
+CITY_ROLES = ("uplink", "city")
+UPLINK_TOKEN = Path("/etc/qms/uplink.token")
+CITY_PASSWORD = Path("/etc/qms/city.password")
+CITY_CA = Path("/etc/qms/tls/city-ca.crt")
+CITY_CERT, CITY_KEY = Path("/etc/qms/tls/city.crt"), Path("/etc/qms/tls/city.key")
 DEVICE_ROLES = {"service": ("service",), "kiosk": ("kiosk", "robot"),
                 "display": ("display",), "counter": ("counter",), "web": ("web",)}
 # Each device role keeps its MQTT password in its own file, which its env file names in
@@ -213,8 +222,9 @@ def time_sync_steps() -> list[Step]:
 
 
 # The extras each role needs (pyproject.toml), and a module that shows one is there
-ROLE_EXTRAS = {"service": ("reports",), "web": (), "kiosk": ("pi",), "counter": ("pi",), "display": ()}
-EXTRA_MODULE = {"reports": "matplotlib", "pi": "lgpio"}
+ROLE_EXTRAS = {"service": ("reports",), "web": (), "kiosk": ("pi",), "counter": ("pi",), "display": (),
+               "uplink": ("uplink",), "city": ("city",)}
+EXTRA_MODULE = {"reports": "matplotlib", "pi": "lgpio", "uplink": "httpx", "city": "psycopg"}
 DEBIAN_PYTHON = "/usr/lib/python3/dist-packages"       # where python3-pygame installs
 
 
@@ -317,8 +327,13 @@ def extra_step(venv: Path, extra: str, spec: str) -> Step:
 
 
 # ---------------------------------------------------------------- the plan
-def env_text(role: str, device: str, robot: bool, pi: bool = True, secrets: bool = True) -> bytes:
+def env_text(role: str, device: str, robot: bool, pi: bool = True, secrets: bool = True,
+             values: dict[str, str] | None = None) -> bytes:
     text = (UNITS / "env" / f"{role}.env").read_text().replace("@DEVICE@", device)
+    for key, value in (values or {}).items():       # @CENTER@, @DSN@, @ARGS@ of the city roles
+        text = text.replace(f"@{key}@", value)
+    if role == "city" and not secrets:      # peer authentication: no password
+        text = text.replace("\nQMS_CITY_PASSWORD_FILE=", "\n#QMS_CITY_PASSWORD_FILE=")
     if not secrets:     # no password installed: the config's [mqtt] settings apply
         text = text.replace("\nQMS_MQTT_PASSWORD_FILE=", "\n#QMS_MQTT_PASSWORD_FILE=")
     if robot:
@@ -381,6 +396,84 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
     if role == "service":
         steps.append(file_step(UNIT_DIR / BROKER_DROPIN, (UNITS / BROKER_DROPIN).read_bytes()))
     steps.append(enable_step(unit))
+    return steps
+
+
+@dataclass
+class CityOptions:
+    """What the city roles are told on the command line (files are read when planning)."""
+    center: str | None = None           # uplink: the center's URL
+    token_file: Path | None = None      # uplink: this point's token
+    center_ca: Path | None = None       # uplink: the CA of the center's certificate
+    dsn: str | None = None              # city: PostgreSQL
+    db_password_file: Path | None = None
+    bind: str = "127.0.0.1"
+    port: int = 8090
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def _secret(src: Path, what: str) -> bytes:
+    try:
+        data = src.read_bytes()
+    except OSError as e:
+        raise InstallError(f"{what}: cannot read {src}: {e.strerror}") from None
+    if not data.strip():
+        raise InstallError(f"{what}: {src} is empty")
+    return data
+
+
+def city_plan(role: str, opts: CityOptions, config: Path | None, venv: Path, reuse_venv: bool,
+              host: Host) -> list[Step]:
+    """The uplink on a point, or the central tier on the city's server."""
+    steps = [group_step(USER), user_step(), dir_step(ETC, 0o750, "root", USER), dir_step(STATE, 0o750, USER, USER)]
+    env = ETC / f"{role}.env"
+    has_env = host.path(env).exists()        # written once: then the admin's
+    if role == "uplink":
+        if config is not None:
+            steps.append(file_step(ETC / "site.toml", installed_config(config), 0o640, "root", USER,
+                                   what=f"site config {ETC}/site.toml from {config} (state_dir {STATE})"))
+        if opts.center is None and not has_env:
+            raise InstallError("--center URL is needed: the city's central tier, e.g. https://city.example.vn")
+        if opts.center is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", opts.center):
+            raise InstallError(f"--center {opts.center!r}: give the URL, e.g. https://city.example.vn")
+        if opts.token_file is None and not host.path(UPLINK_TOKEN).exists():
+            raise InstallError("--token-file FILE is needed: the token `qms city add-site` printed on the center")
+        args = f"--ca {CITY_CA}" if opts.center_ca else ""
+        steps.append(file_step(env, env_text(role, "", False, values={"CENTER": opts.center or "", "ARGS": args}),
+                               0o640, "root", USER, replace=False, what=f"environment {env} (center {opts.center})"))
+        if opts.token_file is not None:
+            token = _secret(opts.token_file, "--token-file")
+            if len(token.strip().splitlines()) != 1:
+                raise InstallError(f"--token-file: {opts.token_file} should hold the token alone, on one line")
+            steps.append(file_step(UPLINK_TOKEN, token.strip() + b"\n", 0o640, "root", USER,
+                                   what=f"uplink token in {UPLINK_TOKEN}"))
+        if opts.center_ca is not None:
+            steps.append(file_step(CITY_CA, _secret(opts.center_ca, "--center-ca"), 0o644,
+                                   what=f"the center's CA in {CITY_CA}"))
+    else:
+        if opts.dsn is None and not has_env:
+            raise InstallError("--dsn is needed: the city database, e.g. postgresql://qms@db.example.vn/city")
+        if (opts.tls_cert is None) != (opts.tls_key is None):
+            raise InstallError("--tls-cert and --tls-key go together")
+        args = f"--host {opts.bind} --port {opts.port}"
+        if opts.tls_cert:
+            args += f" --ssl-certfile {CITY_CERT} --ssl-keyfile {CITY_KEY}"
+        steps.append(file_step(env, env_text(role, "", False, secrets=opts.db_password_file is not None,
+                                              values={"DSN": opts.dsn or "", "ARGS": args}),
+                               0o640, "root", USER, replace=False, what=f"environment {env} ({args})"))
+        if opts.db_password_file is not None:
+            steps.append(file_step(CITY_PASSWORD, _secret(opts.db_password_file, "--db-password-file"),
+                                   0o640, "root", USER, what=f"database password in {CITY_PASSWORD}"))
+        if opts.tls_cert and opts.tls_key:
+            steps += [file_step(CITY_CERT, _secret(opts.tls_cert, "--tls-cert"), 0o644, what=f"certificate {CITY_CERT}"),
+                      file_step(CITY_KEY, _secret(opts.tls_key, "--tls-key"), 0o640, "root", USER,
+                                what=f"certificate key {CITY_KEY}")]
+    steps += venv_steps(venv, reuse_venv, False, role)
+    steps.append(file_step(UNIT_DIR / COMMON_DROPIN, (UNITS / COMMON_DROPIN).read_bytes()))
+    steps += time_sync_steps()
+    unit = f"qms-{role}.service"
+    steps += [file_step(UNIT_DIR / unit, unit_text(role, venv).encode()), enable_step(unit)]
     return steps
 
 
@@ -460,6 +553,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-pygame", action="store_true",
                    help="the venv imports Debian's python3-pygame (built with KMSDRM) instead of "
                    "pip's wheel; also fixes an existing venv")
+    up = p.add_argument_group("--role uplink (a point of the city)")
+    up.add_argument("--center", metavar="URL", help="the city's central tier, e.g. https://city.example.vn")
+    up.add_argument("--token-file", type=Path, help="this point's token from `qms city add-site` "
+                    f"(installed as {UPLINK_TOKEN})")
+    up.add_argument("--center-ca", type=Path, help="CA of the center's certificate, if not a public one")
+    city = p.add_argument_group("--role city (the city's central server)")
+    city.add_argument("--dsn", help="PostgreSQL, e.g. postgresql://qms@db.example.vn/city or, with peer "
+                      "authentication here, postgresql:///city?host=/var/run/postgresql")
+    city.add_argument("--db-password-file", type=Path, help=f"the database password (installed as {CITY_PASSWORD})")
+    city.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1: "
+                      "behind a reverse proxy; 0.0.0.0 to face the network)")
+    city.add_argument("--port", type=int, default=8090)
+    city.add_argument("--tls-cert", type=Path, help="certificate (chain) for HTTPS without a reverse proxy")
+    city.add_argument("--tls-key", type=Path, help="its key")
     add_common(p)
 
 
@@ -475,18 +582,25 @@ def run(args) -> int:
         if not UNITS.is_dir():
             raise InstallError(f"unit files not found in {UNITS}: run the installer from a "
                                "checkout of the project (pip install -e), see docs/deploy.md")
-        cfg = load_config(cfg_path)
-        device, robot = pick_device(cfg, args.role, args.device)
         venv = args.venv.resolve() if args.venv else VENV       # the unit needs an absolute path
-        steps = plan(args.role, args.config, device, robot, venv, args.venv is not None,
-                     args.secrets, args.system_pygame)
-        print(f"qms install --role {args.role} (device {device})"
+        if args.role in CITY_ROLES:
+            cfg = load_config(cfg_path) if args.role == "uplink" else None
+            device, robot = (cfg.site.id if cfg else "city"), False
+            opts = CityOptions(args.center, args.token_file, args.center_ca, args.dsn, args.db_password_file,
+                               args.bind, args.port, args.tls_cert, args.tls_key)
+            steps = city_plan(args.role, opts, args.config, venv, args.venv is not None, host)
+        else:
+            cfg = load_config(cfg_path)
+            device, robot = pick_device(cfg, args.role, args.device)
+            steps = plan(args.role, args.config, device, robot, venv, args.venv is not None,
+                         args.secrets, args.system_pygame)
+        print(f"qms install --role {args.role} ({'site' if args.role == 'uplink' else 'device'} {device})"
               + (f" into {host.root}" if host.root != Path("/") else ""))
         changed = execute(steps, host)
     except (ConfigError, InstallError) as e:
         print(f"qms install: {e}", file=sys.stderr)
         return 1
-    if cfg.mqtt.password_file is None and args.secrets is not None and args.role not in PASSWORD_FILE:
+    if cfg is not None and cfg.mqtt.password_file is None and args.secrets is not None and args.role not in PASSWORD_FILE:
         print(f'note: set  password_file = "mqtt.password"  in [mqtt] of the site config, '
               f"so {device} uses {ETC}/mqtt.password", file=sys.stderr)
     print("nothing to do: already installed" if not changed and not args.dry_run
