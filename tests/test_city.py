@@ -5,78 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
 from playwright.sync_api import expect
 from support import postgres
+from support.city import CENTER_A, CENTER_B, CityPoint, act
 from support.postgres import CityServer, center_rows, point_rows, stored_seq
-from support.site import make_config
 from support.wait import wait_until
 
-from qms.city.db import add_site
 from qms.city.report import city_report
-from qms.config.site import load_config
 from qms.reports.stats import Point, build_report
-from qms.sim.simulate import DaySimulation
-from qms.uplink.client import Uplink
 
 pg_cluster, city_dsn = postgres.pg_cluster, postgres.city_dsn     # fixtures
 DAY = dt.date(2026, 11, 24)
-CENTER_A = "Trung tâm Phục vụ hành chính công phường An Khánh"
-CENTER_B = "Trung tâm Phục vụ hành chính công phường Bình Trưng"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-class CityPoint:
-    """A point of the city: its config, its real service (driven by the day simulation's
-    entry point), and an uplink to the center running on a thread."""
-
-    def __init__(self, tmp_path: Path, dsn: str, site: str, name: str, center: str, all_day: bool = True):
-        d = tmp_path / site
-        d.mkdir()
-        text = make_config(d, 1883, hours_all_day=all_day).read_text(encoding="utf-8")
-        text = (text.replace('id = "phuong-an-khanh"', f'id = "{site}"')
-                .replace('name = "Điểm tiếp nhận chính"', f'name = "{name}"')
-                .replace('center = "Trung tâm Phục vụ hành chính công phường An Khánh"', f'center = "{center}"'))
-        self.config_path = d / "site.toml"
-        self.config_path.write_text(text, encoding="utf-8")
-        self.cfg = load_config(self.config_path)
-        self.db = self.cfg.state_dir() / "service.sqlite"
-        self.token = add_site(dsn, site, center)
-        self.site = site
-        self.uplink: Uplink | None = None
-        self._stop = threading.Event()
-
-    def connect(self, center_url: str) -> CityPoint:
-        self.uplink = Uplink(self.cfg, self.db, center_url, self.token,
-                             config_text=self.config_path.read_text(encoding="utf-8"))
-        threading.Thread(target=self.uplink.run, args=(self._stop,), daemon=True).start()
-        return self
-
-    def play_day(self, day: dt.date, seed: int) -> None:
-        DaySimulation(self.cfg, self.db, day, seed=seed).run().close()
-
-    def desk(self) -> DaySimulation:
-        """The service at work now (real time), for tickets and calls one by one."""
-        sim = DaySimulation(self.cfg, self.db, dt.date.today())
-        sim.now = int(time.time() * 1000)
-        return sim
-
-    def close(self) -> None:
-        self._stop.set()
-
-
-def act(sim: DaySimulation, role: str, dev: str, kind: str, **fields):
-    sim.now = int(time.time() * 1000)
-    ack = sim.send(role, dev, kind, **fields)
-    assert ack.ok, ack
-    return ack
 
 
 @pytest.fixture

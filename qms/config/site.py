@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from qms.config.city import PUBLIC_URL, CityConfig
 from qms.config.counter import CounterTerminalConfig
 from qms.config.display import DisplayConfig, VoiceConfig
 from qms.config.kiosk import KioskConfig
@@ -162,6 +163,7 @@ class SiteConfig(_Strict):
     counter_terminal: CounterTerminalConfig = msgspec.field(default_factory=CounterTerminalConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     report: ReportConfig = msgspec.field(default_factory=ReportConfig)
+    city: CityConfig = msgspec.field(default_factory=CityConfig)
     # set by the loader, not read from the file
     source: str = ""
 
@@ -268,6 +270,10 @@ def _check(cfg: SiteConfig, source: str) -> None:
         raise _fail(source, "`hours.open` must be before `hours.close`")
     if cfg.hours.cutoff_minutes >= minutes(cfg.hours.close) - minutes(cfg.hours.open):
         raise _fail(source, "`hours.cutoff_minutes` leaves no time to issue tickets")
+
+    if cfg.city.public_url and not re.fullmatch(PUBLIC_URL, cfg.city.public_url):
+        raise _fail(source, f"`city.public_url` = {cfg.city.public_url!r} is not a web address: "
+                    'give e.g. "https://city.example.vn"')
 
     seen_ids: dict[str, str] = {}
     seen_codes: dict[int, str] = {}

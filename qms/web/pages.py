@@ -71,8 +71,25 @@ def _qr_svg(text: str) -> str:
 
 
 # ---------------------------------------------------------------- ticket page
-def ticket_fragment(cfg: SiteConfig, view: dict) -> tuple[str, bool]:
-    """The live part of /t/<id>. Returns (html, final): final when nothing more will change."""
+def elsewhere_fragment(cfg: SiteConfig, e: dict) -> str:
+    """Another point serving the same procedure with a markedly shorter wait (the city's
+    suggestion): its name, its center when not this one, its address. No map, no distance:
+    the page never asks where the citizen is."""
+    name = e["name"]
+    vi_name = name if name.lower().startswith("điểm") else f"Điểm {name}"
+    wait_vi, wait_en = new_ticket_phrase({"est_wait_s": e["est_wait_s"], "waiting": e.get("waiting") or 0}, cfg.tz)
+    wait_vi, wait_en = wait_vi[0].lower() + wait_vi[1:], wait_en[0].lower() + wait_en[1:]     # after a colon
+    where = [x for x in ((e.get("center") if e.get("center") != cfg.site.center else ""), e.get("address")) if x]
+    return (f'<aside class="elsewhere" id="elsewhere"><p class="what">'
+            f'{t(f"{vi_name} đang chờ ít hơn: {wait_vi}", f"Shorter wait at {name}: {wait_en}")}</p>'
+            + "".join(f'<p class="where">{keep_words_html(_e(x))}</p>' for x in where)
+            + f'<p class="note">{t("Số của bạn chỉ dùng được tại đây; đến điểm đó, bạn lấy số mới.", "Your number is valid here only; there, take a new one.")}</p>'
+            '</aside>')
+
+
+def ticket_fragment(cfg: SiteConfig, view: dict, elsewhere: dict | None = None) -> tuple[str, bool]:
+    """The live part of /t/<id>. Returns (html, final): final when nothing more will change.
+    `elsewhere`: the city's suggestion for a waiting ticket (qms/web/city.py), or None."""
     number = f'<div class="number" id="number">{view["number"]}</div>'
     svc = _service(cfg, view["service"])
     head = (f'<div class="caption">{t("Số của bạn", "Your number")}</div>{number}'
@@ -89,6 +106,7 @@ def ticket_fragment(cfg: SiteConfig, view: dict) -> tuple[str, bool]:
                      f'<b id="ahead">{view["people_ahead"]}</b>', "big") +
                 _row(t("Thời gian chờ dự kiến", "Estimated wait"), f'<b id="wait">{t(*wait)}</b>') +
                 (f'<p class="away" id="away">{t(*why)}</p>' if (why := away_phrase(view.get("away"), cfg.tz)) else "") +
+                (elsewhere_fragment(cfg, elsewhere) if elsewhere else "") +
                 f'<p class="hint">{t("Trang này tự cập nhật. Bạn có thể đi đâu đó gần đây và quay lại khi sắp đến lượt.", "This page updates by itself. You may step out and come back when your turn is near.")}</p>')
         return f'<section class="ticket waiting" data-state="waiting">{head}{body}</section>', False
     if state == "called":
@@ -143,7 +161,33 @@ def not_found_fragment() -> str:
 
 
 # ---------------------------------------------------------------- board
-def board_fragment(cfg: SiteConfig, board: dict) -> str:
+def center_points_fragment(cfg: SiteConfig, points) -> str:
+    """The other points of this center and their waits per procedure, as the city knows them
+    (qms/web/city.py CityPoint); '' when there are none or the city is not reachable."""
+    if not points:
+        return ""
+    items = []
+    for p in points:
+        where = f'<p class="where">{keep_words_html(_e(p.address))}</p>' if p.address else ""
+        if p.stale:
+            body = f'<p class="state">{t("Chưa có số liệu mới", "No recent data")}</p>'
+        elif not p.open:
+            body = f'<p class="state">{t("Đã đóng cửa", "Closed")}</p>'
+        else:
+            rows = []
+            for sv in p.services:
+                vi, en = sv.name_vi or _service(cfg, sv.id)[0], sv.name_en or sv.name_vi or _service(cfg, sv.id)[1]
+                wait = (t(*new_ticket_phrase({"est_wait_s": sv.est_wait_s or 0, "waiting": sv.waiting or 0}, cfg.tz))
+                        if sv.open else t("Đã đóng", "Closed"))
+                rows.append(f'<tr data-service="{_e(sv.id)}"><td>{t(vi, en)}</td><td class="n">{sv.waiting or 0}</td>'
+                            f'<td class="wait">{wait}</td></tr>')
+            body = f'<table><tbody>{"".join(rows)}</tbody></table>'
+        items.append(f'<li class="point" data-site="{_e(p.site)}"><h3>{keep_words_html(_e(p.name))}</h3>{where}{body}</li>')
+    return (f'<section class="points" id="points"><h2>{t("Các điểm khác của trung tâm", "Other points of this center")}</h2>'
+            f'<ul>{"".join(items)}</ul></section>')
+
+
+def board_fragment(cfg: SiteConfig, board: dict, points=None) -> str:
     calls = board["calls"]
     latest = ""
     if calls:
@@ -176,7 +220,8 @@ def board_fragment(cfg: SiteConfig, board: dict) -> str:
             f'<section class="counters"><h2>{t("Các quầy", "Counters")}</h2><ul>{"".join(counters)}</ul></section>'
             f'<section class="services"><h2>{t("Đang chờ theo lĩnh vực", "Waiting by service")}</h2>'
             f'<table><thead><tr><th>{t("Lĩnh vực", "Service")}</th><th>{t("Số người chờ", "Waiting")}</th>'
-            f'<th>{t("Chờ dự kiến", "Est. wait")}</th></tr></thead><tbody>{"".join(services)}</tbody></table></section>')
+            f'<th>{t("Chờ dự kiến", "Est. wait")}</th></tr></thead><tbody>{"".join(services)}</tbody></table></section>'
+            + center_points_fragment(cfg, points))
 
 
 # ---------------------------------------------------------------- the page shell

@@ -127,6 +127,12 @@ class Replica:
                 self._conn = None
             return False
 
+    def touch(self) -> None:
+        """Something else a live page shows has changed (the city's answer): wake the pages."""
+        with self.changed:
+            self.version += 1
+            self.changed.notify_all()
+
     def wait_change(self, seen: int, timeout: float) -> int:
         """Block until `version` differs from `seen` (or timeout). Returns the version."""
         with self.changed:

@@ -26,6 +26,7 @@ from qms.mqtt.device import Device
 from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
 from qms.web.alerts import AlertWatcher
 from qms.web.bookings import BookingRequest, BookingStore, CheckIn, booking_view, code_from_request
+from qms.web.city import CityLink, markedly_shorter
 from qms.web.errors import WebError, not_found, unavailable
 from qms.web.handler import WebServer
 from qms.web.pages import board_fragment, booking_fragment, error_page, not_found_fragment, page, ticket_fragment
@@ -82,6 +83,8 @@ class WebApp:
         self.auth_failures = RateLimiter(10)
         self.checkin_failures = RateLimiter(web.checkin_failures_per_minute)
         self.alerts = AlertWatcher(cfg, self.replica, self._publish_retained)
+        # what the city knows (other points' waits): asked in the background, never awaited
+        self.city = CityLink(cfg, on_change=self.replica.touch)
         self.device: Device | None = None
         if mqtt:
             self.device = Device(cfg, web.device_id, "web",
@@ -185,13 +188,24 @@ class WebApp:
     def ticket_fragment(self, tid: str) -> tuple[str, bool, dict | None]:
         view = self._ticket_view(tid)
         if view is not None:
-            html, final = ticket_fragment(self.cfg, view)
+            html, final = ticket_fragment(self.cfg, view, self._elsewhere(view))
             return html, final, view
         b = self.bookings.by_ticket(tid)
         if b is not None:
             html, final = booking_fragment(self.cfg, booking_view(b, self.cfg))
             return html, final, None
         return not_found_fragment(), False, None
+
+    def _elsewhere(self, view: dict) -> dict | None:
+        """Another point with a markedly shorter wait for this waiting ticket, if the city
+        knows one (cached: the page never waits for the city)."""
+        if view["state"] != "waiting" or not self.city.enabled:
+            return None
+        s = self.city.suggestion(view["service"])
+        if s is None or not markedly_shorter(s.est_wait_s, view.get("est_wait_s")):
+            return None
+        return {"name": s.name, "center": s.center, "address": s.address, "est_wait_s": s.est_wait_s,
+                "waiting": s.waiting}
 
     def ticket_page(self, tid: str, lang: str) -> tuple[int, bytes]:
         html, final, view = self.ticket_fragment(tid)
@@ -223,7 +237,8 @@ class WebApp:
         return board
 
     def board_fragment(self) -> str:
-        return board_fragment(self.cfg, self.board_json())
+        points = self.city.center_points() if self.cfg.city.board_points else None
+        return board_fragment(self.cfg, self.board_json(), points)
 
     def board_page(self, lang: str) -> bytes:
         return page(self.cfg, f"{self.cfg.site.name} – bảng số", self.board_fragment(), lang,
@@ -235,7 +250,7 @@ class WebApp:
     def health(self) -> dict:
         r = self.replica
         return {"ok": True, "site": self.cfg.site.id, "day": r.core.day, "last_seq": r.last_seq,
-                "mqtt": bool(self.device and self.device.online)}
+                "mqtt": bool(self.device and self.device.online), "city": self.city.state()}
 
     # ------------------------------------------------------------ bookings
     def _issued_today(self, service: str) -> int:

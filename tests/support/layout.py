@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from qms.core.words import COMPOUNDS
+
 ROOT = Path(__file__).resolve().parents[2]
 # the pictures the docs show are refreshed on request only (they carry the clock: a plain
 # test run must not change tracked files): QMS_UPDATE_SCREENS=1 pytest tests/test_layout_*.py
@@ -88,3 +90,60 @@ def keep_png(src, name: str) -> Path:
     out = SCREENS / f"{name}.png"
     img.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
     return out
+
+
+# ---------------------------------------------------------------- web pages in Chromium
+# (tests/test_layout_web.py, tests/test_web_city.py): page.evaluate(CHECK, [MIN_PX, MIN_TARGET or 0, WORDS])
+WORDS = sorted({w.lower() for w in (*COMPOUNDS, *PLACE_NAMES) if " " in w})
+
+CHECK = """([minPx, minTarget, compounds]) => {
+  const out = [];
+  const vw = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth > vw + 1) out.push(`page is ${document.documentElement.scrollWidth} px wide in ${vw}`);
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+                                   .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+  const background = (el) => {
+    for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3); }
+    return [255, 255, 255];
+  };
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const text = n.textContent.trim();
+    if (!text) continue;
+    const el = n.parentElement, cs = getComputedStyle(el);
+    if (cs.display === 'none' || cs.visibility === 'hidden' || el.closest('svg, script, style, noscript')) continue;
+    const range = document.createRange(); range.selectNodeContents(n);
+    const rects = [...range.getClientRects()];
+    if (!rects.length) continue;
+    let box = el; while (box && getComputedStyle(box).display === 'inline') box = box.parentElement;
+    const b = box.getBoundingClientRect();
+    for (const r of rects) {
+      if (r.left < -1 || r.right > vw + 1) out.push(`'${text.slice(0, 40)}' leaves the screen`);
+      else if (r.left < b.left - 1 || r.right > b.right + 1) out.push(`'${text.slice(0, 40)}' outside its box`);
+    }
+    // no word broken across lines: each word (and each known compound, qms/core/words.py)
+    // must lie on one line box, i.e. all its fragments share a top
+    const spans = [];
+    for (const m of n.textContent.matchAll(/[^\\s\\u00a0]+/g)) spans.push([m.index, m.index + m[0].length]);
+    const low = n.textContent.toLowerCase();
+    for (const w of compounds) for (let i = low.indexOf(w); i >= 0; i = low.indexOf(w, i + 1)) spans.push([i, i + w.length]);
+    for (const [a, z] of spans) {
+      const wr = document.createRange(); wr.setStart(n, a); wr.setEnd(n, z);
+      const tops = new Set([...wr.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top / 4)));
+      if (tops.size > 1) out.push(`'${n.textContent.slice(a, z)}' broken across lines in '${text.slice(0, 40)}'`);
+    }
+    const px = parseFloat(cs.fontSize);
+    if (px < minPx) out.push(`'${text.slice(0, 40)}' is ${px} px`);
+    const c = ratio(rgb(cs.color).slice(0, 3), background(el));
+    if (c < 4.5) out.push(`'${text.slice(0, 40)}' contrast ${c.toFixed(1)}:1`);
+  }
+  // every link, button and select is a touch target at least minTarget high (and wide)
+  if (minTarget) for (const el of document.querySelectorAll('a, button, select, input, summary')) {
+    const r = el.getBoundingClientRect();
+    if (r.width && (r.height < minTarget - 0.5 || r.width < minTarget - 0.5))
+      out.push(`target '${el.textContent.trim().slice(0, 30)}' is ${r.width.toFixed(0)}x${r.height.toFixed(0)} px`);
+  }
+  return out;
+}"""

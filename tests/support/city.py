@@ -1,0 +1,67 @@
+"""A point of the city for tests (tests/test_city.py, tests/test_web_city.py): its own config,
+its real service driven by the day simulation's entry point, and an uplink to a real city
+server (support/postgres.py CityServer) on a thread."""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+from qms.city.db import add_site
+from qms.config.site import load_config
+from qms.sim.simulate import DaySimulation
+from qms.uplink.client import Uplink
+from support.site import make_config
+
+CENTER_A = "Trung tâm Phục vụ hành chính công phường An Khánh"
+CENTER_B = "Trung tâm Phục vụ hành chính công phường Bình Trưng"
+
+
+class CityPoint:
+    def __init__(self, tmp_path: Path, dsn: str, site: str, name: str, center: str, all_day: bool = True,
+                 address: str | None = None, extra: str = ""):
+        d = tmp_path / site
+        d.mkdir()
+        text = make_config(d, 1883, hours_all_day=all_day, extra=extra).read_text(encoding="utf-8")
+        text = (text.replace('id = "phuong-an-khanh"', f'id = "{site}"')
+                .replace('name = "Điểm tiếp nhận chính"', f'name = "{name}"')
+                .replace('center = "Trung tâm Phục vụ hành chính công phường An Khánh"', f'center = "{center}"'))
+        if address is not None:
+            lines = text.splitlines()
+            i = next(i for i, ln in enumerate(lines) if ln.startswith("address = "))
+            lines[i] = f'address = "{address}"'
+            text = "\n".join(lines) + "\n"
+        self.config_path = d / "site.toml"
+        self.config_path.write_text(text, encoding="utf-8")
+        self.cfg = load_config(self.config_path)
+        self.db = self.cfg.state_dir() / "service.sqlite"
+        self.token = add_site(dsn, site, center)
+        self.site = site
+        self.uplink: Uplink | None = None
+        self._stop = threading.Event()
+
+    def connect(self, center_url: str) -> CityPoint:
+        self.uplink = Uplink(self.cfg, self.db, center_url, self.token,
+                             config_text=self.config_path.read_text(encoding="utf-8"))
+        threading.Thread(target=self.uplink.run, args=(self._stop,), daemon=True).start()
+        return self
+
+    def play_day(self, day: dt.date, seed: int) -> None:
+        DaySimulation(self.cfg, self.db, day, seed=seed).run().close()
+
+    def desk(self) -> DaySimulation:
+        """The service at work now (real time), for tickets and calls one by one."""
+        sim = DaySimulation(self.cfg, self.db, dt.date.today())
+        sim.now = int(time.time() * 1000)
+        return sim
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def act(sim: DaySimulation, role: str, dev: str, kind: str, **fields):
+    sim.now = int(time.time() * 1000)
+    ack = sim.send(role, dev, kind, **fields)
+    assert ack.ok, ack
+    return ack
