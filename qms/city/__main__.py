@@ -156,8 +156,9 @@ def serve(args, dsn: str) -> int:
     from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
     db.init_schema(dsn)
     app = create_app(dsn, ingest=not args.no_ingest, public=not args.no_public)
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                                           ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile))
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    server = uvicorn.Server(config)
     # uvicorn stops on SIGTERM, then raises the signal again for the handler it found: ours,
     # so the process ends with status 0 (systemd's clean stop), not killed by the signal
     stop_on_sigterm(lambda: setattr(server, "should_exit", True))
@@ -174,8 +175,15 @@ def serve(args, dsn: str) -> int:
             beat.beat()
         await task
 
+    # the event loop uvicorn.run would pick (uvloop when installed)
+    if hasattr(config, "get_loop_factory"):             # uvicorn >= 0.36
+        loop_factory = config.get_loop_factory()
+    else:
+        config.setup_event_loop()
+        loop_factory = None
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(main())
     except SystemExit as e:            # uvicorn: could not listen, or the app failed to start
         return int(e.code or 1)
     return 0 if server.started else 1
