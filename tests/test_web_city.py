@@ -156,6 +156,13 @@ def test_board_lists_the_other_points_of_this_center(city, browser):
 
         from PIL import Image
         keep_png(Image.open(BytesIO(page.screenshot(full_page=True))), "web-board-points-1280x720")
+        for w, h in ((360, 780), (1920, 1080)):             # a phone, the hall's TV
+            other = ctx.new_page()
+            other.set_viewport_size({"width": w, "height": h})
+            other.goto(web.url + path)
+            expect(other.locator('#points li.point[data-site="an-khanh-2"]')).to_be_visible()
+            assert other.evaluate(CHECK, [MIN_PX, 0, WORDS]) == [], (w, h)
+            other.close()
         # a new ticket there reaches this board live
         act(desks["an-khanh-2"], "kiosk", desks["an-khanh-2"].kiosk, "ticket.request", service="chung-thuc")
         expect(a2_card.locator('tr[data-service="chung-thuc"] td.n')).to_have_text("2", timeout=30_000)
