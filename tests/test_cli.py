@@ -64,6 +64,14 @@ def test_qms_city_runs_the_central_tiers_commands(pg_cluster, tmp_path):
     assert city("--dsn", dsn, "--password-file", str(pw), "sites").returncode == 0
     out = city("--dsn", dsn, "--password-file", str(tmp_path / "missing"), "sites")
     assert out.returncode == 2 and "cannot read the password file" in out.stderr
+    # a point whose config names another center than it was registered with: said
+    import psycopg
+    with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE city_sites SET config = %s WHERE site = 'an-khanh-2'",
+                     ('[site]\nid = "an-khanh-2"\nname = "Điểm 2"\ncenter = "Phường An Khánh mới"\n',))
+    out = city("--dsn", dsn, "sites")
+    assert out.returncode == 0 and "warning: an-khanh-2 is registered with center 'Phường An Khánh' but its " \
+        "config says 'Phường An Khánh mới'" in out.stderr, out.stderr
 
 
 def test_qms_city_says_what_is_wrong_in_one_line(pg_cluster, tmp_path):

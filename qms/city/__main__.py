@@ -120,6 +120,8 @@ def run(args) -> int:
         elif command == "sites":
             for s in db.sites(dsn):
                 print(f"{s['center']}\t{s['site']}\t{s['stored_seq']}\t{s['last_seen'] or '-'}")
+            for line in center_mismatches(dsn):
+                print(f"warning: {line}", file=sys.stderr)
         elif command == "serve":
             return serve(args, dsn)
         elif command == "report":
@@ -142,6 +144,26 @@ def run(args) -> int:
     except psycopg.ProgrammingError as e:       # e.g. an option libpq does not know
         return _fail(f"the DSN cannot be used: {e}")
     return 0
+
+
+def center_mismatches(dsn: str) -> list[str]:
+    """Points registered under another center than their config's [site] center: the
+    center's report and the boards' list of a center's points go by the registered one."""
+    import tomllib
+
+    import psycopg
+    out = []
+    with psycopg.connect(dsn) as conn:
+        for site, center, config in conn.execute(
+                "SELECT site, center, config FROM city_sites WHERE config IS NOT NULL ORDER BY site"):
+            try:
+                own = tomllib.loads(config)["site"]["center"]
+            except (tomllib.TOMLDecodeError, KeyError, TypeError):
+                continue
+            if own != center:
+                out.append(f"{site} is registered with center {center!r} but its config says {own!r}: "
+                           "fix one of them (the center's report and board go by the registered one)")
+    return out
 
 
 def serve(args, dsn: str) -> int:
