@@ -86,11 +86,11 @@ def test_ticket_page_suggests_a_point_with_a_shorter_wait_until_the_city_is_down
     web = start_web(a1)
     try:
         # the first view asks the city in the background; the page itself never waits for it
-        assert wait_until(lambda: "đang chờ ít hơn" in get(web, f"/t/{last['ticket_id']}")[1], 15)
+        assert wait_until(lambda: "Chờ ít hơn tại" in get(web, f"/t/{last['ticket_id']}")[1], 15)
         status, html = get(web, f"/t/{last['ticket_id']}")
         assert status == 200
         aside = text(html.split('id="elsewhere">')[1].split("</aside>")[0])
-        assert "Điểm tiếp nhận số 2 đang chờ ít hơn: không phải chờ" in aside
+        assert "Chờ ít hơn tại Điểm tiếp nhận số 2: không phải chờ" in aside
         assert A2_ADDRESS in aside and CENTER_A not in aside        # its own center: not repeated
         # the first ticket has nobody ahead: no reason to send its holder elsewhere
         assert "elsewhere" not in get(web, f"/t/{tickets[0]['ticket_id']}")[1]
@@ -103,7 +103,7 @@ def test_ticket_page_suggests_a_point_with_a_shorter_wait_until_the_city_is_down
         page.on("request", lambda r: None if r.url.startswith(web.url) else outside.append(r.url))
         page.goto(f"{web.url}/t/{last['ticket_id']}")
         aside = page.locator("#elsewhere")
-        expect(aside).to_contain_text("Điểm tiếp nhận số 2 đang chờ ít hơn: không phải chờ")
+        expect(aside).to_contain_text("Chờ ít hơn tại Điểm tiếp nhận số 2: không phải chờ")
         expect(aside).to_contain_text("Số 5 đường Trần Não")
         expect(aside).to_contain_text("Số của bạn chỉ dùng được tại đây")
         assert page.evaluate(CHECK, [MIN_PX, 0, WORDS]) == []
@@ -117,7 +117,7 @@ def test_ticket_page_suggests_a_point_with_a_shorter_wait_until_the_city_is_down
         for _ in range(14):
             act(desks["an-khanh-2"], "kiosk", desks["an-khanh-2"].kiosk, "ticket.request", service="ho-tich")
         expect(page.locator("#elsewhere")).to_contain_text(CENTER_B, timeout=30_000)
-        expect(page.locator("#elsewhere")).to_contain_text("Điểm tiếp nhận chính đang chờ ít hơn: không phải chờ")
+        expect(page.locator("#elsewhere")).to_contain_text("Chờ ít hơn tại Điểm tiếp nhận chính: không phải chờ")
 
         # the city goes down: the suggestion disappears, the page is as without a city
         server.kill()

@@ -81,7 +81,7 @@ def elsewhere_fragment(cfg: SiteConfig, e: dict) -> str:
     wait_vi, wait_en = wait_vi[0].lower() + wait_vi[1:], wait_en[0].lower() + wait_en[1:]     # after a colon
     where = [x for x in ((e.get("center") if e.get("center") != cfg.site.center else ""), e.get("address")) if x]
     return (f'<aside class="elsewhere" id="elsewhere"><p class="what">'
-            f'{t(f"{vi_name} đang chờ ít hơn: {wait_vi}", f"Shorter wait at {name}: {wait_en}")}</p>'
+            f'{t(f"Chờ ít hơn tại {vi_name}: {wait_vi}", f"Shorter wait at {name}: {wait_en}")}</p>'
             + "".join(f'<p class="where">{keep_words_html(_e(x))}</p>' for x in where)
             + f'<p class="note">{t("Số của bạn chỉ dùng được tại đây; đến điểm đó, bạn lấy số mới.", "Your number is valid here only; there, take a new one.")}</p>'
             '</aside>')
