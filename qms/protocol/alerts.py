@@ -90,10 +90,11 @@ def device_alert(dev: str, invalid: int, refused: int, last_error: str) -> dict:
     today (the service counts them; docs/protocol.md)."""
     why_vi = BAD_REASON_VI.get(last_error, last_error)
     why_en = BAD_REASON_EN.get(last_error, last_error)
+    vi = [f"{_count(n, 'vi')} thông điệp {what}" for n, what in ((invalid, "không hợp lệ"), (refused, "bị từ chối")) if n]
+    en = [f"{_count(n, 'en')} {what}" for n, what in ((invalid, "invalid"), (refused, "refused")) if n]
     return {"v": 1, "kind": "device", "key": dev, "active": True, "value_min": 0,
             "invalid": invalid, "refused": refused, "last_error": last_error,
-            "message_vi": f"Thiết bị {dev} hôm nay đã gửi {_count(invalid, 'vi')} thông điệp không hợp lệ "
-                          f"và {_count(refused, 'vi')} thông điệp bị từ chối (lần gần nhất: {why_vi}). "
-                          f"Cần kiểm tra thiết bị.",
-            "message_en": f"Device {dev} sent {_count(invalid, 'en')} invalid and {_count(refused, 'en')} "
-                          f"refused messages today (last: {why_en}). The device needs checking."}
+            "message_vi": f"Thiết bị {dev} hôm nay đã gửi {' và '.join(vi) or '0 thông điệp lỗi'} "
+                          f"(lần gần nhất: {why_vi}). Cần kiểm tra thiết bị.",
+            "message_en": f"Device {dev} sent {' and '.join(en) or 'no bad'} messages today "
+                          f"(last: {why_en}). The device needs checking."}
