@@ -204,7 +204,13 @@ def measure(devices: int, ops: int, warmup: int = 500, profile: str | None = Non
             load.on_warm = lambda: cpu0.update(
                 svc=cpu_seconds(svc.pid), own=time.process_time(), brk=cpu_seconds(broker.proc.pid),
                 sent=flood.sent if flood else 0, t=time.perf_counter())
-            wall = load.run()
+            try:
+                wall = load.run()
+            except SystemExit as e:     # say what went away with it
+                print(f"run of V={devices} (garbage {garbage_rate if flood else 0}/s) failed: {e}; "
+                      f"broker exit code {broker.proc.poll()}, service exit code {svc.poll()}, "
+                      f"{load.completed} operations done", file=sys.stderr, flush=True)
+                raise
             cpu = cpu_seconds(svc.pid) - cpu0["svc"]
             own, brk = time.process_time() - cpu0["own"], cpu_seconds(broker.proc.pid) - cpu0["brk"]
             if flood:

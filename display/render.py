@@ -374,7 +374,7 @@ class BoardRenderer:
         name = self.service_names.get(m.hero.service, "")
         if m.hero.printed_number is not None:
             # a renumbered ticket: the citizen holds paper with another number (docs/display.md)
-            name = self._label(f"Vé in số {m.hero.printed_number}", f"printed ticket {m.hero.printed_number}")
+            name = self._label(f"Vé in số {m.hero.printed_number}", f"Printed ticket {m.hero.printed_number}")
         self.drawn_hero_note = name
         if name:                 # readable, or shortened (the kiosk and the ticket show it whole)
             name = _fit_words(name, lambda x: f.fit_size(x, inner.width, label_h) >= READABLE_PX,

@@ -363,8 +363,10 @@ class QueueCore:
             self.estimator.observe_call(self, t, e.at)
         c.current, c.active, c.last_call_at = t.ticket_id, True, e.at
         c.priority_streak = c.priority_streak + 1 if t.priority else 0
-        self.calls.appendleft({"number": t.number, "counter": e.counter, "service": t.service,
-                               "ticket_id": t.ticket_id, "at": e.at, "printed_number": t.printed_number})
+        call = {"number": t.number, "counter": e.counter, "service": t.service, "ticket_id": t.ticket_id, "at": e.at}
+        if t.printed_number is not None:        # only a renumbered ticket carries the paper's number
+            call["printed_number"] = t.printed_number
+        self.calls.appendleft(call)
         self.calls_dirty = True
         self.dirty_counters.add(e.counter)
         self.dirty_services.add(t.service)
