@@ -217,3 +217,28 @@ def test_lean_publishes_agree_with_paho(broker):
         sender.stop()
         ref.stop()
         link.stop()
+
+
+def test_a_local_broker_whose_free_port_was_taken_meanwhile_moves(tmp_path, monkeypatch):
+    """`LocalBroker` picks a free port, then starts Mosquitto on it; on a shared machine
+    another process's broker may take it in between. Something then answers on the port,
+    but not ours (it exits: address in use): start() must not report that as started."""
+    import socket
+
+    from qms.mqtt import broker as broker_mod
+    from qms.mqtt.broker import LocalBroker
+    other = LocalBroker(tmp_path / "other").start()
+    real = broker_mod.free_port
+    taken = iter([other.port])
+    monkeypatch.setattr(broker_mod, "free_port", lambda: next(taken, None) or real())
+    ours = LocalBroker(tmp_path / "ours")
+    try:
+        assert ours.port == other.port
+        ours.start()
+        assert ours.port != other.port and ours.proc.poll() is None
+        with socket.create_connection(("127.0.0.1", ours.port), timeout=2):
+            pass
+        assert other.proc.poll() is None
+    finally:
+        ours.stop()
+        other.stop()
