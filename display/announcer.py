@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from qms.config.display import VoiceConfig
 from qms.voice.chime import chime_wav
-from qms.voice.packs import VoiceError, VoiceSource, call_tokens
+from qms.voice.packs import VoiceError, VoiceSource, call_tokens, sentence
 from qms.voice.player import AudioUnavailable, Player, volume_at
 
 log = logging.getLogger("qms.voice")
@@ -30,6 +30,8 @@ class Announcement:
     number: int
     counter: int
     recall: bool = False
+    printed_number: int | None = None    # a renumbered ticket: the paper's number is said too
+    text: str = ""                       # the phrase as spoken (for logs and tests)
     queued_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None      # first chime sample handed to the mixer
     spoken_at: float | None = None       # first phrase sample handed to the mixer
@@ -59,8 +61,9 @@ class CallAnnouncer:
         self._thread.start()
 
     # ------------------------------------------------------------ API
-    def announce(self, number: int, counter: int, recall: bool = False) -> Announcement:
-        a = Announcement(number, counter, recall)
+    def announce(self, number: int, counter: int, recall: bool = False,
+                 printed_number: int | None = None) -> Announcement:
+        a = Announcement(number, counter, recall, printed_number)
         with self._cv:
             self._pending.append(a)
             while len(self._pending) > self.cfg.max_pending:
@@ -135,9 +138,21 @@ class CallAnnouncer:
         self.player.start(chime, volume)
         a.started_at = time.monotonic()
         self._emit("chime", a)
-        tokens = call_tokens(a.number, a.counter, self.cfg.region, self.cfg.reading == "digits")
+        digits = self.cfg.reading == "digits"
+        tokens = call_tokens(a.number, a.counter, self.cfg.region, digits, a.printed_number)
         try:
-            phrase = self.player.sound(self.voice.render(tokens))
+            try:
+                wav = self.voice.render(tokens)
+            except VoiceError as e:
+                if a.printed_number is None:
+                    raise
+                # a voice pack recorded before renumbered calls (no "vé in số" clip): the
+                # call itself still goes out; the board shows the paper's number
+                log.warning("call of %d said without its printed number %d: %s", a.number, a.printed_number, e)
+                tokens = call_tokens(a.number, a.counter, self.cfg.region, digits)
+                wav = self.voice.render(tokens)
+            a.text = sentence(tokens)
+            phrase = self.player.sound(wav)
         except VoiceError as e:
             a.error = str(e)
             log.error("cannot speak the call of %d: %s", a.number, e)

@@ -222,7 +222,7 @@ class DisplayApp:
         todo, self._to_announce = self._to_announce, []
         for a in todo:
             if self.announcer:
-                self.announcer.announce(a.number, a.counter, a.recall)
+                self.announcer.announce(a.number, a.counter, a.recall, a.printed_number)
 
     def run(self, duration: float | None = None, heartbeat=None) -> None:
         end = None if duration is None else time.monotonic() + duration

@@ -60,6 +60,7 @@ class CallView(msgspec.Struct):
     service: str = ""
     ticket_id: str = ""
     at: int = 0
+    printed_number: int | None = None   # the citizen's paper says this (a renumbered ticket)
 
 
 class CallsView(msgspec.Struct):
@@ -84,6 +85,7 @@ class CalledFact(msgspec.Struct):
     counter: int
     at: int
     service: str = ""
+    printed_number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Announce:
     number: int
     counter: int
     recall: bool = False
+    printed_number: int | None = None   # said too: "… số 2041, vé in số 2003, …"
 
 
 def nfc(s: str) -> str:
@@ -177,7 +180,8 @@ class BoardModel:
         if key in self._facts_seen:
             return []
         self._facts_seen.append(key)
-        call = CallView(f.number, f.counter, f.service, f.ticket_id, f.at)
+        printed = f.printed_number if f.printed_number != f.number else None
+        call = CallView(f.number, f.counter, f.service, f.ticket_id, f.at, printed)
         recall = kind == "ticket.recalled"
         if not recall and not any(c.ticket_id == f.ticket_id and c.at == f.at for c in self.calls):
             self.calls = ([call] + self.calls)[: self.kept_calls]
@@ -190,7 +194,7 @@ class BoardModel:
             self.dirty.add(COUNTERS)
         self.hero, self.hero_since = call, self.clock()
         self.dirty.add(HERO)
-        return [Announce(f.number, f.counter, recall)]
+        return [Announce(f.number, f.counter, recall, printed)]
 
     def _drop_finished_hero(self) -> None:
         """The big call goes once its counter no longer serves that ticket (done, no-show,

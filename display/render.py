@@ -268,6 +268,7 @@ class BoardRenderer:
         self._ticker_surface: pygame.Surface | None = None
         self._ticker_text: str | None = None
         self.drawn_hero: int | None = None           # number in the last drawn hero (tests, bench)
+        self.drawn_hero_note = ""                    # its bottom line: service, or the paper's number
         self.drawn_alerts = ""                       # text of the last drawn alert strip (tests)
         self._alert_pages: list[str] = []
         self.alert_page_seconds = alert_page_seconds
@@ -371,6 +372,10 @@ class BoardRenderer:
         room = body.inflate(-body.width // 10, -body.height // 10)     # never edge to edge
         self._blit(f.render_fit(text, room.width, room.height, fg, bold=True), body, "center")
         name = self.service_names.get(m.hero.service, "")
+        if m.hero.printed_number is not None:
+            # a renumbered ticket: the citizen holds paper with another number (docs/display.md)
+            name = self._label(f"Vé in số {m.hero.printed_number}", f"Printed ticket {m.hero.printed_number}")
+        self.drawn_hero_note = name
         if name:                 # readable, or shortened (the kiosk and the ticket show it whole)
             name = _fit_words(name, lambda x: f.fit_size(x, inner.width, label_h) >= READABLE_PX,
                               lambda x: f.wrap_plan(x, inner.width, label_h)[1] >= READABLE_PX)
@@ -394,7 +399,11 @@ class BoardRenderer:
         size = f.fit_size("8888 → Quầy 88", cw - 20, int(ch * 0.8), True)
         for i, c in enumerate(calls):
             cell = pygame.Rect(area.left + (i // rows) * cw, area.top + (i % rows) * ch, cw - 20, ch)
-            self._blit(f.render(f"{c.number} → Quầy {c.counter}", size, True, TEXT), cell)
+            if c.printed_number is not None:        # the paper's number too, in the same cell
+                self._blit(f.render_fit(f"{c.number} (vé {c.printed_number}) → Quầy {c.counter}", cell.width,
+                                        int(ch * 0.8), TEXT, bold=True), cell)
+            else:
+                self._blit(f.render(f"{c.number} → Quầy {c.counter}", size, True, TEXT), cell)
 
     def _grid(self, n: int, area: pygame.Rect) -> tuple[int, int]:
         best = (1, n)

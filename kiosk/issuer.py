@@ -64,6 +64,7 @@ class TicketIssuer:
         self.service_online: dict[str, bool] = {}     # retained status of service devices
         self._suspect = threading.Event()             # a request timed out, no ack since
         self.stats = {"online": 0, "offline": 0, "timeouts": 0, "refused": 0}
+        self.notice: tuple[str, str] | None = None    # the last renumbering, for the screen (vi, en)
         self._seen_ms, self._seen_mono = 0, 0.0           # latest trusted time seen, and when
         self._clock_behind_logged = False
         last_own = self.numbers.conn.execute("SELECT max(issued_at) FROM offline_tickets").fetchone()[0]
@@ -73,9 +74,23 @@ class TicketIssuer:
 
         def on_ack(msg, ack):
             self._suspect.clear()                     # the service answers again
+            if ack.ok and isinstance(ack.result, dict) and isinstance(ack.result.get("ticket"), dict):
+                self._note_renumbered(ack.result["ticket"])
             if prev:
                 prev(msg, ack)
         device.channel.on_ack = on_ack
+
+    def _note_renumbered(self, ticket: dict) -> None:
+        """One of our offline tickets is called by another number (docs/kiosk.md): kept in
+        the kiosk's store and shown on its screen (`notice`) for staff and the citizen."""
+        got = self.numbers.renumbered(ticket, self.clock())
+        if got is None:
+            return
+        printed, number = got
+        self.stats["renumbered"] = self.stats.get("renumbered", 0) + 1
+        log.warning("offline ticket %d is called as %d (the service renumbered it)", printed, number)
+        self.notice = (f"Vé in số {printed} sẽ được gọi là số {number}.",
+                       f"Printed ticket {printed} will be called as number {number}.")
 
     # ------------------------------------------------------------ what we know of the service
     def on_service_view(self, view: dict) -> None:

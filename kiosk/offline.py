@@ -23,6 +23,16 @@ CREATE TABLE IF NOT EXISTS offline_tickets (
     issued_at INTEGER NOT NULL,
     PRIMARY KEY (day, service, n)
 );
+-- offline tickets the service gave another number (the paper's was not this kiosk's to
+-- print, or was taken): kept so staff can see which printed numbers are called as what
+CREATE TABLE IF NOT EXISTS offline_renumbered (
+    ticket_id TEXT PRIMARY KEY,
+    day TEXT NOT NULL,
+    service TEXT NOT NULL,
+    printed INTEGER NOT NULL,
+    number INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
 """
 
 
@@ -58,6 +68,25 @@ class OfflineNumbers:
             conn.execute("INSERT INTO offline_tickets(day, service, n, ticket_id, issued_at) "
                          "VALUES (?,?,?,?,?)", (self.day_of(now_ms), service, number % 1000, ticket_id, now_ms))
         return write
+
+    def renumbered(self, ticket: dict, now_ms: int) -> tuple[int, int] | None:
+        """The service's answer to one of our offline tickets says it is called by another
+        number: record it (once). Returns (printed, new number), or None if not ours or
+        not renumbered."""
+        printed, number, tid = ticket.get("printed_number"), ticket.get("number"), ticket.get("ticket_id")
+        if not isinstance(printed, int) or not isinstance(number, int) or printed == number:
+            return None
+        row = self.conn.execute("SELECT day, service FROM offline_tickets WHERE ticket_id = ?", (tid,)).fetchone()
+        if row is None:
+            return None
+        cur = self.conn.execute("INSERT OR IGNORE INTO offline_renumbered(ticket_id, day, service, printed, number, at) "
+                                "VALUES (?,?,?,?,?,?)", (tid, row[0], row[1], printed, number, now_ms))
+        return (printed, number) if cur.rowcount else None
+
+    def renumbered_today(self, day: str) -> list[tuple[int, int]]:
+        """(printed, new number) of today's renumbered offline tickets, oldest first."""
+        return self.conn.execute("SELECT printed, number FROM offline_renumbered WHERE day = ? ORDER BY at, rowid",
+                                 (day,)).fetchall()
 
     def used(self, day: str) -> list[tuple[str, int, str, int]]:
         return self.conn.execute("SELECT service, n, ticket_id, issued_at FROM offline_tickets "

@@ -1,6 +1,7 @@
 """`LocalBroker`: a private Mosquitto for the demo and the tests, which can stop and restart it."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listens(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds the listening socket of 127.0.0.1:`port` (Linux /proc;
+    None where that cannot be read)."""
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        inodes = {f"socket:[{f[9]}]" for f in map(str.split, lines)
+                  if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port}
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def mosquitto_path() -> str:
     for p in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
         if p and Path(p).exists():
@@ -31,15 +51,20 @@ class LocalBroker:
                  persistence: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._own_port = port is None        # chosen here: another one if it is taken meanwhile
         self.port = port or free_port()
         self.conf = self.workdir / "mosquitto.conf"
         self.log = self.workdir / "mosquitto.log"
-        persist = (f"persistence true\npersistence_location {self.workdir}/\n" if persistence
-                   else "persistence false\n")
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persist}"
-            f"max_queued_messages 100000\nset_tcp_nodelay true\nlog_dest file {self.log}\n{extra_conf}\n")
+        self._persist = (f"persistence true\npersistence_location {self.workdir}/\n" if persistence
+                         else "persistence false\n")
+        self._extra = extra_conf
+        self._write_conf()
         self.proc: subprocess.Popen | None = None
+
+    def _write_conf(self) -> None:
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{self._persist}"
+            f"max_queued_messages 100000\nset_tcp_nodelay true\nlog_dest file {self.log}\n{self._extra}\n")
 
     def start(self, timeout: float = 10.0) -> LocalBroker:
         self.proc = subprocess.Popen([mosquitto_path(), "-c", str(self.conf)],
@@ -48,7 +73,20 @@ class LocalBroker:
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                # something answers on the port: ours, or a broker of another process that
+                # took the free port first (ours then exits: "address in use")
+                owns = _listens(self.proc.pid, self.port)
+                if owns or (owns is None and self.proc.poll() is None):
                     return self
+                if self.proc.poll() is not None or time.monotonic() > deadline - timeout / 2:
+                    self.stop()
+                    if not self._own_port:
+                        raise RuntimeError(f"port {self.port} is taken by another process")
+                    self.port = free_port()
+                    self._write_conf()
+                    return self.start(timeout)
+                time.sleep(0.05)
             except OSError:
                 if self.proc.poll() is not None:
                     log = self.log.read_text() if self.log.exists() else ""

@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from qms.config.site import Mqtt
-from qms.mqtt.loop import BufferedSocket, CallerLoop
+from qms.mqtt.loop import BufferedSocket, CallerLoop, PublishSink, take_publishes
 
 log = logging.getLogger("qms.mqtt")
 
@@ -121,6 +121,16 @@ class MqttLink:
     def poll(self, timeout: float) -> None:
         """One turn of the caller-run network loop (see `start` and `CallerLoop.poll`)."""
         self.loop.poll(timeout)
+
+    def take_publishes(self, sink: PublishSink) -> bool:
+        """Incoming messages go to `sink(topic, payload, properties, retain)`, read from the
+        packet without paho's per-message objects (mqtt/loop.py `take_publishes`: why);
+        `on_message` is then not called. For a process that reads many messages. False: this
+        paho lacks what the lean path needs, and its own path feeds `sink`."""
+        if take_publishes(self.client, sink):
+            return True
+        self.client.on_message = lambda c, u, msg: sink(msg.topic, msg.payload, msg.properties, msg.retain)
+        return False
 
     def burst(self):
         """A context in which publishes leave together (caller-run loop; else a no-op)."""

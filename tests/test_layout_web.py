@@ -32,7 +32,8 @@ def test_every_page_at_every_size(web, devices, browser, site_config):
     counter(devices, 1, "counter.resume")
     assert counter(devices, 1)["ticket"]["service"] == "chung-thuc"
     pages = {"ticket-waiting": f"/t/{waiting['ticket_id']}", "ticket-called": f"/t/{called['ticket_id']}",
-             "board": f"/board/{web.cfg.site.id}", "not-found": "/t/not-a-ticket"}
+             "board": f"/board/{web.cfg.site.id}", "not-found": "/t/not-a-ticket",
+             "alerts": f"/alerts/{web.cfg.site.id}"}
     failures = []
     for w, h in [*SIZES, (360, 780)]:
         ctx = browser.new_context(viewport={"width": w, "height": h})
@@ -42,7 +43,7 @@ def test_every_page_at_every_size(web, devices, browser, site_config):
             if name == "ticket-called":
                 page.wait_for_selector("section[data-state=called]", timeout=10_000)
             failures += [f"{w}x{h} {name}: {x}" for x in page.evaluate(CHECK, [MIN_PX, MIN_TARGET if (w, h) == SMALL else 0, WORDS])]
-            if example and (w, h) in ((360, 780), (1280, 720), (1920, 1080)) and name != "not-found":
+            if example and (w, h) in ((360, 780), (1280, 720), (1920, 1080)) and name not in ("not-found", "alerts"):
                 shot = page.screenshot(full_page=False)
                 from io import BytesIO
 

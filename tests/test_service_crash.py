@@ -87,3 +87,72 @@ def test_kill_9_at_random_moments(tmp_path, site_config, broker):
             msgspec.json.encode(fresh.counter_view(n)))
     assert rec.latest(topics.calls) == msgspec.json.decode(msgspec.json.encode(fresh.calls_view()))
     rec.close()
+
+
+def test_bad_message_counts_survive_sigterm_and_kill_9(tmp_path, site_config, broker):
+    """Per-device counts of invalid and refused messages are today's, kept in the service's
+    log: a restart (SIGTERM, or kill -9 once they were flushed) publishes them again in
+    state/summary and alert/device/<dev>. Garbage from a raw paho client."""
+    import sqlite3
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    cfg = load_config(site_config)
+    topics = Topics(cfg.site.id)
+    db = tmp_path / "svc.sqlite"
+    rec = Recorder(broker.port, topics.summary, topics.alert("device", "+"), client_id="watch")
+    junk = paho.Client(CallbackAPIVersion.VERSION2, client_id="junk", protocol=paho.MQTTv5)
+    junk.connect("127.0.0.1", broker.port)
+    junk.loop_start()
+
+    def send(n: int) -> None:
+        for _ in range(n):
+            junk.publish(topics.command("kiosk", "kiosk-1"), b"not json", qos=1).wait_for_publish(5)
+        junk.publish(topics.command("kiosk", "kiosk-9"), b'{"v":1,"id":"unlisted-%d","dev":"kiosk-9","seq":1,'
+                     b'"ts":1,"type":"ticket.request","service":"ho-tich"}' % n, qos=1).wait_for_publish(5)
+
+    def counts() -> dict | None:
+        return (rec.latest(topics.summary) or {}).get("bad_messages")
+
+    def saved() -> dict:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+            return {dev: (i, r) for dev, i, r in c.execute("SELECT dev, invalid, refused FROM bad_messages")}
+
+    def restarted(how: signal.Signals) -> subprocess.Popen:
+        proc.send_signal(how)
+        proc.wait(10)
+        with rec.lock:
+            rec.messages.clear()            # from now on: what the new process publishes
+        return start_service(site_config, db)
+
+    want = {"kiosk-1": {"invalid": 5, "refused": 0, "last_error": "invalid"},
+            "kiosk-9": {"invalid": 0, "refused": 1, "last_error": "unknown_device"}}
+    proc = start_service(site_config, db)
+    try:
+        # the service publishes its summary once subscribed (its SUBSCRIBE went first)
+        assert rec.wait_for(lambda: rec.latest(topics.summary) is not None, 20, what="the service")
+        send(5)
+        assert rec.wait_for(lambda: counts() == want)
+        proc = restarted(signal.SIGTERM)
+        assert rec.wait_for(lambda: counts() is not None, what="a summary from the new process")
+        assert counts() == want, "counts lost across SIGTERM"
+        assert rec.wait_for(lambda: (rec.latest(topics.alert("device", "kiosk-1")) or {}).get("invalid") == 5)
+
+        send(3)
+        want = {"kiosk-1": {"invalid": 8, "refused": 0, "last_error": "invalid"},
+                "kiosk-9": {"invalid": 0, "refused": 2, "last_error": "unknown_device"}}
+        assert rec.wait_for(lambda: counts() == want)
+        # written without a write per message: within LAZY_FLUSH_S (1 s) of the last one
+        assert wait_until(lambda: saved() == {"kiosk-1": (8, 0), "kiosk-9": (0, 2)}, 5)
+        proc = restarted(signal.SIGKILL)
+        assert rec.wait_for(lambda: counts() is not None, what="a summary from the new process")
+        assert counts() == want, "counts lost across kill -9"
+        assert rec.wait_for(lambda: (rec.latest(topics.alert("device", "kiosk-9")) or {}).get("refused") == 2)
+    finally:
+        junk.disconnect()
+        junk.loop_stop()
+        rec.close()
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)

@@ -31,7 +31,10 @@ class TicketIssued(Event, tag="ticket.issued", kw_only=True):
 
 
 class TicketRenumbered(Event, tag="ticket.renumbered", kw_only=True):
-    """An online request timed out at the kiosk, which printed its own number: paper wins."""
+    """The ticket is called by `number` from now on. Either an online request timed out at
+    the kiosk, which printed its own number (paper wins: `number` is the paper's), or an
+    offline ticket's paper number was not the kiosk's or was taken (`old_number` is the
+    paper's; the ticket keeps the free `number` its `ticket.issued` already carries)."""
     ticket_id: str
     number: int
     old_number: int
@@ -59,6 +62,7 @@ class TicketCalled(Event, tag="ticket.called", kw_only=True):
     service: str
     counter: int
     priority: str | None = None
+    printed_number: int | None = None   # the citizen's paper says this, not `number` (renumbered)
 
 
 class TicketRecalled(Event, tag="ticket.recalled", kw_only=True):
@@ -67,6 +71,7 @@ class TicketRecalled(Event, tag="ticket.recalled", kw_only=True):
     service: str
     counter: int
     count: int
+    printed_number: int | None = None
 
 
 class TicketNoShow(Event, tag="ticket.no_show", kw_only=True):

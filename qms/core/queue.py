@@ -211,7 +211,7 @@ class QueueCore:
         t = self._pick(c, now)
         if t is not None:
             events.append(ev.TicketCalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
-                                         counter=counter, priority=t.priority))
+                                         counter=counter, priority=t.priority, printed_number=t.printed_number))
         return events
 
     def recall(self, now: int, counter: int) -> list[ev.Event]:
@@ -221,7 +221,7 @@ class QueueCore:
         if t.recalls >= self.cfg.queue.recall_cap:
             raise R.recall_cap(self.cfg.queue.recall_cap)
         return [ev.TicketRecalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
-                                 counter=counter, count=t.recalls + 1)]
+                                 counter=counter, count=t.recalls + 1, printed_number=t.printed_number)]
 
     def no_show(self, now: int, counter: int) -> list[ev.Event]:
         self.roll(now)
@@ -248,7 +248,7 @@ class QueueCore:
             cur = self.tickets[c.current]
             events.append(ev.TicketDone(at=now, ticket_id=cur.ticket_id, number=cur.number, counter=counter))
         events.append(ev.TicketCalled(at=now, ticket_id=t.ticket_id, number=t.number, service=t.service,
-                                     counter=counter, priority=t.priority))
+                                     counter=counter, priority=t.priority, printed_number=t.printed_number))
         return events
 
     def transfer(self, now: int, counter: int, to_service: str | None,
@@ -336,6 +336,9 @@ class QueueCore:
 
     def _on_TicketRenumbered(self, e: ev.TicketRenumbered) -> None:
         t = self.tickets[e.ticket_id]
+        # the paper's number: `old_number` when the ticket already has the new number (an
+        # offline ticket given a free one); none to remember when it moves to the paper's
+        t.printed_number = e.old_number if e.number == t.number else None
         if self.by_number.get(t.number) is t:
             del self.by_number[t.number]
         t.number = e.number
@@ -360,8 +363,10 @@ class QueueCore:
             self.estimator.observe_call(self, t, e.at)
         c.current, c.active, c.last_call_at = t.ticket_id, True, e.at
         c.priority_streak = c.priority_streak + 1 if t.priority else 0
-        self.calls.appendleft({"number": t.number, "counter": e.counter, "service": t.service,
-                               "ticket_id": t.ticket_id, "at": e.at})
+        call = {"number": t.number, "counter": e.counter, "service": t.service, "ticket_id": t.ticket_id, "at": e.at}
+        if t.printed_number is not None:        # only a renumbered ticket carries the paper's number
+            call["printed_number"] = t.printed_number
+        self.calls.appendleft(call)
         self.calls_dirty = True
         self.dirty_counters.add(e.counter)
         self.dirty_services.add(t.service)
@@ -488,7 +493,7 @@ class QueueCore:
             "est_wait_s": est_wait_s,
             # why a long wait (checked only then: it may take a look-ahead run of its own)
             "away": self.estimator.away(self, t.service, now) if est_wait_s >= AWAY_SHOWN_S else None,
-            "day": self.day, "source": t.source,
+            "day": self.day, "source": t.source, "printed_number": t.printed_number,
         }
 
     # ------------------------------------------------------------ invariants (for tests)

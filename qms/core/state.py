@@ -32,6 +32,7 @@ class Ticket:
     no_show_at: int | None = None
     recalls: int = 0
     rated: bool = False
+    printed_number: int | None = None   # the number on the citizen's paper, if not `number`
 
     def sort_key(self) -> tuple[int, int]:
         return (self.issued_at, self.number)

@@ -64,3 +64,37 @@ class ActiveAlerts:
 
     def __len__(self) -> int:
         return len(self.alerts)
+
+
+# what the service's per-device codes mean, for staff (alert/device/<dev>)
+BAD_REASON_VI = {
+    "invalid": "lệnh sai định dạng", "too_large": "thông điệp quá lớn", "too_deep": "thông điệp lồng quá sâu",
+    "not_a_command_topic": "gửi sai chủ đề", "internal_error": "lỗi khi xử lý lệnh",
+    "retained": "lệnh gửi kèm cờ lưu giữ (retain)", "unknown_device": "thiết bị chưa được khai báo",
+    "not_allowed": "thao tác không được phép"}
+BAD_REASON_EN = {
+    "invalid": "malformed command", "too_large": "message too large", "too_deep": "message nested too deep",
+    "not_a_command_topic": "wrong topic", "internal_error": "error while handling a command",
+    "retained": "command sent with the retain flag", "unknown_device": "device not in the site config",
+    "not_allowed": "operation not allowed"}
+
+
+def _count(n: int, lang: str) -> str:
+    """A count as people write it: 12.345 in Vietnamese, 12,345 in English."""
+    text = f"{n:,}"
+    return text.replace(",", ".") if lang == "vi" else text
+
+
+def device_alert(dev: str, invalid: int, refused: int, last_error: str) -> dict:
+    """The retained alert/device/<dev> payload: a device sent invalid or refused messages
+    today (the service counts them; docs/protocol.md)."""
+    why_vi = BAD_REASON_VI.get(last_error, last_error)
+    why_en = BAD_REASON_EN.get(last_error, last_error)
+    vi = [f"{_count(n, 'vi')} thông điệp {what}" for n, what in ((invalid, "không hợp lệ"), (refused, "bị từ chối")) if n]
+    en = [f"{_count(n, 'en')} {what}" for n, what in ((invalid, "invalid"), (refused, "refused")) if n]
+    return {"v": 1, "kind": "device", "key": dev, "active": True, "value_min": 0,
+            "invalid": invalid, "refused": refused, "last_error": last_error,
+            "message_vi": f"Thiết bị {dev} hôm nay đã gửi {' và '.join(vi) or '0 thông điệp lỗi'} "
+                          f"(lần gần nhất: {why_vi}). Cần kiểm tra thiết bị.",
+            "message_en": f"Device {dev} sent {' and '.join(en) or 'no bad'} messages today "
+                          f"(last: {why_en}). The device needs checking."}

@@ -42,6 +42,7 @@ from qms.mqtt.client import MqttLink
 from qms.mqtt.outbox import new_id
 from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
 from qms.protocol import messages as m
+from qms.protocol.alerts import device_alert
 from qms.protocol.topics import Topics
 from qms.service.offline_clock import offline_intake, record_key
 from qms.service.store import EventStore
@@ -119,7 +120,6 @@ class CentralService:
         self._last_seq: dict[str, int] = self.store.last_seqs()
         self._held: dict[str, dict[int, Held]] = {}     # dev -> seq -> command past a gap
         self._gap_since: dict[str, int] = {}             # dev -> service ms its oldest gap opened
-        self.bad: dict[str, dict] = {}                   # dev -> counts of invalid/refused messages
         self._bad_dirty = False
         self._bad_at = 0.0
         self.tick_seconds = tick_seconds
@@ -133,6 +133,12 @@ class CentralService:
         self.heartbeat = Heartbeat()
         self._replay()
         self.dead_letters_today = self.store.count_dead_letters(self.core.day or "")
+        # today's counts of invalid/refused messages per device, kept across restarts
+        self._bad_day = self.core.day or ""
+        self.bad: dict[str, dict] = self.store.bad_counts(self._bad_day)
+        self._bad_unsaved: set[str] = set()             # devices whose counts changed since saved
+        # alerts of earlier days that may still be retained on the broker: cleared once
+        self._bad_cleared: set[str] = self.store.bad_devices_before(self._bad_day) - set(self.bad)
         self.link = MqttLink(
             cfg.mqtt, device_id,
             # retain-as-published: a command published with the retain flag is seen as such
@@ -144,9 +150,9 @@ class CentralService:
             # its site's topics (qms/ops/acl.py): no refusals to watch for
             report_refusals=False,
         )
-        # the raw paho callback: the retain flag is needed (MqttLink passes topic, payload, props)
-        self.link.client.on_message = lambda c, u, msg: self._incoming.append(
-            (msg.topic, msg.payload, msg.properties, msg.retain))
+        # straight from the packet, with the retain flag: paho's per-message objects cost
+        # more than the service's handling of a broken command (mqtt/loop.py)
+        self.link.take_publishes(lambda *msg: self._incoming.append(msg))
 
     # ------------------------------------------------------------ start-up
     def _replay(self) -> None:
@@ -198,6 +204,9 @@ class CentralService:
             gap = self.gap_deadline()
             if gap is not None:
                 wait = min(wait, max(0.0, (gap - self.clock()) / 1000))
+            flush = self.store.flush_at()       # refusals' records and bad counts, written lazily
+            if flush is not None:
+                wait = min(wait, max(0.0, flush - time.monotonic()))
             self.link.poll(0.0 if self._incoming else wait)
             batch, self._incoming = self._incoming, []
             try:
@@ -215,6 +224,8 @@ class CentralService:
                     next_tick = time.monotonic() + self.tick_seconds
                     self.core.roll(self.clock())
                     self._submit([], everything=True)
+                if self.store.flush_due():
+                    self.store.commit()
             except Exception:   # noqa: BLE001 - never die on one bad batch; devices re-send
                 log.exception("batch failed; rolled back, devices will re-send")
                 self._recover()
@@ -223,6 +234,7 @@ class CentralService:
     def _recover(self) -> None:
         """Back to the state of the log: drop what was not committed, replay."""
         self.store.rollback()
+        self._bad_unsaved |= set(self.bad)          # their unsaved counts went with it
         self._rebuild()
         self._published.clear()
         self._republish_all.set()
@@ -262,6 +274,8 @@ class CentralService:
             self._state_at, self._state_due = now, False
         else:
             self._state_due = True
+        if self._bad_unsaved:
+            self._save_bad()
         self.store.commit()             # raises (nothing published) if the disk refuses
         if out:
             self.link.publish_many(out)
@@ -428,7 +442,7 @@ class CentralService:
             events = []
             ack = self._dead_letter(h, sp, e, now)
         ack_bytes = _enc.encode(ack)
-        self._record(cmd, now, ack_bytes)
+        self._record(cmd, now, ack_bytes, obeyed=ack.ok)
         for e in events:
             kind = e.__struct_config__.tag
             out.append((self.topics.event(kind), _enc.encode(e), qos_of_fact(kind), False, None))
@@ -460,13 +474,14 @@ class CentralService:
         e = R.internal_error()
         return m.ack(h.cmd.id, False, error=e.code, message_vi=e.vi, message_en=e.en)
 
-    def _record(self, cmd: m.Command | Rejected, now: int, ack: bytes) -> None:
+    def _record(self, cmd: m.Command | Rejected, now: int, ack: bytes, obeyed: bool = True) -> None:
         """The command is handled: its id (never applied again) and its place in the
-        device's sequence, written with its effect."""
+        device's sequence, written with its effect. The record of a refusal needs no fsync
+        of its own (`EventStore.mark_handled`): a refusal that changed something (a logged
+        `ticket.refused`, a dead letter) has rows that fsync anyway."""
         dev = cmd.dev
         takes_slot = not isinstance(cmd, Rejected) or cmd.takes_slot
-        self.store.mark_handled(cmd.id, dev, cmd.seq if takes_slot else -1, now, ack,
-                                sync=not isinstance(cmd, Rejected))
+        self.store.mark_handled(cmd.id, dev, cmd.seq if takes_slot else -1, now, ack, sync=obeyed)
         if takes_slot:
             last = self._last_seq.get(dev, 0)
             if isinstance(cmd, Rejected):       # garbage never restarts a device's sequence
@@ -477,17 +492,37 @@ class CentralService:
 
     # ------------------------------------------------------------ devices that misbehave
     def _count_bad(self, dev: str, kind: str, code: str) -> None:
-        """Per-device counts of invalid and refused messages (state/summary, alert/device/…):
-        staff see which device sends garbage. The log names it too, sparingly."""
+        """Per-device counts of invalid and refused messages today (state/summary,
+        alert/device/…): staff see which device sends garbage. O(1) per message: the counts
+        are saved with the next commit (one row per device, `_save_bad`) and published at
+        most once a second. The log names the device too, sparingly."""
         self.stats["invalid" if kind == "invalid" else "refused_messages"] += 1
+        if self.core.day != self._bad_day:
+            self._new_bad_day()
         dev = dev[:40] if len(self.bad) < MAX_BAD_DEVICES or dev[:40] in self.bad else "(other)"
-        c = self.bad.setdefault(dev, {"invalid": 0, "refused": 0, "last_error": ""})
+        c = self.bad.get(dev)
+        if c is None:
+            c = self.bad[dev] = {"invalid": 0, "refused": 0, "last_error": ""}
         c[kind] += 1
         c["last_error"] = code
+        self._bad_unsaved.add(dev)
         self._bad_dirty = True
         n = c["invalid"] + c["refused"]
         if n <= 5 or n % 1000 == 0:
             log.warning("device %s: %s message #%d (%s)", dev, kind, n, code)
+
+    def _new_bad_day(self) -> None:
+        """A new day: counts start again at 0, and yesterday's alerts are cleared."""
+        self._bad_cleared |= set(self.bad)
+        self.bad, self._bad_day, self._bad_unsaved = {}, self.core.day or "", set()
+        self._bad_dirty = True
+
+    def _save_bad(self) -> None:
+        for dev in self._bad_unsaved:
+            c = self.bad.get(dev)
+            if c is not None:
+                self.store.save_bad_counts(self._bad_day, dev, c["invalid"], c["refused"], c["last_error"])
+        self._bad_unsaved.clear()
 
     def _apply(self, events: list[m.Event]) -> None:
         for e in events:
@@ -608,6 +643,8 @@ class CentralService:
         if everything or core.calls_dirty:
             self._retain(self.topics.calls, _enc.encode(core.calls_view()), out)
         bad_due = self._bad_dirty and time.monotonic() - self._bad_at >= BAD_SUMMARY_INTERVAL_S
+        if everything and core.day != self._bad_day:
+            self._new_bad_day()
         if everything or counters or services or bad_due:
             summary = core.summary_view(now)
             summary.pop("at")
@@ -627,16 +664,13 @@ class CentralService:
 
     def _publish_device_alerts(self, out: Outgoing | None) -> None:
         """alert/device/<dev>, retained, for each device that sent invalid or refused
-        messages since the service started (the alerts page and the counter terminals
-        show it, qms/protocol/alerts.py)."""
+        messages today (the alerts page and the counter terminals show it,
+        qms/protocol/alerts.py); those of an earlier day are cleared."""
+        for dev in self._bad_cleared - set(self.bad):
+            self._retain(self.topics.alert("device", dev), b"", out)
+        self._bad_cleared.clear()
         for dev, c in self.bad.items():
-            alert = {"v": 1, "kind": "device", "key": dev, "active": True,
-                     "value_min": 0, "invalid": c["invalid"], "refused": c["refused"],
-                     "last_error": c["last_error"],
-                     "message_vi": f"Thiết bị {dev} đã gửi {c['invalid']} thông điệp không hợp lệ và "
-                                   f"{c['refused']} thông điệp bị từ chối (lỗi gần nhất: {c['last_error']}).",
-                     "message_en": f"Device {dev} sent {c['invalid']} invalid and {c['refused']} refused "
-                                   f"messages (last error: {c['last_error']})."}
+            alert = device_alert(dev, c["invalid"], c["refused"], c["last_error"])
             self._retain(self.topics.alert("device", dev), _enc.encode(alert), out)
 
 

@@ -6,7 +6,9 @@ synchronous=FULL: a commit survives kill -9 and power loss. Commands arriving to
 are committed together (group commit), which is what makes durable writes fast.
 
 Writes are buffered in memory (`append`, `mark_handled`, `put`) and reach SQLite in one
-transaction at `commit()`. Recently handled ids stay in memory (also before their
+transaction at `commit()`. Rows that need no fsync of their own (the records of refused
+commands, the day's counts of bad messages per device) wait up to `LAZY_FLUSH_S` for a
+commit that has to fsync anyway: a flood of garbage writes nothing per message. Recently handled ids stay in memory (also before their
 commit), so duplicate checks rarely reach SQLite; older ones are looked up through a
 separate read connection (WAL readers do not block).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +45,14 @@ CREATE TABLE IF NOT EXISTS handled (
 DROP INDEX IF EXISTS handled_dev_seq_id;
 CREATE INDEX IF NOT EXISTS handled_dev_id ON handled(dev, id);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS bad_messages (
+    day TEXT NOT NULL,
+    dev TEXT NOT NULL,
+    invalid INTEGER NOT NULL,
+    refused INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    PRIMARY KEY (day, dev)
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     at INTEGER NOT NULL,
     day TEXT NOT NULL,
@@ -71,6 +82,9 @@ ALTER TABLE handled_v2 RENAME TO handled;
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(AnyEvent)
 RECENT_IDS = 50_000        # handled ids (with their acks) kept in memory
+# Rows that need no fsync wait at most this long for one that does (a crash of the process,
+# kill -9, loses at most this much of them: docs/protocol.md).
+LAZY_FLUSH_S = 1.0
 
 
 class HandledFilter:
@@ -110,10 +124,12 @@ class Pending:
     handled: list[tuple] = field(default_factory=list)
     kv: list[tuple] = field(default_factory=list)
     dead: list[tuple] = field(default_factory=list)
+    bad: dict[tuple[str, str], tuple] = field(default_factory=dict)   # (day, dev) -> its latest counts
     sync: bool = False          # something in it must survive a power cut (see `mark_handled`)
+    since: float | None = None  # monotonic time of its first row
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.handled or self.kv or self.dead)
+        return bool(self.events or self.handled or self.kv or self.dead or self.bad)
 
 
 @dataclass(frozen=True)
@@ -158,7 +174,14 @@ class EventStore:
             self.conn.executescript("BEGIN IMMEDIATE;" + _MIGRATE_HANDLED + "COMMIT;")
 
     # ------------------------------------------------------------ writing
+    def _started(self) -> Pending:
+        p = self._pending
+        if p.since is None:
+            p.since = time.monotonic()
+        return p
+
     def append(self, day: str, e: Event) -> int:
+        self._started()
         self._last_seq += 1
         e.seq = self._last_seq
         self._pending.events.append((e.seq, day, e.at, e.__struct_config__.tag, _enc.encode(e)))
@@ -170,8 +193,9 @@ class EventStore:
         retained). Its answer does not depend on the log, so a batch of nothing else is
         committed without an fsync (SQLite's synchronous=NORMAL in WAL mode: safe from a
         crash of the process, not from a power cut): a flood of garbage does not make the
-        good commands wait for fsyncs of its own."""
-        self._pending.handled.append((msg_id, dev, seq, at, ack))
+        good commands wait for fsyncs of its own; it is written with the next commit that
+        fsyncs, or within LAZY_FLUSH_S."""
+        self._started().handled.append((msg_id, dev, seq, at, ack))
         self._pending.sync |= sync
         self._remember((dev, msg_id), ack)
         self._filter.add(dev, msg_id)
@@ -181,7 +205,7 @@ class EventStore:
                 self._filter.add(d, m_id)
 
     def put(self, key: str, value: bytes) -> None:
-        self._pending.kv.append((key, value))
+        self._started().kv.append((key, value))
         self._pending.sync = True
         self._kv[key] = value
 
@@ -194,8 +218,22 @@ class EventStore:
     def dead_letter(self, at: int, day: str, dev: str, msg_id: str, seq: int, topic: str,
                     payload: bytes, error: str) -> None:
         """A command whose handling raised: kept with its payload and traceback."""
-        self._pending.dead.append((at, day, dev, msg_id, seq, topic, payload, error))
+        self._started().dead.append((at, day, dev, msg_id, seq, topic, payload, error))
         self._pending.sync = True
+
+    def save_bad_counts(self, day: str, dev: str, invalid: int, refused: int, last_error: str) -> None:
+        """A device's counts of invalid and refused messages today (the latest replace the
+        earlier: one row per device per write, however many messages). No fsync of its own."""
+        self._started().bad[(day, dev)] = (day, dev, invalid, refused, last_error)
+
+    def bad_counts(self, day: str) -> dict[str, dict]:
+        rows = self.conn.execute("SELECT dev, invalid, refused, last_error FROM bad_messages WHERE day = ? "
+                                 "ORDER BY rowid", (day,))
+        return {dev: {"invalid": i, "refused": r, "last_error": e} for dev, i, r, e in rows}
+
+    def bad_devices_before(self, day: str) -> set[str]:
+        """Devices counted on an earlier day (their retained alerts are of that day)."""
+        return {dev for (dev,) in self.conn.execute("SELECT DISTINCT dev FROM bad_messages WHERE day < ?", (day,))}
 
     def dead_letters(self, day: str | None = None) -> list[tuple]:
         q = "SELECT at, dev, id, seq, topic, payload, error FROM dead_letters"
@@ -251,17 +289,34 @@ class EventStore:
             if p.dead:
                 c.executemany("INSERT INTO dead_letters(at, day, dev, id, seq, topic, payload, error) "
                               "VALUES (?,?,?,?,?,?,?,?)", p.dead)
+            if p.bad:
+                c.executemany("INSERT INTO bad_messages(day, dev, invalid, refused, last_error) VALUES (?,?,?,?,?) "
+                              "ON CONFLICT(day, dev) DO UPDATE SET invalid = excluded.invalid, "
+                              "refused = excluded.refused, last_error = excluded.last_error", list(p.bad.values()))
             c.execute("COMMIT")
         except BaseException:
             if c.in_transaction:
                 c.execute("ROLLBACK")
             raise
 
-    def commit(self) -> None:
-        """Write what was buffered since the last commit (see `write`)."""
-        pending, self._pending = self._pending, Pending()
-        if pending:
-            self.write(pending)
+    def commit(self, force: bool = False) -> None:
+        """Write what was buffered since the last commit (see `write`). Rows that need no
+        fsync wait (up to LAZY_FLUSH_S) for one that does, unless `force`."""
+        pending = self._pending
+        if not pending or not (force or pending.sync or self.flush_due()):
+            return
+        self._pending = Pending()
+        self.write(pending)
+
+    def flush_due(self, now: float | None = None) -> bool:
+        """Rows that need no fsync have waited LAZY_FLUSH_S: write them now."""
+        since = self._pending.since
+        return since is not None and (now if now is not None else time.monotonic()) - since >= LAZY_FLUSH_S
+
+    def flush_at(self) -> float | None:
+        """Monotonic time at which buffered rows are due (None: nothing buffered)."""
+        since = self._pending.since
+        return None if since is None else since + LAZY_FLUSH_S
 
     def rollback(self) -> None:
         """Forget everything not written; caches are rebuilt from the database."""
@@ -318,6 +373,6 @@ class EventStore:
             yield _dec.decode(data)
 
     def close(self) -> None:
-        self.commit()
+        self.commit(force=True)
         self._reader.close()
         self.conn.close()

@@ -33,11 +33,12 @@ from qms.voice.numbers import Region, digit_words, number_words
 log = logging.getLogger("qms.voice")
 
 PREFIX = "xin mời công dân có số thứ tự"
+PRINTED = "vé in số"         # a renumbered ticket: the number on the citizen's paper follows
 TO_COUNTER = "đến quầy số"
 
 # token -> clip file stem in a voice pack (ASCII: packs travel on FAT-formatted USB sticks)
 CLIP_NAMES: dict[str, str] = {
-    PREFIX: "xin_moi", TO_COUNTER: "den_quay_so",
+    PREFIX: "xin_moi", TO_COUNTER: "den_quay_so", PRINTED: "ve_in_so",
     "không": "khong", "một": "mot", "hai": "hai", "ba": "ba", "bốn": "bon", "năm": "nam",
     "sáu": "sau", "bảy": "bay", "tám": "tam", "chín": "chin",
     "mười": "muoi_huyen", "mươi": "muoi", "mốt": "mot_sac", "tư": "tu", "lăm": "lam",
@@ -50,11 +51,16 @@ class VoiceError(RuntimeError):
     """A voice source cannot speak (missing clip, engine failure); the message says why."""
 
 
-def call_tokens(number: int, counter: int, region: Region = "north", digits: bool = False) -> list[str]:
+def call_tokens(number: int, counter: int, region: Region = "north", digits: bool = False,
+                printed: int | None = None) -> list[str]:
     """The spoken call: "Xin mời công dân có số thứ tự {số} đến quầy số {quầy}" as tokens.
-    Counter numbers are read as cardinals ("quầy số ba")."""
-    said = digit_words(number) if digits else number_words(number, region)
-    return [PREFIX, *said, TO_COUNTER, *number_words(counter, region)]
+    Counter numbers are read as cardinals ("quầy số ba"). A renumbered ticket (`printed`:
+    the number on the citizen's paper) says both: "… số thứ tự {số} vé in số {số in} đến
+    quầy số {quầy}"."""
+    def said(n: int) -> list[str]:
+        return digit_words(n) if digits else number_words(n, region)
+    extra = [PRINTED, *said(printed)] if printed is not None and printed != number else []
+    return [PREFIX, *said(number), *extra, TO_COUNTER, *number_words(counter, region)]
 
 
 def sentence(tokens: list[str]) -> str:

@@ -5,6 +5,10 @@
   qms/v1/<site>/alert/print/<device>      a kiosk could not print an issued ticket (the fact
                                           ticket.print_failed) in the last PRINT_ALERT_MINUTES
 
+It also follows the alerts the central service raises itself (alert/device/<device>: a
+device sent invalid or refused messages today) for the staff alerts page, and never clears
+those: they are the service's.
+
 An active alert is retained JSON (see docs/web.md); a resolved one is cleared with an
 empty retained payload, which removes it from the broker. Alerts left on the broker by a
 previous run are learned from the subscription and cleared if no longer true.
@@ -35,18 +39,20 @@ def _minutes(ms: int) -> int:
 
 
 class AlertWatcher:
-    KINDS = ("wait", "pause", "print")
+    KINDS = ("wait", "pause", "print")          # raised and cleared here
+    FOLLOWED = ("device",)                      # raised and cleared by the service; shown here
 
     def __init__(self, cfg: SiteConfig, replica: Replica, publish: Publish):
         self.cfg, self.replica, self.publish = cfg, replica, publish
         self.topics = Topics(cfg.site.id)
         self._current: dict[str, bytes] = {}      # topic -> payload we published
         self._print_failed: dict[str, dict] = {}  # device -> its last ticket.print_failed fact
+        self._followed: dict[str, dict] = {}      # topic -> an active alert of the service's
         self._lock = threading.Lock()
 
     @property
     def subscriptions(self) -> list[tuple[str, int]]:
-        return [(self.topics.alert(k, "+"), 1) for k in self.KINDS] + [
+        return [(self.topics.alert(k, "+"), 1) for k in self.KINDS + self.FOLLOWED] + [
             (self.topics.event("ticket.print_failed"), 1)]
 
     def on_retained(self, topic: str, payload: bytes) -> None:
@@ -54,9 +60,36 @@ class AlertWatcher:
         if topic == self.topics.event("ticket.print_failed"):
             self._on_print_failed(payload)
             return
+        if topic.rsplit("/", 2)[-2] in self.FOLLOWED:
+            self._on_followed(topic, payload)
+            return
         with self._lock:
             if payload and topic not in self._current:
                 self._current[topic] = b"?"        # unknown content: check() decides
+
+    def _on_followed(self, topic: str, payload: bytes) -> None:
+        try:
+            alert = json.loads(payload) if payload else None
+            if alert is not None and not (isinstance(alert, dict) and isinstance(alert.get("message_vi"), str)):
+                raise ValueError("not an alert")
+        except ValueError:
+            log.warning("ignoring an alert on %s that is not well formed: %r", topic, payload[:200])
+            return
+        with self._lock:
+            if alert and alert.get("active", True):
+                self._followed[topic] = alert
+            else:
+                self._followed.pop(topic, None)
+
+    def active(self) -> list[dict]:
+        """Every active alert for the staff alerts page: ours (as last published) and the
+        service's, longest waits first, then pauses, printers and devices."""
+        with self._lock:
+            ours = [json.loads(p) for p in self._current.values() if p != b"?"]
+            alerts = ours + list(self._followed.values())
+        order = {k: i for i, k in enumerate(self.KINDS + self.FOLLOWED)}
+        return sorted(alerts, key=lambda a: (order.get(a.get("kind"), 99), -int(a.get("value_min") or 0),
+                                             str(a.get("key", ""))))
 
     def _on_print_failed(self, payload: bytes) -> None:
         try:

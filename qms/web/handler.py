@@ -55,6 +55,8 @@ class WebApp(Protocol):
     def board_json(self) -> dict: ...
     def board_fragment(self) -> str: ...
     def board_page(self, lang: str) -> bytes: ...
+    def alerts_fragment(self) -> str: ...
+    def alerts_page(self, lang: str) -> bytes: ...
     def render_error(self, err: WebError, lang: str) -> bytes: ...
     def health(self) -> dict: ...
     def book(self, client: str, req: BookingRequest) -> dict: ...
@@ -80,6 +82,9 @@ ROUTES: list[tuple[str, re.Pattern, str]] = [(m, re.compile(p + r"\Z"), h) for m
     ("GET", r"/board/([a-z0-9-]{1,40})", "get_board_page"),
     ("GET", r"/board/([a-z0-9-]{1,40})/events", "get_board_events"),
     ("GET", r"/board/([a-z0-9-]{1,40})/fragment", "get_board_fragment"),
+    ("GET", r"/alerts/([a-z0-9-]{1,40})", "get_alerts_page"),
+    ("GET", r"/alerts/([a-z0-9-]{1,40})/events", "get_alerts_events"),
+    ("GET", r"/alerts/([a-z0-9-]{1,40})/fragment", "get_alerts_fragment"),
     ("GET", r"/static/([a-z]{1,20}\.(?:css|js))", "get_static"),
     ("GET", r"/healthz", "get_health"),
     ("GET", rf"/api/v1/tickets/({_TICKET_ID})", "api_ticket"),
@@ -274,6 +279,18 @@ class Handler(BaseHTTPRequestHandler):
     def get_board_events(self, site: str):
         self.app.check_site(site)
         self.stream(lambda: (self.app.board_fragment(), False, None))
+
+    def get_alerts_page(self, site: str):
+        self.app.check_site(site)
+        self.send_html(200, self.app.alerts_page(self.lang()))
+
+    def get_alerts_fragment(self, site: str):
+        self.app.check_site(site)
+        self.send_json(200, {"html": self.app.alerts_fragment(), "final": False})
+
+    def get_alerts_events(self, site: str):
+        self.app.check_site(site)
+        self.stream(lambda: (self.app.alerts_fragment(), False, None))
 
     def get_static(self, name: str):
         f = STATIC_DIR / name

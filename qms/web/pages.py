@@ -1,4 +1,4 @@
-"""HTML of the citizen's ticket page and the public board.
+"""HTML of the citizen's ticket page, the public board and the staff alerts page.
 
 Pages are rendered here only (no second renderer in JavaScript): live updates push the
 same fragment HTML over server-sent events, and the script swaps it in. Every text is
@@ -94,6 +94,9 @@ def ticket_fragment(cfg: SiteConfig, view: dict, elsewhere: dict | None = None) 
     svc = _service(cfg, view["service"])
     head = (f'<div class="caption">{t("Số của bạn", "Your number")}</div>{number}'
             f'<div class="service">{t(*svc)}</div>')
+    if view.get("printed_number"):      # renumbered offline ticket: the paper shows another number
+        p, n = view["printed_number"], view["number"]
+        head += (f'<p class="renumbered" id="renumbered">{t(f"Vé in số {p} đã được đổi thành số {n}. Bạn sẽ được gọi theo số {n}.", f"Printed ticket {p} was changed to number {n}. You will be called as {n}.")}</p>')
     state = view["state"]
     issued = _hhmm(cfg, view["issued_at"]) if view.get("issued_at") else ""
     head += (f'<p class="meta">{t(f"Lấy số lúc {issued}", f"Taken at {issued}")}'
@@ -222,6 +225,32 @@ def board_fragment(cfg: SiteConfig, board: dict, points=None) -> str:
             f'<table><thead><tr><th>{t("Lĩnh vực", "Service")}</th><th>{t("Số người chờ", "Waiting")}</th>'
             f'<th>{t("Chờ dự kiến", "Est. wait")}</th></tr></thead><tbody>{"".join(services)}</tbody></table></section>'
             + center_points_fragment(cfg, points))
+
+
+# ---------------------------------------------------------------- staff alerts
+_ALERT_KIND = {"wait": ("Chờ lâu", "Long wait"), "pause": ("Quầy nghỉ lâu", "Long pause"),
+               "print": ("Máy in", "Printer"), "device": ("Thiết bị gửi lỗi", "Faulty device")}
+
+
+def alerts_fragment(cfg: SiteConfig, alerts: list[dict]) -> str:
+    """The live part of /alerts/<site>: every active staff alert, each with its own words
+    (the alert's message_vi/message_en, written by whoever raised it)."""
+    if not alerts:
+        return (f'<section class="alerts"><h2>{t("Cảnh báo", "Alerts")}</h2>'
+                f'<p class="alerts-none">{t("Không có cảnh báo nào.", "No alerts.")}</p></section>')
+    items = []
+    for a in alerts:
+        kind = str(a.get("kind", ""))
+        label = _ALERT_KIND.get(kind, (kind, kind))
+        since = a.get("since")
+        when = (f'<span class="alert-since">{t("từ " + _hhmm(cfg, since), "since " + _hhmm(cfg, since))}</span>'
+                if isinstance(since, int) and since > 0 else "")
+        vi = str(a.get("message_vi", ""))
+        items.append(f'<li class="alert alert-{_e(kind)}" data-kind="{_e(kind)}" data-key="{_e(str(a.get("key", "")))}">'
+                     f'<div class="alert-kind">{t(*label)}{when}</div>'
+                     f'<p class="alert-text">{t(vi, str(a.get("message_en") or vi))}</p></li>')
+    return (f'<section class="alerts"><h2>{t(f"Cảnh báo ({len(alerts)})", f"Alerts ({len(alerts)})")}</h2>'
+            f'<ul class="alert-list">{"".join(items)}</ul></section>')
 
 
 # ---------------------------------------------------------------- the page shell

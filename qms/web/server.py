@@ -29,7 +29,15 @@ from qms.web.bookings import BookingRequest, BookingStore, CheckIn, booking_view
 from qms.web.city import CityLink, markedly_shorter
 from qms.web.errors import WebError, not_found, unavailable
 from qms.web.handler import WebServer
-from qms.web.pages import board_fragment, booking_fragment, error_page, not_found_fragment, page, ticket_fragment
+from qms.web.pages import (
+    alerts_fragment,
+    board_fragment,
+    booking_fragment,
+    error_page,
+    not_found_fragment,
+    page,
+    ticket_fragment,
+)
 from qms.web.ratelimit import RateLimiter
 from qms.web.replica import Replica
 
@@ -243,6 +251,15 @@ class WebApp:
     def board_page(self, lang: str) -> bytes:
         return page(self.cfg, f"{self.cfg.site.name} – bảng số", self.board_fragment(), lang,
                     f"/board/{self.cfg.site.id}/events", "board")
+
+    def alerts_fragment(self) -> str:
+        return alerts_fragment(self.cfg, self.alerts.active())
+
+    def alerts_page(self, lang: str) -> bytes:
+        """The staff alerts page: live like the board (it is re-rendered at least every
+        keep-alive, STREAM_KEEPALIVE_S, and on every change of the queue)."""
+        return page(self.cfg, f"{self.cfg.site.name} – cảnh báo", self.alerts_fragment(), lang,
+                    f"/alerts/{self.cfg.site.id}/events", "alerts")
 
     def render_error(self, err: WebError, lang: str) -> bytes:
         return error_page(self.cfg, err.status, err.vi, err.en, lang)
