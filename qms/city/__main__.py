@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             db.init_schema(args.dsn)
             from qms.city.server import create_app
             app = create_app(args.dsn, ingest=not args.no_ingest, public=not args.no_public)
+            # live city pages never end their stream: on stop, give the requests in flight
+            # a few seconds, then end the streams (their browsers reconnect elsewhere)
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+                        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, timeout_graceful_shutdown=3)
         elif args.command == "report":
             from qms.city.report import ReportError, city_report
             from qms.reports.render import render_table, write_csv
