@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 COUNTERS = 10
+DRIVER_THREADS = 64          # per uplink driver process (each thread takes turns for ~6 points)
 TEMPLATES = 8
 PEAK_FACTOR = 10
 
@@ -128,7 +129,20 @@ def uplink_driver(spec_file: str) -> int:
         cfg = parse_config(text)
         u = uc.Uplink(cfg, p["db"], spec["url"], p["token"], config_text=text, live=CheapLive(cfg))
         ups.append(u)
-    threads = [threading.Thread(target=u.run, args=(stop,), daemon=True) for u in ups]
+
+    def take_turns(group: list) -> None:
+        """Uplink.run for a few points on one thread: each point steps when it is due, and
+        after a step that sent nothing waits its own next_wait(), as Uplink.run does."""
+        due = [0.0] * len(group)
+        while not stop.is_set():
+            for i, u in enumerate(group):
+                if due[i] <= time.monotonic():
+                    due[i] = 0.0 if u.step() else time.monotonic() + u.next_wait()
+            stop.wait(max(0.0, min(due) - time.monotonic()))
+    # 700 threads each waking 5 times a second cost the 2 shared cores ~40 % of one
+    # (GIL hand-offs), where each Pi would spend a sliver of its own: a few points per thread
+    n = min(len(ups), DRIVER_THREADS)
+    threads = [threading.Thread(target=take_turns, args=(ups[k::n],), daemon=True) for k in range(n)]
     for t in threads:
         t.start()
     sys.stdin.read()                    # the orchestrator closes our stdin to stop us
@@ -268,6 +282,53 @@ class Writer(threading.Thread):
 
 
 # ---------------------------------------------------------------- orchestration
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes and their reaped children."""
+    hz, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in f[11:15])
+    return total / hz
+
+
+def role_pids(pg, roles: dict[str, list]) -> dict[str, list[int]]:
+    out = {k: [p.pid for p in v] for k, v in roles.items()}
+    try:
+        post = int((pg.data / "postmaster.pid").read_text().split()[0])
+        kids = [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == post]
+        out["postgres"] = [post, *kids]
+    except (OSError, ValueError):
+        pass
+    out["bench (writer, orchestration)"] = [os.getpid()]
+    return out
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class CpuShare:
+    """Who used the cores during a phase: CPU seconds per role / the phase's seconds."""
+
+    def __init__(self, pg, roles: dict[str, list]):
+        self.pg, self.roles = pg, roles
+        self.t0 = time.monotonic()
+        self.start = {k: cpu_s(v) for k, v in role_pids(pg, roles).items()}
+
+    def result(self) -> dict:
+        el = time.monotonic() - self.t0
+        now = {k: cpu_s(v) for k, v in role_pids(self.pg, self.roles).items()}
+        share = {k: round((now[k] - self.start.get(k, 0)) / el, 2) for k in now}
+        return {"cores_used": round(sum(share.values()), 2), **share,
+                "load_1min": float(Path("/proc/loadavg").read_text().split()[0])}
+
+
 def log_digest(db: Path) -> tuple[int, int, str]:
     c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     h, n, last = hashlib.md5(), 0, 0
@@ -413,9 +474,12 @@ def orchestrate(args) -> int:
         result["steady_events_per_s"] = round(rate, 1)
         # 2a. steady load alone: the uplinks' lag
         say(f"steady load: {rate:.0f} events/s for {args.steady_s:.0f} s")
+        roles = {"ingest": procs[:1], "public view": procs[1:2], "uplink drivers": drivers}
         writer = Writer([Path(p["db"]) for p in points], rows, rate, args.steady_s)
+        share = CpuShare(pg, roles)
         writer.start()
         writer.join()
+        result["cores_steady"] = share.result()
         result["uplink_lag_p99_s"] = lag_p99_s(dsn, writer, points, tmp)
         # 2b. the same load with the city page's live clients connected
         say(f"connecting {args.clients} live city pages")
@@ -428,8 +492,10 @@ def orchestrate(args) -> int:
         result["live_clients"] = json.loads(ready.split(" ", 1)[1])["connected"] if ready.startswith("ready") else 0
         say(f"steady load with the live pages: {rate:.0f} events/s for {args.steady_s:.0f} s")
         writer = Writer([Path(p["db"]) for p in points], rows, rate, args.steady_s)
+        share = CpuShare(pg, {**roles, "page clients": [web]})
         writer.start()
         writer.join()
+        result["cores_steady_with_pages"] = share.result()
         web.wait(args.steady_s + 120)
         result["uplink_lag_with_pages_p99_s"] = lag_p99_s(dsn, writer, points, tmp)
         cl = json.loads(clients_out.read_text())

@@ -35,9 +35,11 @@ from qms.city.db import NOTIFY_CHANNEL
 log = logging.getLogger("qms.city.hub")
 
 STALE_AFTER_S = 120          # a point not heard from for this long shows "no recent data"
-FLUSH_S = 0.25               # notifications are gathered this long into one read and one message
-CLIENT_QUEUE = 64            # messages a client may be behind before it is dropped (~16 s of changes)
-RING = 240                   # changes kept for clients that resume (a minute at 4 a second)
+# notifications are gathered this long into one read and one message to every page: each
+# message costs a write per live page, so 2,000 pages cost 4,000 writes a second at 0.5 s
+FLUSH_S = 0.5
+CLIENT_QUEUE = 32            # messages a client may be behind before it is dropped (~16 s of changes)
+RING = 120                   # changes kept for clients that resume (a minute at 2 a second)
 KEEPALIVE_S = 15.0           # a comment on every stream this often: proxies keep it open
 
 _enc = msgspec.json.Encoder()

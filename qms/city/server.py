@@ -59,18 +59,27 @@ def _refused(e: Refused) -> Response:
     return JSONResponse(body, e.status)
 
 
-class _Asgi:
-    """Routes this endpoint as a plain ASGI app (Starlette wraps a bare function as a
-    Request -> Response endpoint)."""
+STREAM_PATH = "/api/v1/city/stream"
 
-    def __init__(self, app):
-        self.app = app
+
+class CityApp:
+    """The Starlette app, with the live stream taken before it: every change is one `send`
+    per live page (2,000 of them), and Starlette's middleware would wrap each send twice."""
+
+    def __init__(self, app: Starlette, stream):
+        self.app, self.stream, self.state = app, stream, app.state
 
     async def __call__(self, scope, receive, send) -> None:
+        if self.stream is not None and scope["type"] == "http" and scope["path"] == STREAM_PATH:
+            if scope["method"] not in ("GET", "HEAD"):
+                await Response(status_code=405, headers={"Allow": "GET"})(scope, receive, send)
+                return
+            await self.stream(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 
-def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: int = 8) -> Starlette:
+def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: int = 8) -> CityApp:
     state: dict = {}
 
     @contextlib.asynccontextmanager
@@ -158,7 +167,7 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
 
         A plain ASGI function rather than a StreamingResponse: with 2,000 live pages every
         change is one `send` per page, and Starlette's response adds a task group and a
-        disconnect-listening task per client on top of it."""
+        task per client on top of it."""
         hub: Hub = state["hub"]
         headers = dict(scope["headers"])
         since = headers.get(b"last-event-id", b"").decode("latin-1") or \
@@ -236,9 +245,9 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
         routes += [Route("/", _static("city.html", "text/html; charset=utf-8")),
                    Route("/city.js", _static("city.js", "text/javascript; charset=utf-8")),
                    Route("/city.css", _static("city.css", "text/css; charset=utf-8")),
-                   Route("/api/v1/city", city_json), Route("/api/v1/city/stream", _Asgi(city_stream)),
+                   Route("/api/v1/city", city_json),
                    Route("/api/v1/suggest", suggest), Route("/api/v1/sites", sites_api),
                    Route("/api/v1/report", report)]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.city = state
-    return app
+    return CityApp(app, city_stream if public else None)

@@ -9,10 +9,11 @@ memory that a restart would need, so kill -9 of either end loses nothing: the po
 resends from the center's position and the center ignores what it already has.
 No broker queue is involved (a Mosquitto bridge drops messages past its queue limit).
 
-When it is not catching up, a point sends at most one request a second (SEND_MIN_S),
+When it is not catching up, a point sends at most two requests a second (SEND_MIN_S),
 carrying the events written meanwhile and its live state together: at 10x the peak hour
 a point logs about one event a second, and one request per event plus one per live
-update cost the center (and the point) twice the requests for the same news.
+update cost the center (and the point) twice the requests for the same news. An idle
+log is looked at through SQLite's data_version (no query unless something was written).
 
 HTTP is the standard library's http.client on one keep-alive connection: per request it
 costs about a quarter of httpx's CPU (bench/README.md, "city"), which matters to a
@@ -47,7 +48,7 @@ BATCH = 2000                 # events per request: a day's catch-up in a few doz
 POLL_S = 0.2                 # how often the log is checked for new events when idle
 LIVE_EVERY_S = 30.0          # live state (and "still here") at least this often
 LIVE_MIN_S = 1.0             # ...and at most this often
-SEND_MIN_S = 1.0             # at most one request this often, unless a full batch waits
+SEND_MIN_S = 0.5             # at most one request this often, unless a full batch waits
 BACKOFF_MAX_S = 30.0
 REFUSED_BACKOFF_S = 60.0     # wrong credentials: a person must act; do not hammer the center
 
@@ -156,7 +157,11 @@ class Uplink:
         try:
             if self.stored is None:
                 self._connect()
-            rows = self.reader.after(self.stored, self.batch)
+                self._more = True
+            quiet = not self._more and not self.reader.changed()
+            if quiet and (self.live is None or time.monotonic() - self._live_at < LIVE_EVERY_S):
+                return False                     # nothing written, no live state due
+            rows = [] if quiet else self.reader.after(self.stored, self.batch)
             if self.live is not None and not self._live_started:
                 self._start_live()
             if self.live is not None:
@@ -257,14 +262,18 @@ class Uplink:
         return r[0] == 409
 
     # ------------------------------------------------------------ loop
+    def next_wait(self) -> float:
+        """Seconds until the next step is worth doing (after one that sent nothing)."""
+        due = self.wait_until
+        if self.stored is not None and not self._more:
+            due = max(due, self._sent_at + SEND_MIN_S)
+        return max(POLL_S, min(1.0, due - time.monotonic()))
+
     def run(self, stop: threading.Event) -> None:
         log.info("uplink of %s to %s", self.site, self.base)
         while not stop.is_set():
             if not self.step():
-                due = self.wait_until
-                if self.stored is not None and not self._more:
-                    due = max(due, self._sent_at + SEND_MIN_S)
-                stop.wait(max(POLL_S, min(1.0, due - time.monotonic())))
+                stop.wait(self.next_wait())
 
     def close(self) -> None:
         self.http.close()
