@@ -532,7 +532,8 @@ def orchestrate(args) -> int:
             d.stdin.close()
         for d in drivers:
             d.wait(60)
-            result.setdefault("uplink_stats", json.loads(d.stdout.read() or "{}"))
+            for k, v in json.loads(d.stdout.read() or "{}").items():
+                result.setdefault("uplink_stats", {})[k] = result.get("uplink_stats", {}).get(k, 0) + v
 
         # 4. a month's report over the whole city
         say("building a month of events in PostgreSQL")

@@ -89,6 +89,7 @@ class Hub:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._conn: psycopg.AsyncConnection | None = None
         self.changes = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -105,6 +106,8 @@ class Hub:
                 await t
         for q in list(self.clients):
             self._drop(q)
+        if self._conn is not None:
+            await self._conn.close()
 
     # ------------------------------------------------------------ reading
     def tag(self, version: int | None = None) -> str:
@@ -163,12 +166,20 @@ class Hub:
 
     # ------------------------------------------------------------ updating
     async def _load(self, sites: set[str] | None) -> list[dict]:
-        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+        # one connection kept for these reads (twice a second: a new one each time would
+        # cost PostgreSQL a backend start each time); opened again after an error
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        try:
             if sites is None:
-                cur = await conn.execute(_ROWS)
+                cur = await self._conn.execute(_ROWS)
             else:
-                cur = await conn.execute(_ROWS + " WHERE site = ANY(%s)", (list(sites),))
+                cur = await self._conn.execute(_ROWS + " WHERE site = ANY(%s)", (list(sites),))
             rows = await cur.fetchall()
+        except BaseException:
+            await self._conn.close()
+            self._conn = None
+            raise
         changed = []
         for site, center, name, live, seen in rows:
             e = public_entry(site, center, name, live, float(seen) if seen is not None else None)
