@@ -47,8 +47,8 @@ log = logging.getLogger("qms.uplink")
 BATCH = 2000                 # events per request: a day's catch-up in a few dozen requests
 POLL_S = 0.2                 # how often the log is checked for new events when idle
 LIVE_EVERY_S = 30.0          # live state (and "still here") at least this often
-LIVE_MIN_S = 1.0             # ...and at most this often
 SEND_MIN_S = 0.5             # at most one request this often, unless a full batch waits
+LIVE_MIN_S = SEND_MIN_S      # live state at most this often: with the events of each request
 BACKOFF_MAX_S = 30.0
 REFUSED_BACKOFF_S = 60.0     # wrong credentials: a person must act; do not hammer the center
 
@@ -159,7 +159,7 @@ class Uplink:
                 self._connect()
                 self._more = True
             quiet = not self._more and not self.reader.changed()
-            if quiet and (self.live is None or time.monotonic() - self._live_at < LIVE_EVERY_S):
+            if quiet and not self._live_pending():
                 return False                     # nothing written, no live state due
             rows = [] if quiet else self.reader.after(self.stored, self.batch)
             if self.live is not None and not self._live_started:
@@ -236,6 +236,14 @@ class Uplink:
                                        (today - dt.timedelta(days=1)).isoformat())
         self.live.start(now, self.reader.day_events(today.isoformat(), last), last, week)
         self._live_started = True
+
+    def _live_pending(self) -> bool:
+        """A live state is due with no new event: one that changed but could not go with
+        its events (sent sooner than LIVE_MIN_S after the last one), or the periodic one."""
+        if self.live is None:
+            return False
+        since = time.monotonic() - self._live_at
+        return since >= LIVE_EVERY_S or (self._live_dirty and since >= LIVE_MIN_S)
 
     def _live_due(self, changed: bool) -> dict | None:
         """The live state, when it changed and LIVE_MIN_S passed since the last one went
