@@ -41,6 +41,9 @@ FLUSH_S = 0.5
 CLIENT_QUEUE = 32            # messages a client may be behind before it is dropped (~16 s of changes)
 RING = 120                   # changes kept for clients that resume (a minute at 2 a second)
 KEEPALIVE_S = 15.0           # a comment on every stream this often: proxies keep it open
+# live pages handed a message per turn of the event loop: a page request waits for one
+# such share, not for the sends to all 2,000 pages
+FAN_OUT_CHUNK = 100
 
 _enc = msgspec.json.Encoder()
 _ROWS = "SELECT site, center, name, live, extract(epoch FROM last_seen) FROM city_sites"
@@ -90,13 +93,17 @@ class Hub:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._conn: psycopg.AsyncConnection | None = None
+        # messages to send and who to (the clients at the time of the change), in order
+        self._outbox: collections.deque[tuple[bytes, list[asyncio.Queue]]] = collections.deque()
+        self._out_wake = asyncio.Event()
         self.changes = 0
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await self._load(None)
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._flush()),
-                       asyncio.create_task(self._staleness()), asyncio.create_task(self._keepalive())]
+                       asyncio.create_task(self._staleness()), asyncio.create_task(self._keepalive()),
+                       asyncio.create_task(self._fan_out())]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -200,11 +207,27 @@ class Hub:
         self._send_all(msg)
 
     def _send_all(self, msg: bytes) -> None:
-        for q in list(self.clients):
-            try:
-                q.put_nowait(msg)
-            except asyncio.QueueFull:          # too slow: drop it; its browser resumes from its last id
-                self._drop(q)
+        # who gets it is fixed now: a client subscribing later has it from resume()
+        self._outbox.append((msg, list(self.clients)))
+        self._out_wake.set()
+
+    async def _fan_out(self) -> None:
+        """One task hands the messages out, in order, FAN_OUT_CHUNK clients per turn of the
+        event loop (each client's own task then writes it)."""
+        while True:
+            await self._out_wake.wait()
+            self._out_wake.clear()
+            while self._outbox:
+                msg, clients = self._outbox.popleft()
+                for i in range(0, len(clients), FAN_OUT_CHUNK):
+                    for q in clients[i:i + FAN_OUT_CHUNK]:
+                        if q not in self.clients:
+                            continue                   # gone, or dropped meanwhile
+                        try:
+                            q.put_nowait(msg)
+                        except asyncio.QueueFull:      # too slow: drop it; its browser resumes from its last id
+                            self._drop(q)
+                    await asyncio.sleep(0)
 
     async def _keepalive(self) -> None:
         while True:
