@@ -217,10 +217,14 @@ async def _pager(port: int, path: str, until: float, out: list[float]) -> None:
     writer.close()
 
 
-async def _web_clients(port: int, clients: int, seconds: float, ramp: float, out_file: str) -> None:
+async def _web_clients(port: int, clients: int, seconds: float, ramp: float, out_file: str, probe: bool) -> None:
+    """`clients` live pages. The probe process (`probe`) holds the one page that records
+    when each change arrives and the 20 board loaders; the other pages read in another
+    process, so that their own reading (a browser each, in a city) does not delay what is
+    measured."""
     stats = {"connected": 0, "failed": 0, "closed": 0, "bytes": 0}
     record: list = []
-    tasks = [asyncio.create_task(_sse(port, stats, record if i == 0 else None, ramp * i / clients))
+    tasks = [asyncio.create_task(_sse(port, stats, record if probe and i == 0 else None, ramp * i / clients))
              for i in range(clients)]
     t0 = time.monotonic()
     while stats["connected"] + stats["failed"] < clients and time.monotonic() - t0 < ramp + 60:
@@ -228,7 +232,10 @@ async def _web_clients(port: int, clients: int, seconds: float, ramp: float, out
     print("ready", json.dumps(stats), flush=True)
     page: list[float] = []
     until = time.monotonic() + seconds
-    await asyncio.gather(*(_pager(port, "/api/v1/city", until, page) for _ in range(20)))
+    if probe:
+        await asyncio.gather(*(_pager(port, "/api/v1/city", until, page) for _ in range(20)))
+    else:
+        await asyncio.sleep(seconds)
     for t in tasks:
         t.cancel()
     Path(out_file).write_text(json.dumps({"stats": stats, "page_ms": page, "record": record}))
@@ -239,7 +246,7 @@ def web_clients(args) -> int:
     # the 2,000 pages' own reading is the rig's cost (each is a browser elsewhere): uvloop
     # reads them for less of the 2 cores the center runs on
     import uvloop
-    uvloop.run(_web_clients(args.port, args.clients, args.seconds, args.ramp, args.out))
+    uvloop.run(_web_clients(args.port, args.clients, args.seconds, args.ramp, args.out, args.probe))
     return 0
 
 
@@ -379,6 +386,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--uplink-driver")
     ap.add_argument("--web-clients", action="store_true")
+    ap.add_argument("--probe", action="store_true")
     ap.add_argument("--port", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--ramp", type=float)
@@ -483,22 +491,28 @@ def orchestrate(args) -> int:
         result["uplink_lag_p99_s"] = lag_p99_s(dsn, writer, points, tmp)
         # 2b. the same load with the city page's live clients connected
         say(f"connecting {args.clients} live city pages")
-        clients_out = tmp / "clients.json"
-        web = subprocess.Popen([sys.executable, __file__, "--web-clients", "--port", str(public_port), "--clients",
-                                str(args.clients), "--seconds", str(args.steady_s), "--ramp", str(args.ramp_s),
-                                "--out", str(clients_out)], stdout=subprocess.PIPE, stderr=logf, text=True)
-        procs.append(web)
-        ready = web.stdout.readline()
-        result["live_clients"] = json.loads(ready.split(" ", 1)[1])["connected"] if ready.startswith("ready") else 0
+        webs, outs, live = [], [], 0
+        for n, probe in ((args.clients - 1, False), (1, True)):
+            outs.append(tmp / f"clients-{probe}.json")
+            webs.append(subprocess.Popen([sys.executable, __file__, "--web-clients", "--port", str(public_port),
+                                          "--clients", str(n), "--seconds", str(args.steady_s), "--ramp",
+                                          str(args.ramp_s if not probe else 0), "--out", str(outs[-1]),
+                                          *(["--probe"] if probe else [])],
+                                         stdout=subprocess.PIPE, stderr=logf, text=True))
+            procs.append(webs[-1])
+            ready = webs[-1].stdout.readline()
+            live += json.loads(ready.split(" ", 1)[1])["connected"] if ready.startswith("ready") else 0
+        result["live_clients"] = live
         say(f"steady load with the live pages: {rate:.0f} events/s for {args.steady_s:.0f} s")
         writer = Writer([Path(p["db"]) for p in points], rows, rate, args.steady_s)
-        share = CpuShare(pg, {**roles, "page clients": [web]})
+        share = CpuShare(pg, {**roles, "page clients": webs})
         writer.start()
         writer.join()
         result["cores_steady_with_pages"] = share.result()
-        web.wait(args.steady_s + 120)
+        for w in webs:
+            w.wait(args.steady_s + 120)
         result["uplink_lag_with_pages_p99_s"] = lag_p99_s(dsn, writer, points, tmp)
-        cl = json.loads(clients_out.read_text())
+        bulk, cl = (json.loads(o.read_text()) for o in outs)
         result["city_page_p99_ms"] = round(pct(cl["page_ms"], 99), 1) if cl["page_ms"] else None
         result["city_page_p50_ms"] = round(pct(cl["page_ms"], 50), 1) if cl["page_ms"] else None
         # update lag: first SSE message for the point stamped at or after the event's time
@@ -513,7 +527,7 @@ def orchestrate(args) -> int:
                     break
         result["city_update_lag_p99_ms"] = round(pct(ulag, 99)) if ulag else None
         result["city_update_samples"] = len(ulag)
-        result["sse_stats"] = cl["stats"]
+        result["sse_stats"] = {k: bulk["stats"][k] + cl["stats"][k] for k in cl["stats"]}
 
         # 3. nothing lost, nothing doubled: each point's log against the center's copy
         lost = duplicated = differ = 0
