@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 COUNTERS = 10
+DRIVER_THREADS = 64          # per uplink driver process (each thread takes turns for ~6 points)
 TEMPLATES = 8
 PEAK_FACTOR = 10
 
@@ -128,7 +129,20 @@ def uplink_driver(spec_file: str) -> int:
         cfg = parse_config(text)
         u = uc.Uplink(cfg, p["db"], spec["url"], p["token"], config_text=text, live=CheapLive(cfg))
         ups.append(u)
-    threads = [threading.Thread(target=u.run, args=(stop,), daemon=True) for u in ups]
+
+    def take_turns(group: list) -> None:
+        """Uplink.run for a few points on one thread: each point steps when it is due, and
+        after a step that sent nothing waits its own next_wait(), as Uplink.run does."""
+        due = [0.0] * len(group)
+        while not stop.is_set():
+            for i, u in enumerate(group):
+                if due[i] <= time.monotonic():
+                    due[i] = 0.0 if u.step() else time.monotonic() + u.next_wait()
+            stop.wait(max(0.0, min(due) - time.monotonic()))
+    # 700 threads each waking 5 times a second cost the 2 shared cores ~40 % of one
+    # (GIL hand-offs), where each Pi would spend a sliver of its own: a few points per thread
+    n = min(len(ups), DRIVER_THREADS)
+    threads = [threading.Thread(target=take_turns, args=(ups[k::n],), daemon=True) for k in range(n)]
     for t in threads:
         t.start()
     sys.stdin.read()                    # the orchestrator closes our stdin to stop us
@@ -141,13 +155,22 @@ def uplink_driver(spec_file: str) -> int:
 
 # ---------------------------------------------------------------- web clients (subprocess)
 async def _sse(port: int, stats: dict, record: list | None, delay: float) -> None:
+    """One live city page, as qms/city/static/city.js does it: the board (gzipped) with its
+    version, then the stream from that version on, on the same connection."""
     await asyncio.sleep(delay)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
     except OSError:
         stats["failed"] += 1
         return
-    writer.write(b"GET /api/v1/city/stream HTTP/1.1\r\nHost: bench\r\n\r\n")
+    writer.write(b"GET /api/v1/city HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    headers = dict(h.split(b": ", 1) for h in head.split(b"\r\n")[1:] if b": " in h)
+    headers = {k.lower(): v for k, v in headers.items()}
+    body = await reader.readexactly(int(headers[b"content-length"]))
+    stats["bytes"] += len(head) + len(body)
+    version = headers.get(b"x-board-version", b"").decode()
+    writer.write(f"GET /api/v1/city/stream?since={version} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith(b"HTTP/1.1 200"):
         stats["failed"] += 1
@@ -194,10 +217,14 @@ async def _pager(port: int, path: str, until: float, out: list[float]) -> None:
     writer.close()
 
 
-async def _web_clients(port: int, clients: int, seconds: float, ramp: float, out_file: str) -> None:
+async def _web_clients(port: int, clients: int, seconds: float, ramp: float, out_file: str, probe: bool) -> None:
+    """`clients` live pages. The probe process (`probe`) holds the one page that records
+    when each change arrives and the 20 board loaders; the other pages read in another
+    process, so that their own reading (a browser each, in a city) does not delay what is
+    measured."""
     stats = {"connected": 0, "failed": 0, "closed": 0, "bytes": 0}
     record: list = []
-    tasks = [asyncio.create_task(_sse(port, stats, record if i == 0 else None, ramp * i / clients))
+    tasks = [asyncio.create_task(_sse(port, stats, record if probe and i == 0 else None, ramp * i / clients))
              for i in range(clients)]
     t0 = time.monotonic()
     while stats["connected"] + stats["failed"] < clients and time.monotonic() - t0 < ramp + 60:
@@ -205,7 +232,10 @@ async def _web_clients(port: int, clients: int, seconds: float, ramp: float, out
     print("ready", json.dumps(stats), flush=True)
     page: list[float] = []
     until = time.monotonic() + seconds
-    await asyncio.gather(*(_pager(port, "/api/v1/city", until, page) for _ in range(20)))
+    if probe:
+        await asyncio.gather(*(_pager(port, "/api/v1/city", until, page) for _ in range(20)))
+    else:
+        await asyncio.sleep(seconds)
     for t in tasks:
         t.cancel()
     Path(out_file).write_text(json.dumps({"stats": stats, "page_ms": page, "record": record}))
@@ -213,7 +243,10 @@ async def _web_clients(port: int, clients: int, seconds: float, ramp: float, out
 
 def web_clients(args) -> int:
     raise_fd_limit()
-    asyncio.run(_web_clients(args.port, args.clients, args.seconds, args.ramp, args.out))
+    # the 2,000 pages' own reading is the rig's cost (each is a browser elsewhere): uvloop
+    # reads them for less of the 2 cores the center runs on
+    import uvloop
+    uvloop.run(_web_clients(args.port, args.clients, args.seconds, args.ramp, args.out, args.probe))
     return 0
 
 
@@ -256,6 +289,53 @@ class Writer(threading.Thread):
 
 
 # ---------------------------------------------------------------- orchestration
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes and their reaped children."""
+    hz, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in f[11:15])
+    return total / hz
+
+
+def role_pids(pg, roles: dict[str, list]) -> dict[str, list[int]]:
+    out = {k: [p.pid for p in v] for k, v in roles.items()}
+    try:
+        post = int((pg.data / "postmaster.pid").read_text().split()[0])
+        kids = [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == post]
+        out["postgres"] = [post, *kids]
+    except (OSError, ValueError):
+        pass
+    out["bench (writer, orchestration)"] = [os.getpid()]
+    return out
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class CpuShare:
+    """Who used the cores during a phase: CPU seconds per role / the phase's seconds."""
+
+    def __init__(self, pg, roles: dict[str, list]):
+        self.pg, self.roles = pg, roles
+        self.t0 = time.monotonic()
+        self.start = {k: cpu_s(v) for k, v in role_pids(pg, roles).items()}
+
+    def result(self) -> dict:
+        el = time.monotonic() - self.t0
+        now = {k: cpu_s(v) for k, v in role_pids(self.pg, self.roles).items()}
+        share = {k: round((now[k] - self.start.get(k, 0)) / el, 2) for k in now}
+        return {"cores_used": round(sum(share.values()), 2), **share,
+                "load_1min": float(Path("/proc/loadavg").read_text().split()[0])}
+
+
 def log_digest(db: Path) -> tuple[int, int, str]:
     c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     h, n, last = hashlib.md5(), 0, 0
@@ -306,6 +386,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--uplink-driver")
     ap.add_argument("--web-clients", action="store_true")
+    ap.add_argument("--probe", action="store_true")
     ap.add_argument("--port", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--ramp", type=float)
@@ -401,26 +482,37 @@ def orchestrate(args) -> int:
         result["steady_events_per_s"] = round(rate, 1)
         # 2a. steady load alone: the uplinks' lag
         say(f"steady load: {rate:.0f} events/s for {args.steady_s:.0f} s")
+        roles = {"ingest": procs[:1], "public view": procs[1:2], "uplink drivers": drivers}
         writer = Writer([Path(p["db"]) for p in points], rows, rate, args.steady_s)
+        share = CpuShare(pg, roles)
         writer.start()
         writer.join()
+        result["cores_steady"] = share.result()
         result["uplink_lag_p99_s"] = lag_p99_s(dsn, writer, points, tmp)
         # 2b. the same load with the city page's live clients connected
         say(f"connecting {args.clients} live city pages")
-        clients_out = tmp / "clients.json"
-        web = subprocess.Popen([sys.executable, __file__, "--web-clients", "--port", str(public_port), "--clients",
-                                str(args.clients), "--seconds", str(args.steady_s), "--ramp", str(args.ramp_s),
-                                "--out", str(clients_out)], stdout=subprocess.PIPE, stderr=logf, text=True)
-        procs.append(web)
-        ready = web.stdout.readline()
-        result["live_clients"] = json.loads(ready.split(" ", 1)[1])["connected"] if ready.startswith("ready") else 0
+        webs, outs, live = [], [], 0
+        for n, probe in ((args.clients - 1, False), (1, True)):
+            outs.append(tmp / f"clients-{probe}.json")
+            webs.append(subprocess.Popen([sys.executable, __file__, "--web-clients", "--port", str(public_port),
+                                          "--clients", str(n), "--seconds", str(args.steady_s), "--ramp",
+                                          str(args.ramp_s if not probe else 0), "--out", str(outs[-1]),
+                                          *(["--probe"] if probe else [])],
+                                         stdout=subprocess.PIPE, stderr=logf, text=True))
+            procs.append(webs[-1])
+            ready = webs[-1].stdout.readline()
+            live += json.loads(ready.split(" ", 1)[1])["connected"] if ready.startswith("ready") else 0
+        result["live_clients"] = live
         say(f"steady load with the live pages: {rate:.0f} events/s for {args.steady_s:.0f} s")
         writer = Writer([Path(p["db"]) for p in points], rows, rate, args.steady_s)
+        share = CpuShare(pg, {**roles, "page clients": webs})
         writer.start()
         writer.join()
-        web.wait(args.steady_s + 120)
+        result["cores_steady_with_pages"] = share.result()
+        for w in webs:
+            w.wait(args.steady_s + 120)
         result["uplink_lag_with_pages_p99_s"] = lag_p99_s(dsn, writer, points, tmp)
-        cl = json.loads(clients_out.read_text())
+        bulk, cl = (json.loads(o.read_text()) for o in outs)
         result["city_page_p99_ms"] = round(pct(cl["page_ms"], 99), 1) if cl["page_ms"] else None
         result["city_page_p50_ms"] = round(pct(cl["page_ms"], 50), 1) if cl["page_ms"] else None
         # update lag: first SSE message for the point stamped at or after the event's time
@@ -435,7 +527,7 @@ def orchestrate(args) -> int:
                     break
         result["city_update_lag_p99_ms"] = round(pct(ulag, 99)) if ulag else None
         result["city_update_samples"] = len(ulag)
-        result["sse_stats"] = cl["stats"]
+        result["sse_stats"] = {k: bulk["stats"][k] + cl["stats"][k] for k in cl["stats"]}
 
         # 3. nothing lost, nothing doubled: each point's log against the center's copy
         lost = duplicated = differ = 0
@@ -454,7 +546,8 @@ def orchestrate(args) -> int:
             d.stdin.close()
         for d in drivers:
             d.wait(60)
-            result.setdefault("uplink_stats", json.loads(d.stdout.read() or "{}"))
+            for k, v in json.loads(d.stdout.read() or "{}").items():
+                result.setdefault("uplink_stats", {})[k] = result.get("uplink_stats", {}).get(k, 0) + v
 
         # 4. a month's report over the whole city
         say("building a month of events in PostgreSQL")

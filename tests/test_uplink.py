@@ -369,3 +369,34 @@ def test_live_state_is_the_services_own_view(tmp_path, point):
         assert live.view(sim.now)["services"][[x.id for x in cfg.services].index(s.id)]["waiting"] == own["waiting"]
     sim.close()
     reader.close()
+
+
+def test_live_state_left_behind_by_a_batch_goes_without_a_new_event(tmp_path, city_dsn, point):
+    """The end of a catch-up goes sooner than the live state may follow it: the state that
+    includes those last events must still reach the city view, with nothing more written."""
+    import psycopg
+
+    from qms.uplink.client import Uplink
+    cfg_path, cfg, db, token_file = point
+    sim = DaySimulation(cfg, db, DAY, seed=12)
+    sim.run(until=sim._at(DAY, "09:00"))
+    sim.close()
+    last = point_rows(db)[-1][0]
+    server = CityServer(city_dsn, log_path=tmp_path / "server.log").start()
+    up = Uplink(cfg, db, server.url, token_file.read_text().strip(), batch=last - 1)
+
+    def center_live_at():
+        with psycopg.connect(city_dsn) as conn:
+            return conn.execute("SELECT (live->>'at')::bigint FROM city_sites WHERE site = %s",
+                                (cfg.site.id,)).fetchone()[0]
+    try:
+        assert up.step()                       # a full batch, with the live state as it was then
+        first = center_live_at()
+        assert first is not None
+        assert not up.step()                   # the last event, too soon for another live state
+        assert stored_seq(city_dsn, cfg.site.id) == last
+        # nothing more is written: the state with the last event goes by itself
+        assert wait_until(lambda: center_live_at() != first, 10, step=up.step, every=0.05)
+    finally:
+        up.close()
+        server.stop()

@@ -179,7 +179,10 @@ def serve(args, dsn: str) -> int:
     db.init_schema(dsn)
     app = create_app(dsn, ingest=not args.no_ingest, public=not args.no_public)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                            ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+                            ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                            # live city pages never end their stream: on stop, give the requests
+                            # in flight a few seconds, then end the streams (browsers reconnect)
+                            timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     # uvicorn stops on SIGTERM, then raises the signal again for the handler it found: ours,
     # so the process ends with status 0 (systemd's clean stop), not killed by the signal

@@ -34,6 +34,43 @@ CREATE TABLE IF NOT EXISTS city_events (
     PRIMARY KEY (site, seq)
 );
 CREATE INDEX IF NOT EXISTS city_events_site_day ON city_events (site, day);
+
+-- One batch of one site, in one statement (one round trip, one transaction): lock the
+-- site's row (a retry racing its original waits here), refuse a gap, insert the events
+-- above stored_seq, move stored_seq, keep the live state, NOTIFY the city view. Returns
+-- the new stored_seq, and `gap` = true (nothing written) when the batch starts past
+-- stored_seq + 1. The arrays are one event each, in seq order, consecutive (checked by
+-- the ingest before). NULL live: unchanged.
+CREATE OR REPLACE FUNCTION city_store(p_site text, p_seq bigint[], p_day date[], p_at bigint[],
+                                      p_type text[], p_data bytea[], p_live jsonb,
+                                      OUT stored bigint, OUT gap boolean, OUT added integer)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT stored_seq INTO stored FROM city_sites WHERE site = p_site FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no site %', p_site USING ERRCODE = 'no_data_found';
+    END IF;
+    added := 0;
+    gap := cardinality(p_seq) > 0 AND p_seq[1] > stored + 1;
+    IF gap THEN
+        RETURN;
+    END IF;
+    IF cardinality(p_seq) > 0 AND p_seq[cardinality(p_seq)] > stored THEN
+        INSERT INTO city_events (site, seq, day, at, type, data)
+        SELECT p_site, s, d, a, t, x
+        FROM unnest(p_seq, p_day, p_at, p_type, p_data) AS u(s, d, a, t, x)
+        WHERE s > stored
+        ON CONFLICT (site, seq) DO NOTHING;
+        GET DIAGNOSTICS added = ROW_COUNT;
+        stored := p_seq[cardinality(p_seq)];
+    END IF;
+    UPDATE city_sites SET stored_seq = stored, last_seen = now(), live = coalesce(p_live, live)
+    WHERE site = p_site;
+    IF added > 0 OR p_live IS NOT NULL THEN
+        PERFORM pg_notify('city_live', p_site);
+    END IF;
+END
+$$;
 """
 
 NOTIFY_CHANNEL = "city_live"
@@ -49,7 +86,10 @@ def token_hash(token: str) -> bytes:
 
 
 def init_schema(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    # several processes may start at once (ingest and public view): one at a time, or two
+    # CREATE OR REPLACE FUNCTION collide ("tuple concurrently updated")
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('qms.city.schema'))")
         conn.execute(SCHEMA)
 
 

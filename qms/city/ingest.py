@@ -1,8 +1,9 @@
 """The center's side of the uplink: authenticate a point, store its events exactly once.
 
-A batch is stored in one transaction that also moves the site's `stored_seq`, with the
-site's row locked (FOR UPDATE): two requests of one site (a retry racing its original)
-are applied one after the other. Only events above `stored_seq` are inserted, and
+A batch is stored by one statement, the database function city_store() (qms/city/db.py):
+one round trip, one transaction that also moves the site's `stored_seq`, with the site's
+row locked (FOR UPDATE): two requests of one site (a retry racing its original) are
+applied one after the other. Only events above `stored_seq` are inserted, and
 `ON CONFLICT DO NOTHING` keeps the (site, seq) key idempotent even so; the reply is sent
 after the commit, so an acknowledged event is durable. A reply lost on the way costs a
 re-send that changes nothing.
@@ -17,7 +18,7 @@ import time
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from qms.city.db import NOTIFY_CHANNEL, token_hash
+from qms.city.db import token_hash
 from qms.config.site import ConfigError, parse_config
 from qms.uplink.wire import Batch
 
@@ -26,12 +27,8 @@ log = logging.getLogger("qms.city.ingest")
 MAX_BATCH = 5000
 TOKEN_CACHE_S = 30.0        # a rotated or removed token stops working within this time
 
-_INSERT = """
-INSERT INTO city_events (site, seq, day, at, type, data)
-SELECT %s, s, d, a, t, x
-FROM unnest(%s::bigint[], %s::date[], %s::bigint[], %s::text[], %s::bytea[]) AS u(s, d, a, t, x)
-ON CONFLICT (site, seq) DO NOTHING
-"""
+_STORE = ("SELECT stored, gap, added FROM city_store(%s, %s::bigint[], %s::date[], %s::bigint[], %s::text[], "
+          "%s::bytea[], %s::jsonb)")
 
 
 class Refused(Exception):
@@ -91,34 +88,27 @@ class Ingest:
         return row[0]
 
     async def store(self, site: str, batch: Batch) -> int:
-        """Store a batch; returns the new `stored_seq` (raises Refused on a gap)."""
+        """Store a batch; returns the new `stored_seq` (raises Refused on a gap).
+
+        One statement, city_store() (qms/city/db.py): lock, gap check, insert, position,
+        live state and NOTIFY in one round trip and one transaction."""
         events = batch.events
         if len(events) > MAX_BATCH:
             raise Refused(413, "batch_too_large", f"at most {MAX_BATCH} events per batch")
         _check_batch(events)
-        async with self.pool.connection() as conn, conn.transaction():
-            row = await (await conn.execute(
-                "SELECT stored_seq FROM city_sites WHERE site = %s FOR UPDATE", (site,))).fetchone()
-            stored = row[0]
-            if events and events[0][0] > stored + 1:
-                self.stats["gaps"] += 1
-                log.warning("site %s: batch starts at %d but %d..%d are missing; asked again",
-                            site, events[0][0], stored + 1, events[0][0] - 1)
-                raise Refused(409, "gap", f"events {stored + 1}..{events[0][0] - 1} are missing; send from {stored + 1}",
-                              stored)
-            new = [e for e in events if e[0] > stored]
-            if new:
-                await conn.execute(_INSERT, (
-                    site, [e[0] for e in new], [e[1] for e in new], [e[2] for e in new],
-                    [e[3] for e in new], [bytes(e[4]) for e in new]))
-                stored = new[-1][0]
-            live = msgspec.json.encode(batch.live).decode() if batch.live is not None else None
-            await conn.execute("UPDATE city_sites SET stored_seq = %s, last_seen = now(), "
-                               "live = coalesce(%s::jsonb, live) WHERE site = %s", (stored, live, site))
-            if new or live is not None:
-                await conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, site))
+        live = msgspec.json.encode(batch.live).decode() if batch.live is not None else None
+        async with self.pool.connection() as conn:
+            stored, gap, added = await (await conn.execute(_STORE, (
+                site, [e[0] for e in events], [e[1] for e in events], [e[2] for e in events],
+                [e[3] for e in events], [bytes(e[4]) for e in events], live))).fetchone()
+        if gap:
+            self.stats["gaps"] += 1
+            log.warning("site %s: batch starts at %d but %d..%d are missing; asked again",
+                        site, events[0][0], stored + 1, events[0][0] - 1)
+            raise Refused(409, "gap", f"events {stored + 1}..{events[0][0] - 1} are missing; send from {stored + 1}",
+                          stored)
         self.stats["batches"] += 1
-        self.stats["events"] += len(new)
+        self.stats["events"] += added
         return stored
 
 

@@ -14,12 +14,13 @@ import contextlib
 import datetime as dt
 import logging
 from importlib import resources
+from urllib.parse import parse_qs
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from qms.city.hub import Hub
@@ -29,7 +30,8 @@ from qms.uplink.wire import batch_decoder
 log = logging.getLogger("qms.city.server")
 
 MAX_BODY = 16 * 1024 * 1024
-KEEPALIVE_S = 15.0
+_STREAM_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-store"),
+                   (b"x-accel-buffering", b"no")]
 # a point is suggested when its wait is at most half, and at least this much shorter
 SUGGEST_MIN_GAIN_S = 15 * 60
 _SECURITY_HEADERS = {
@@ -46,18 +48,50 @@ def _rank(e: dict, s: dict, here: dict) -> tuple:
     return (s["est_wait_s"], s["waiting"] or 0, e["center"] != here["center"], e["name"], e["site"])
 
 
-def _json(data, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(data), status, media_type="application/json")
+def _json(data, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(msgspec.json.encode(data), status, media_type="application/json", headers=headers)
 
 
-def _refused(e: Refused) -> Response:
+def _refusal(e: Refused) -> dict:
     body = {"error": e.code, "message": e.message}
     if e.stored is not None:
         body["stored"] = e.stored
-    return JSONResponse(body, e.status)
+    return body
 
 
-def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: int = 8) -> Starlette:
+def _refused(e: Refused) -> Response:
+    return JSONResponse(_refusal(e), e.status)
+
+
+STREAM_PATH = "/api/v1/city/stream"
+_EVENTS = ("/v1/sites/", "/events")
+
+
+class CityApp:
+    """The Starlette app, with its two hot paths taken before it: the live stream (every
+    change is one `send` per live page, 2,000 of them, which Starlette's middleware would
+    wrap twice each) and the points' batches (hundreds a second)."""
+
+    def __init__(self, app: Starlette, stream, events):
+        self.app, self.stream, self.events, self.state = app, stream, events, app.state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if self.stream is not None and path == STREAM_PATH:
+                if scope["method"] not in ("GET", "HEAD"):
+                    await Response(status_code=405, headers={"Allow": "GET"})(scope, receive, send)
+                    return
+                await self.stream(scope, receive, send)
+                return
+            if (self.events is not None and scope["method"] == "POST" and path.startswith(_EVENTS[0])
+                    and path.endswith(_EVENTS[1])):
+                await self.events(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: int = 8) -> CityApp:
     state: dict = {}
 
     @contextlib.asynccontextmanager
@@ -102,19 +136,35 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
         except Refused as e:
             return _refused(e)
 
-    async def post_events(request: Request) -> Response:
+    async def post_events(scope, receive, send) -> None:
+        """POST /v1/sites/<site>/events, what every point sends up to twice a second: plain
+        ASGI, as Starlette's request, response and middleware cost about a third of the
+        CPU of such a request (bench/README.md, "city")."""
+        ing: Ingest = state["ingest"]
+        site = scope["path"][len(_EVENTS[0]):-len(_EVENTS[1])]
+        auth = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         try:
-            ing, site = await _site_request(request)
-            body = await request.body()
+            await ing.authenticate(auth.decode("latin-1") if auth is not None else None, site)
+            chunks, more = [], True
+            while more:
+                m = await receive()
+                if m["type"] == "http.disconnect":
+                    return
+                chunks.append(m.get("body", b""))
+                more = m.get("more_body", False)
+            body = b"".join(chunks)
             if len(body) > MAX_BODY:
                 raise Refused(413, "batch_too_large", f"at most {MAX_BODY} bytes per batch")
             try:
                 batch = batch_decoder.decode(body)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 raise Refused(400, "bad_batch", f"not a batch: {e}") from None
-            return _json({"stored": await ing.store(site, batch)})
+            status, out = 200, msgspec.json.encode({"stored": await ing.store(site, batch)})
         except Refused as e:
-            return _refused(e)
+            status, out = e.status, msgspec.json.encode(_refusal(e))
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]})
+        await send({"type": "http.response.body", "body": out})
 
     # ------------------------------------------------------------ public view
     def _static(name: str, media: str):
@@ -128,33 +178,48 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
         hub: Hub = state["hub"]
         service = request.query_params.get("service")
         if not service:
-            headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+            # the version lets the page open the stream from exactly this board (hub.py)
             if "gzip" in request.headers.get("accept-encoding", ""):
-                return Response(hub.board_gzip(), media_type="application/json",
-                                headers={**headers, "Content-Encoding": "gzip"})
-            return Response(hub.board_json(), media_type="application/json", headers=headers)
-        return _json([e for e in hub.sorted_board() if any(s["id"] == service for s in e["services"])])
+                tag, body = hub.board_gzip()
+                return Response(body, media_type="application/json", headers={
+                    "Cache-Control": "no-store", "Vary": "Accept-Encoding", "X-Board-Version": tag,
+                    "Content-Encoding": "gzip"})
+            tag, body = hub.board_json()
+            return Response(body, media_type="application/json", headers={
+                "Cache-Control": "no-store", "Vary": "Accept-Encoding", "X-Board-Version": tag})
+        return _json([e for e in hub.sorted_board() if any(s["id"] == service for s in e["services"])],
+                     headers={"X-Board-Version": hub.tag()})
 
-    async def city_stream(request: Request) -> Response:
+    async def city_stream(scope, receive, send) -> None:
+        """The live board by SSE, from the version the client holds (hub.py, `resume`).
+
+        A plain ASGI function rather than a StreamingResponse: with 2,000 live pages every
+        change is one `send` per page, and Starlette's response adds a task group and a
+        task per client on top of it."""
         hub: Hub = state["hub"]
+        headers = dict(scope["headers"])
+        since = headers.get(b"last-event-id", b"").decode("latin-1") or \
+            parse_qs(scope["query_string"].decode("latin-1")).get("since", [""])[0]
         q = hub.subscribe()
+        first = hub.resume(since)          # in the same step as subscribe: nothing missed, nothing twice
 
-        async def events():
-            try:
-                yield b"retry: 3000\n\nevent: board\ndata: " + hub.board_json() + b"\n\n"
-                while True:
-                    try:
-                        msg = await asyncio.wait_for(q.get(), KEEPALIVE_S)
-                    except TimeoutError:
-                        yield b": keep-alive\n\n"
-                        continue
-                    if msg is None:        # dropped as too slow
-                        return
-                    yield msg
-            finally:
-                hub.unsubscribe(q)
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            hub.unsubscribe(q)
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(None)
+
+        gone = asyncio.ensure_future(disconnected())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
+            await send({"type": "http.response.body", "body": b"retry: 3000\n\n" + first, "more_body": True})
+            while (msg := await q.get()) is not None:
+                await send({"type": "http.response.body", "body": msg, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            hub.unsubscribe(q)
+            gone.cancel()
 
     async def suggest(request: Request) -> Response:
         """Another point serving the same procedure with a markedly shorter wait, if any."""
@@ -202,15 +267,14 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
     routes = []
     if ingest:
         routes += [Route("/v1/sites/{site}/position", position, methods=["GET"]),
-                   Route("/v1/sites/{site}/config", put_config, methods=["PUT"]),
-                   Route("/v1/sites/{site}/events", post_events, methods=["POST"])]
+                   Route("/v1/sites/{site}/config", put_config, methods=["PUT"])]
     if public:
         routes += [Route("/", _static("city.html", "text/html; charset=utf-8")),
                    Route("/city.js", _static("city.js", "text/javascript; charset=utf-8")),
                    Route("/city.css", _static("city.css", "text/css; charset=utf-8")),
-                   Route("/api/v1/city", city_json), Route("/api/v1/city/stream", city_stream),
+                   Route("/api/v1/city", city_json),
                    Route("/api/v1/suggest", suggest), Route("/api/v1/sites", sites_api),
                    Route("/api/v1/report", report)]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.city = state
-    return app
+    return CityApp(app, city_stream if public else None, post_events if ingest else None)

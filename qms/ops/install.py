@@ -223,8 +223,8 @@ def time_sync_steps() -> list[Step]:
 
 # The extras each role needs (pyproject.toml), and a module that shows one is there
 ROLE_EXTRAS = {"service": ("reports",), "web": (), "kiosk": ("pi",), "counter": ("pi",), "display": (),
-               "uplink": ("uplink",), "city": ("city",)}
-EXTRA_MODULE = {"reports": "matplotlib", "pi": "lgpio", "uplink": "httpx", "city": "psycopg"}
+               "uplink": (), "city": ("city",)}   # the uplink: the standard library only
+EXTRA_MODULE = {"reports": "matplotlib", "pi": "lgpio", "city": "psycopg"}
 DEBIAN_PYTHON = "/usr/lib/python3/dist-packages"       # where python3-pygame installs
 
 

@@ -27,7 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
     from qms.uplink.client import Uplink
-    logging.getLogger("httpx").setLevel(logging.WARNING)      # not a line per request
     cfg = load_config(args.config)
     try:
         token = Path(args.token_file).read_text(encoding="utf-8").strip()

@@ -110,12 +110,21 @@
     schedule();
   });
 
-  function connect() {
-    const es = new EventSource("/api/v1/city/stream");
+  // The board once (gzipped by the server, with its version), then the stream from that
+  // version on: the server sends exactly the changes after it, or the whole board ("board")
+  // when it no longer has them. On a reconnect the browser sends the last id it had
+  // (Last-Event-ID), so the same holds: changes only ever apply to the board they follow.
+  function connect(since) {
+    const es = new EventSource("/api/v1/city/stream" + (since ? "?since=" + encodeURIComponent(since) : ""));
     es.addEventListener("board", ev => { board.clear(); merge(JSON.parse(ev.data)); });
     es.onmessage = ev => merge(JSON.parse(ev.data));
     es.onopen = () => { status.textContent = "Đang cập nhật trực tiếp"; status.className = "status ok"; };
     es.onerror = () => { status.textContent = "Mất kết nối, đang thử lại…"; status.className = "status lost"; };
   }
-  connect();
+
+  fetch("/api/v1/city", { cache: "no-store" }).then(r => {
+    if (!r.ok) throw new Error(r.status);
+    const version = r.headers.get("X-Board-Version");
+    return r.json().then(entries => { board.clear(); merge(entries); connect(version); });
+  }).catch(() => connect(null));      // no board: the stream starts with the whole board
 })();
