@@ -5,6 +5,7 @@
     python -m qms.city serve     --dsn ... --host 0.0.0.0 --port 8080 [--no-public | --no-ingest]
     python -m qms.city report    --dsn ... [--site S | --center C] --from 2026-11-01 --to 2026-11-30
     python -m qms.city sites     --dsn ...
+    python -m qms.city aggregate --dsn ...      (fold the days' report aggregates now; serve does it too)
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--to", dest="until")
     rep.add_argument("--lang", choices=["vi", "en"], default="vi")
     rep.add_argument("--csv")
+    # per-day report aggregates (qms/city/daily.py): serve keeps them; this catches up
+    sub.add_parser("aggregate", help="fold every changed site-day into its report aggregate now")
     return p
 
 
@@ -66,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
             db.init_schema(args.dsn)
             from qms.city.server import create_app
             app = create_app(args.dsn, ingest=not args.no_ingest, public=not args.no_public)
+            if not args.no_ingest:          # the ingest's process keeps the report aggregates
+                import threading
+
+                from qms.city.daily import run_in_background
+                run_in_background(args.dsn, threading.Event())
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                         ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
         elif args.command == "report":
@@ -79,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.csv:
                 write_csv(rep, args.csv, args.lang)
             sys.stdout.write(render_table(rep, args.lang))
+        elif args.command == "aggregate":
+            from qms.city.daily import aggregate
+            s = aggregate(args.dsn)
+            print(f"{s['folded']} site-days folded in {s['seconds']} s")
     except db.SiteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

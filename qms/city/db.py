@@ -51,6 +51,8 @@ def token_hash(token: str) -> bytes:
 def init_schema(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(SCHEMA)
+        from qms.city.daily import apply_schema  # per-day report aggregates (docs/city.md)
+        apply_schema(conn)
 
 
 def add_site(dsn: str, site: str, center: str, token: str | None = None) -> str:

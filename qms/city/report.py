@@ -1,44 +1,33 @@
 """Reports on the central store: one point, one center, or the whole city.
 
-The figures are computed by qms/reports (the same code as a point's own `qms report`);
-only the rows come from PostgreSQL instead of a point's SQLite file, decoded the same way
-(one msgspec call per point into the flat `Row`). Each point's config is the one its
-uplink sent, so time zones, service names and counters are the point's own.
+The figures are those of qms/reports (the same fold as a point's own `qms report`), made
+from the per-(site, day) aggregates of qms/city/daily.py: a report over a month of the
+whole city reads ~700 × 30 small rows, not every event. In one snapshot it takes the rows
+of the site-days that are clean and folds, with the same code, the events of those still
+marked dirty (today's, or a point's late events), so nothing is missed or counted twice.
+Counts are summed, counter keys become "site:number" when there are several points (as
+build_report does), and the waits and service times, kept once each (ms), are sorted per
+group in numpy (docs/city.md says why): the figures are exactly those of the raw fold.
+Each point's config is the one its uplink sent, so time zones, service names and counters
+are the point's own.
 """
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
-import msgspec
+import numpy as np
 import psycopg
 
+from qms.city.daily import FORMAT, DayAgg, dirty_days, fold_day, from_row
 from qms.config.site import ConfigError, parse_config
-from qms.reports.log import Row
-from qms.reports.stats import Point, Report, build_report
+from qms.reports.stats import N_COUNTS, Dist, Figures, Point, Report, assemble, make_figures
 
-_rows = msgspec.json.Decoder(list[Row])
-_one = msgspec.json.Decoder(Row)
 MAX_DAYS = 367
 
 
 class ReportError(ValueError):
     """The report cannot be made; the message says why."""
-
-
-def _decode(data: list[bytes]) -> tuple[list[Row], int]:
-    if not data:
-        return [], 0
-    try:
-        return _rows.decode(b"[" + b",".join(data) + b"]"), 0
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        out = []
-        for d in data:
-            try:
-                out.append(_one.decode(d))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
-        return out, len(data) - len(out)
 
 
 def _days(since: str, until: str) -> tuple[str, str]:
@@ -57,6 +46,8 @@ def city_report(dsn: str, since: str, until: str, site: str | None = None, cente
     """The report of `site`, of every point of `center`, or (neither) of the whole city."""
     since, until = _days(since, until)
     with psycopg.connect(dsn) as conn:
+        # one snapshot: a day is either clean (its row) or dirty (its events), never both
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         q, args = "SELECT site, center, config FROM city_sites WHERE config IS NOT NULL", []
         if site:
             q += " AND site = %s"
@@ -73,14 +64,149 @@ def city_report(dsn: str, since: str, until: str, site: str | None = None, cente
                 cfg = parse_config(text, f"config of {s}")
             except ConfigError as e:
                 raise ReportError(f"the stored config of {s} cannot be read: {e}") from None
-            data = [bytes(d) for (d,) in conn.execute(
-                "SELECT data FROM city_events WHERE site = %s AND day BETWEEN %s AND %s ORDER BY day, seq",
-                (s, since, until))]
-            rows = _decode(data)
-            points.append(Point(cfg, Path(f"city:{s}"), rows=lambda _a, _b, r=rows: r))
-    rep = build_report(points, since, until)
+            points.append(Point(cfg, Path(f"city:{s}")))
+        aggs = _day_aggregates(conn, {p.cfg.site.id: p.cfg for p in points}, since, until)
+    rep = merge_report(points, aggs, since, until)
     if center:
         rep.center = center
     elif not site:
         rep.center = "Toàn thành phố"
     return rep
+
+
+def _day_aggregates(conn: psycopg.Connection, cfgs: dict, since: str, until: str) -> list[DayAgg]:
+    """Every site-day of the range: its stored row if clean and folded in the site's zone,
+    else the fold of its events now."""
+    sites = list(cfgs)
+    dirty = dirty_days(conn, sites, since, until)
+    redo = set(dirty)
+    aggs = []
+    for s, d, tz, fmt, groups, counts, waits, wg, times, tg, skipped in conn.execute(
+            "SELECT site, day, tz, format, groups, counts, waits, wait_groups, times, time_groups, skipped "
+            "FROM city_daily WHERE site = ANY(%s) AND day BETWEEN %s AND %s", (sites, since, until), binary=True):
+        if (s, d) in dirty:
+            continue
+        if tz != cfgs[s].site.timezone or fmt != FORMAT:
+            redo.add((s, d))
+            continue
+        aggs.append(from_row(s, d, groups, counts, waits, wg, times, tg, skipped))
+    if redo:
+        todo = sorted(redo)
+        data: dict[tuple[str, dt.date], list[bytes]] = {k: [] for k in todo}
+        for s, d, x in conn.execute(
+                "SELECT e.site, e.day, e.data FROM city_events e "
+                "JOIN unnest(%s::text[], %s::date[]) AS r(site, day) ON e.site = r.site AND e.day = r.day "
+                "ORDER BY e.site, e.day, e.seq", ([k[0] for k in todo], [k[1] for k in todo]), binary=True):
+            data[(s, d)].append(bytes(x))
+        aggs += [fold_day(cfgs[s], s, d, rows) for (s, d), rows in data.items() if rows]
+    order = {s: i for i, s in enumerate(sites)}
+    aggs.sort(key=lambda a: (order[a.site], a.day))     # the order a fold of the range meets them
+    return aggs
+
+
+# ---------------------------------------------------------------- the merge
+def merge_report(points: list[Point], aggs: list[DayAgg], since: str, until: str) -> Report:
+    """The report of `points` over since..until from their site-days' aggregates."""
+    main = points[0].cfg
+    target = main.report.target_wait_minutes
+    multi = len(points) > 1
+    index: dict[tuple[str, str], int] = {}
+    lookup, group_of, counts = [], [], []
+    waits, wait_at, times, time_at, point_w, point_t = [], [], [], [], [], []
+    off = 0
+    for a in aggs:
+        local = np.empty(len(a.groups) + 1, np.int64)
+        for i, (section, key) in enumerate(a.groups):
+            if multi and section == "counter":
+                key = f"{a.site}:{key}"
+            g = index.get((section, key))
+            if g is None:
+                g = index[(section, key)] = len(index)
+            local[i] = g
+        local[-1] = -1                              # "no counter" (a time served without one)
+        c, w, wg, t, tg = a.arrays()
+        lookup.append(local)
+        group_of.append(local[:-1])
+        counts.append(c)
+        pg = index[("point", a.site)]
+        waits.append(w)
+        wait_at.append(wg.astype(np.int64) + off)
+        point_w.append(np.full(len(w), pg, np.int64))
+        times.append(t)
+        time_at.append(tg.astype(np.int64) + off)
+        point_t.append(np.full(len(t), pg, np.int64))
+        off += len(local)
+    n_groups = len(index)
+    total = np.zeros((n_groups, N_COUNTS), np.int64)
+    wait_d: list[Dist | None] = [None] * n_groups
+    time_d: list[Dist | None] = [None] * n_groups
+    if aggs:
+        np.add.at(total, np.concatenate(group_of), np.concatenate(counts))
+        lk = np.concatenate(lookup)
+        sections = _sections(index)
+        target_ms = target * 60_000
+        _dists(wait_d, np.concatenate(waits), np.concatenate(wait_at), np.concatenate(point_w), lk, index, sections,
+               target_ms)
+        _dists(time_d, np.concatenate(times), np.concatenate(time_at), np.concatenate(point_t), lk, index, sections,
+               target_ms)
+
+    def row(section: str, key: str, vi: str, en: str) -> Figures:
+        g = index.get((section, key))
+        if g is None:
+            return make_figures(section, key, vi, en, [0] * N_COUNTS, None, None)
+        return make_figures(section, key, vi, en, total[g], wait_d[g], time_d[g])
+
+    return assemble(points, since, until, target, None, index.keys(), row, sum(a.skipped for a in aggs))
+
+
+def _sections(index: dict) -> dict[str, np.ndarray]:
+    """Per section, each group's number among that section's groups (-1: another section's)."""
+    out = {}
+    for section in ("total", "point", "service", "counter", "hour", "day"):
+        dense = np.full(len(index), -1, np.int64)
+        mine = [g for (s, _k), g in index.items() if s == section]
+        dense[mine] = np.arange(len(mine))
+        out[section] = dense
+    return out
+
+
+def _dists(out: list, values: np.ndarray, at: np.ndarray, point: np.ndarray, lookup: np.ndarray,
+           index: dict, sections: dict, target_ms: int) -> None:
+    """Each group's Dist from the times (ms) and the groups each one is in: per section, one
+    sort of (group, time) keys puts every group's times in order. The keys are int32
+    when the section's groups and the times' range fit in 31 bits (a sort twice as fast)."""
+    if not len(values):
+        return
+    at = at.reshape(-1, 4)
+    values = values.astype(np.int64, copy=False)
+    total = np.full(len(values), index[("total", "")], np.int64)
+    for section, groups in (("service", lookup[at[:, 0]]), ("hour", lookup[at[:, 1]]), ("day", lookup[at[:, 2]]),
+                            ("counter", lookup[at[:, 3]]), ("point", point), ("total", total)):
+        v = values
+        if groups.min() < 0:                    # a time served without a counter
+            keep = groups >= 0
+            groups, v = groups[keep], values[keep]
+        if not len(v):
+            continue
+        dense = sections[section]
+        back = np.nonzero(dense >= 0)[0]        # dense number -> group
+        codes = dense[groups]
+        vmin = int(v.min())
+        vbits = max(1, (int(v.max()) - vmin).bit_length())
+        n_codes = len(back)
+        kind = np.int32 if (n_codes << vbits) < 2**31 else np.int64
+        keys = (codes.astype(kind) << vbits) | (v - vmin).astype(kind)
+        keys.sort()
+        ordered = (keys & ((1 << vbits) - 1)).astype(np.int64) + vmin
+        n = np.bincount(codes, minlength=n_codes)
+        within = np.bincount(codes[v <= target_ms], minlength=n_codes)
+        start = np.cumsum(n) - n
+        cs = np.nonzero(n)[0]
+        ns, st = n[cs], start[cs]
+        top = ordered[st + ns - 1]
+        p90 = ordered[st + np.maximum(0, np.ceil(0.9 * ns).astype(np.int64) - 1)]
+        lo, hi = ordered[st + (ns - 1) // 2], ordered[st + ns // 2]
+        for c, k, a, b, p, x, wi in zip(cs.tolist(), ns.tolist(), lo.tolist(), hi.tolist(), p90.tolist(),
+                                        top.tolist(), within[cs].tolist()):
+            # statistics.median's own arithmetic: the middle value, or the mean of the two
+            out[back[c]] = Dist(k, a if k % 2 else (a + b) / 2, p, x, wi)
