@@ -16,7 +16,7 @@ from support.postgres import CityServer, point_rows
 from support.site import make_config
 from support.wait import wait_until
 
-from qms.city.daily import aggregate, fold_one
+from qms.city.daily import aggregate, fold_batch
 from qms.city.db import add_site
 from qms.city.report import city_report
 from qms.config.site import load_config, parse_config
@@ -182,11 +182,12 @@ def test_a_killed_aggregator_loses_nothing(tmp_path, city_dsn):
             s.play(day, seed=20 + 10 * i + k)
         s.ship()
     first, last = days[0].isoformat(), days[-1].isoformat()
-    # the third site-day's mark held: the aggregator blocks right before clearing it
+    # the third site-day's mark held: the aggregator (2 site-days a transaction) blocks in
+    # its second transaction, right before clearing that mark
     hold = psycopg.connect(city_dsn)
     hold.execute("SELECT 1 FROM city_days_dirty WHERE site = %s AND day = %s FOR UPDATE", (sites[0].site, days[2]))
     proc = subprocess.Popen([sys.executable, "-m", "qms.city", "--dsn", city_dsn, "aggregate"],
-                            env={**os.environ, "PGAPPNAME": "killed-aggregator"},
+                            env={**os.environ, "PGAPPNAME": "killed-aggregator", "QMS_CITY_FOLD_BATCH": "2"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with psycopg.connect(city_dsn, autocommit=True) as conn:
@@ -203,7 +204,7 @@ def test_a_killed_aggregator_loses_nothing(tmp_path, city_dsn):
         hold.close()
         if proc.poll() is None:
             proc.kill()
-    assert daily_rows(city_dsn) == 2 and dirty(city_dsn) == 4      # the third one's fold rolled back
+    assert daily_rows(city_dsn) == 2 and dirty(city_dsn) == 4      # the second transaction rolled back
     assert same(city_report(city_dsn, first, last), sites, days[0], days[-1])
     assert aggregate(city_dsn)["folded"] == 4
     assert dirty(city_dsn) == 0 and daily_rows(city_dsn) == 6
@@ -212,7 +213,7 @@ def test_a_killed_aggregator_loses_nothing(tmp_path, city_dsn):
     with psycopg.connect(city_dsn, autocommit=True) as conn:
         before = conn.execute("SELECT counts, waits, times FROM city_daily WHERE site = %s AND day = %s",
                               (sites[1].site, days[1])).fetchone()
-        fold_one(conn, sites[1].cfg, sites[1].site, days[1], None)
+        assert fold_batch(conn, {sites[1].site: sites[1].cfg}, [(sites[1].site, days[1])]) == 0     # not dirty
         after = conn.execute("SELECT counts, waits, times FROM city_daily WHERE site = %s AND day = %s",
                              (sites[1].site, days[1])).fetchone()
     assert before == after

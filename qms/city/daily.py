@@ -215,6 +215,11 @@ def decode(data: list[bytes]) -> tuple[list[Row], int]:
 def fold_day(cfg: SiteConfig, site: str, day: dt.date, data: list[bytes], upto_seq: int = 0) -> DayAgg:
     """The fold of one site-day's events (their JSON, in seq order), with stats.py's code."""
     rows, skipped = decode(data)
+    return fold_rows(cfg, site, day, rows, skipped, len(data), upto_seq)
+
+
+def fold_rows(cfg: SiteConfig, site: str, day: dt.date, rows: list[Row], skipped: int = 0, events: int = 0,
+              upto_seq: int = 0) -> DayAgg:
     g = DayGroups()
     _fold_point(g, site, False, cfg, rows)
     n = len(g.acc)
@@ -225,7 +230,33 @@ def fold_day(cfg: SiteConfig, site: str, day: dt.date, data: list[bytes], upto_s
     return DayAgg(site=site, day=day, groups=list(g.acc), counts=counts.tobytes(),
                   waits=_pack(g.waits), wait_groups=np.array(g.wait_groups, gd).tobytes(),
                   times=_pack(g.times), time_groups=tg.astype(gd).tobytes(),
-                  skipped=skipped, events=len(data), upto_seq=upto_seq)
+                  skipped=skipped, events=events, upto_seq=upto_seq)
+
+
+_READ_DAYS = """
+SELECT r.site, r.day, coalesce(d.gen, c.gen, 0), e.upto, e.n, e.data
+FROM unnest(%s::text[], %s::date[]) AS r(site, day)
+LEFT JOIN city_days_dirty d ON d.site = r.site AND d.day = r.day
+LEFT JOIN city_daily c ON c.site = r.site AND c.day = r.day
+CROSS JOIN LATERAL (SELECT max(seq) AS upto, count(*) AS n, string_agg(data, ','::bytea ORDER BY seq) AS data
+                    FROM city_events x WHERE x.site = r.site AND x.day = r.day) AS e
+"""
+
+
+def read_days(conn: psycopg.Connection, keys: list[tuple[str, dt.date]]):
+    """For each (site, day): its dirty mark's gen (or its row's), its last seq, and its events
+    decoded, with how many could not be: one statement, so the mark and the events are of
+    one snapshot (the mark read first cannot be newer than the events)."""
+    for site, day, gen, upto, n, blob in conn.execute(
+            _READ_DAYS, ([k[0] for k in keys], [k[1] for k in keys]), binary=True).fetchall():
+        rows, skipped = [], 0
+        if n:
+            try:        # the events' JSON joined by PostgreSQL: one decode, no per-row fetch
+                rows = _rows.decode(b"[" + bytes(blob) + b"]")
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                rows, skipped = decode([bytes(d) for (d,) in conn.execute(
+                    "SELECT data FROM city_events WHERE site = %s AND day = %s ORDER BY seq", (site, day))])
+        yield site, day, gen, upto or 0, n, rows, skipped
 
 
 # ---------------------------------------------------------------- the aggregator
@@ -251,15 +282,6 @@ def from_row(site: str, day: dt.date, groups: bytes, counts: bytes, waits: bytes
                   skipped=skipped)
 
 
-def read_events(conn: psycopg.Connection, site: str, day: dt.date) -> tuple[list[bytes], int]:
-    data, upto = [], 0
-    for seq, d in conn.execute("SELECT seq, data FROM city_events WHERE site = %s AND day = %s ORDER BY seq",
-                               (site, day)):
-        data.append(bytes(d))
-        upto = seq
-    return data, upto
-
-
 class Configs:
     """The sites' configs as their uplinks last sent them (parsed once per text)."""
 
@@ -281,29 +303,29 @@ class Configs:
         return out
 
 
-def fold_one(conn: psycopg.Connection, cfg: SiteConfig, site: str, day: dt.date, gen: int | None) -> bool:
-    """Fold one site-day and store it; True if its dirty mark (`gen`) was cleared."""
+BATCH = 32          # site-days read in one statement and written in one transaction
+
+
+def fold_batch(conn: psycopg.Connection, cfgs: dict[str, SiteConfig], keys: list[tuple[str, dt.date]]) -> int:
+    """Fold these site-days and store them (one commit); returns how many dirty marks were
+    cleared (a mark moved by events stored meanwhile stays, for the next pass)."""
+    folded = [(fold_rows(cfgs[site], site, day, rows, skipped, n, upto), gen)
+              for site, day, gen, upto, n, rows, skipped in read_days(conn, keys)]
+    cleared = 0
     with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        row = conn.execute("SELECT gen FROM city_days_dirty WHERE site = %s AND day = %s", (site, day)).fetchone()
-        if row is not None:
-            gen = row[0]
-        elif gen is None:       # not dirty: a row of another zone or format
-            row = conn.execute("SELECT gen FROM city_daily WHERE site = %s AND day = %s", (site, day)).fetchone()
-            gen = row[0] if row else 0
-        data, upto = read_events(conn, site, day)
-    agg = fold_day(cfg, site, day, data, upto)
-    with conn.transaction():
-        if data:
-            conn.execute(_UPSERT, (site, day, gen, upto, len(data), agg.skipped, cfg.site.timezone, FORMAT,
-                                   _groups_enc.encode(agg.groups), agg.counts, agg.waits, agg.wait_groups,
-                                   agg.times, agg.time_groups))
-        else:                   # every event of the day deleted
-            conn.execute("DELETE FROM city_daily WHERE site = %s AND day = %s AND gen <= %s", (site, day, gen))
-        # READ COMMITTED: re-checked against a mark moved by an ingest that committed meanwhile
-        n = conn.execute("DELETE FROM city_days_dirty WHERE site = %s AND day = %s AND gen = %s",
-                         (site, day, gen)).rowcount
-    return n == 1
+        for agg, gen in folded:
+            site, day = agg.site, agg.day
+            if agg.events:
+                conn.execute(_UPSERT, (site, day, gen, agg.upto_seq, agg.events, agg.skipped,
+                                       cfgs[site].site.timezone, FORMAT, _groups_enc.encode(agg.groups), agg.counts,
+                                       agg.waits, agg.wait_groups, agg.times, agg.time_groups))
+            else:               # every event of the day deleted
+                conn.execute("DELETE FROM city_daily WHERE site = %s AND day = %s AND gen <= %s", (site, day, gen))
+            # READ COMMITTED: checked against the mark as it is now (an ingest that moved it
+            # and committed meanwhile wins; one still running is waited for)
+            cleared += conn.execute("DELETE FROM city_days_dirty WHERE site = %s AND day = %s AND gen = %s",
+                                    (site, day, gen)).rowcount
+    return cleared
 
 
 def stale_days(conn: psycopg.Connection, configs: dict[str, SiteConfig]) -> list[tuple[str, dt.date]]:
@@ -327,18 +349,19 @@ def aggregate(dsn: str, quiet_s: float = 0.0, max_dirty_s: float = 0.0, stale: b
     t0 = time.monotonic()
     with psycopg.connect(dsn, autocommit=True) as conn:
         cfgs = configs.load(conn)
-        todo: list[tuple[str, dt.date, int | None]] = [
-            (s, d, g) for s, d, g in conn.execute(
-                "SELECT site, day, gen FROM city_days_dirty WHERE changed_at <= now() - make_interval(secs => %s) "
+        todo: list[tuple[str, dt.date]] = [
+            (s, d) for s, d in conn.execute(
+                "SELECT site, day FROM city_days_dirty WHERE changed_at <= now() - make_interval(secs => %s) "
                 "OR first_at <= now() - make_interval(secs => %s) ORDER BY site, day", (quiet_s, max_dirty_s))
             if s in cfgs]
         if stale:
-            todo += [(s, d, None) for s, d in stale_days(conn, cfgs)]
-        for site, day, gen in todo:
+            todo += stale_days(conn, cfgs)
+        batch = int(os.environ.get("QMS_CITY_FOLD_BATCH", BATCH))
+        for i in range(0, len(todo), batch):
             if stop is not None and stop.is_set():
                 break
-            stats["cleared"] += fold_one(conn, cfgs[site], site, day, gen)
-            stats["folded"] += 1
+            stats["cleared"] += fold_batch(conn, cfgs, todo[i:i + batch])
+            stats["folded"] += len(todo[i:i + batch])
     stats["seconds"] = round(time.monotonic() - t0, 3)
     return stats
 

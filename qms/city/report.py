@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from qms.city.daily import FORMAT, DayAgg, dirty_days, fold_day, from_row
+from qms.city.daily import FORMAT, DayAgg, dirty_days, fold_rows, from_row, read_days
 from qms.config.site import ConfigError, parse_config
 from qms.reports.stats import N_COUNTS, Dist, Figures, Point, Report, assemble, make_figures
 
@@ -91,14 +91,8 @@ def _day_aggregates(conn: psycopg.Connection, cfgs: dict, since: str, until: str
             continue
         aggs.append(from_row(s, d, groups, counts, waits, wg, times, tg, skipped))
     if redo:
-        todo = sorted(redo)
-        data: dict[tuple[str, dt.date], list[bytes]] = {k: [] for k in todo}
-        for s, d, x in conn.execute(
-                "SELECT e.site, e.day, e.data FROM city_events e "
-                "JOIN unnest(%s::text[], %s::date[]) AS r(site, day) ON e.site = r.site AND e.day = r.day "
-                "ORDER BY e.site, e.day, e.seq", ([k[0] for k in todo], [k[1] for k in todo]), binary=True):
-            data[(s, d)].append(bytes(x))
-        aggs += [fold_day(cfgs[s], s, d, rows) for (s, d), rows in data.items() if rows]
+        aggs += [fold_rows(cfgs[s], s, d, rows, skipped, n, upto)
+                 for s, d, _gen, upto, n, rows, skipped in read_days(conn, sorted(redo)) if n]
     order = {s: i for i, s in enumerate(sites)}
     aggs.sort(key=lambda a: (order[a.site], a.day))     # the order a fold of the range meets them
     return aggs
