@@ -3,10 +3,12 @@ folded from the raw events: for a point, a center and the city, over days in dif
 zones, with late events, a day still taking events, and an aggregator killed mid-way."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import msgspec
@@ -60,11 +62,12 @@ class Site:
     def play(self, day: dt.date, seed: int) -> None:
         DaySimulation(self.cfg, self.db, day, DayProfile(tickets=150), seed=seed).run().close()
 
-    def ship(self, upto: int | None = None) -> int:
-        """Store the log's events after the last shipped, up to seq `upto`; returns how many."""
+    def ship(self, upto: int | None = None, conn: psycopg.Connection | None = None) -> int:
+        """Store the log's events after the last shipped, up to seq `upto` (in `conn`'s open
+        transaction if given); returns how many."""
         rows = [r for r in point_rows(self.db) if r[0] > self.shipped and (upto is None or r[0] <= upto)]
         if rows:
-            with psycopg.connect(self.dsn) as conn:
+            with contextlib.nullcontext(conn) if conn else psycopg.connect(self.dsn) as conn:
                 conn.execute("INSERT INTO city_events (site, seq, day, at, type, data) "
                              "SELECT %s, * FROM unnest(%s::bigint[], %s::date[], %s::bigint[], %s::text[], %s::bytea[])",
                              (self.site, *map(list, zip(*rows))))
@@ -171,6 +174,34 @@ def test_late_events_and_a_day_still_taking_events(tmp_path, city_dsn):
     assert rep.total.issued == build_report([Point(s.cfg, s.db)], since, until).total.issued
     aggregate(city_dsn)
     assert dirty(city_dsn) == 0 and same(city_report(city_dsn, since, until), [s], d0, today)
+
+
+def test_events_stored_during_a_fold_leave_the_day_dirty(tmp_path, city_dsn):
+    s = Site(tmp_path, city_dsn, "an-khanh-1", CENTER_A, "Asia/Ho_Chi_Minh")
+    s.play(D0, seed=7)
+    seqs = s.seqs_of(D0)
+    s.ship(upto=seqs[len(seqs) // 2])
+    day = D0.isoformat()
+    # the fold has read the day and written its row; before it clears the mark, more events
+    # of that day are stored (here: in the transaction that holds the mark)
+    ingest = psycopg.connect(city_dsn)
+    ingest.execute("SELECT 1 FROM city_days_dirty WHERE site = %s AND day = %s FOR UPDATE", (s.site, D0))
+    folder = threading.Thread(target=aggregate, args=(city_dsn + "?application_name=racing-fold",))
+    folder.start()
+    try:
+        with psycopg.connect(city_dsn, autocommit=True) as conn:
+            assert wait_until(lambda: conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'racing-fold' "
+                "AND wait_event_type = 'Lock'").fetchone()[0] == 1, 30)
+        assert s.ship(conn=ingest) > 0
+        ingest.commit()
+    finally:
+        ingest.close()
+        folder.join(30)
+    assert daily_rows(city_dsn) == 1 and dirty(city_dsn) == 1       # the row is of the first half only
+    assert same(city_report(city_dsn, day, day), [s], D0, D0)
+    aggregate(city_dsn)
+    assert dirty(city_dsn) == 0 and same(city_report(city_dsn, day, day), [s], D0, D0)
 
 
 def test_a_killed_aggregator_loses_nothing(tmp_path, city_dsn):

@@ -341,13 +341,20 @@ def stale_days(conn: psycopg.Connection, configs: dict[str, SiteConfig]) -> list
 
 
 def aggregate(dsn: str, quiet_s: float = 0.0, max_dirty_s: float = 0.0, stale: bool = True,
-              stop: threading.Event | None = None, configs: Configs | None = None) -> dict:
+              stop: threading.Event | None = None, configs: Configs | None = None, wait: bool = True) -> dict:
     """Fold every dirty site-day (quiet for `quiet_s`, or dirty for `max_dirty_s`), and with
-    `stale` every row folded in another zone or format. Returns what it did."""
+    `stale` every row folded in another zone or format. One aggregator at a time (several
+    ingest processes would fold the same days): with `wait` False, if another one is at
+    work, do nothing. Returns what it did."""
     configs = configs or Configs()
     stats = {"folded": 0, "cleared": 0, "seconds": 0.0}
     t0 = time.monotonic()
     with psycopg.connect(dsn, autocommit=True) as conn:
+        # a session lock: a killed aggregator's goes with its connection
+        if wait:
+            conn.execute("SELECT pg_advisory_lock(hashtext('qms.city.daily aggregate'))")
+        elif not conn.execute("SELECT pg_try_advisory_lock(hashtext('qms.city.daily aggregate'))").fetchone()[0]:
+            return stats
         cfgs = configs.load(conn)
         todo: list[tuple[str, dt.date]] = [
             (s, d) for s, d in conn.execute(
@@ -378,7 +385,7 @@ def run_in_background(dsn: str, stop: threading.Event) -> threading.Thread:
         first = True
         while not stop.is_set():
             try:
-                s = aggregate(dsn, quiet_s, max_dirty_s, stale=first, stop=stop, configs=configs)
+                s = aggregate(dsn, quiet_s, max_dirty_s, stale=first, stop=stop, configs=configs, wait=False)
                 first = False
                 if s["folded"]:
                     log.info("folded %d site-days in %.1f s", s["folded"], s["seconds"])
