@@ -306,6 +306,8 @@ def main() -> int:
     ap.add_argument("--drivers", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--month-only", action="store_true", help="only section 4 (the day stored without uplinks)")
+    ap.add_argument("--copy-aggregates", action="store_true",
+                    help="section 4: copy the day's aggregate rows into the month instead of its events (report only)")
     ap.add_argument("--uplink-driver")
     ap.add_argument("--web-clients", action="store_true")
     ap.add_argument("--port", type=int)
@@ -337,9 +339,12 @@ def store_directly(dsn: str, points: list[dict]) -> None:
             conn.commit()
 
 
-def month_report(dsn: str, yesterday: dt.date, month_days: int, result: dict) -> None:
+def month_report(dsn: str, yesterday: dt.date, month_days: int, result: dict, copy_aggregates: bool = False) -> None:
     """4. The day copied into `month_days` days inside PostgreSQL, folded into the per-day
-    aggregates (qms.city.daily: the ingest-time cost), then the month's reports."""
+    aggregates (qms.city.daily: the ingest-time cost), then the month's reports. With
+    `copy_aggregates`, the day's aggregate rows are copied instead of its events: the same
+    rows folding the copies would write (the copies keep each event's JSON, so its `at`),
+    in seconds instead of half an hour; the fold's cost is then measured on one day."""
     import msgspec
     import psycopg
 
@@ -348,7 +353,7 @@ def month_report(dsn: str, yesterday: dt.date, month_days: int, result: dict) ->
     say("building a month of events in PostgreSQL")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM city_events WHERE day <> %s", (yesterday,))
-        for k in range(1, month_days):
+        for k in range(1, 1 if copy_aggregates else month_days):
             conn.execute("INSERT INTO city_events (site, seq, day, at, type, data) "
                          "SELECT site, seq + %s, day - %s, at - %s, type, data FROM city_events WHERE day = %s",
                          (k * 10_000_000, k, k * 86_400_000, yesterday))
@@ -369,6 +374,13 @@ def month_report(dsn: str, yesterday: dt.date, month_days: int, result: dict) ->
     result["daily_site_days"] = st["folded"]
     result["daily_ms_per_site_day"] = round(1000 * took / max(1, st["folded"]), 2)
     with psycopg.connect(dsn, autocommit=True) as conn:
+        if copy_aggregates:
+            cols = ("gen, upto_seq, events, skipped, tz, format, groups, counts, waits, wait_groups, times, "
+                    "time_groups")
+            for k in range(1, month_days):
+                conn.execute(f"INSERT INTO city_daily (site, day, {cols}) SELECT site, day - %s, {cols} "
+                             "FROM city_daily WHERE day = %s", (k, yesterday))
+            result["month_events"] = conn.execute("SELECT sum(events) FROM city_daily").fetchone()[0]
         conn.execute("VACUUM ANALYZE city_daily")
         result["daily_mb"] = round(conn.execute(
             "SELECT pg_total_relation_size('city_daily')").fetchone()[0] / 2**20, 1)
@@ -431,7 +443,7 @@ def orchestrate(args) -> int:
         result["day_events_per_site"] = round(total / args.sites)
         if args.month_only:             # section 4 alone: the day stored straight into PostgreSQL
             store_directly(dsn, points)
-            month_report(dsn, yesterday, args.month_days, result)
+            month_report(dsn, yesterday, args.month_days, result, args.copy_aggregates)
             return 0
 
         ingest_port, public_port = free_port(), free_port()
@@ -534,7 +546,7 @@ def orchestrate(args) -> int:
             result.setdefault("uplink_stats", json.loads(d.stdout.read() or "{}"))
 
         # 4. a month's report over the whole city
-        month_report(dsn, yesterday, args.month_days, result)
+        month_report(dsn, yesterday, args.month_days, result, args.copy_aggregates)
     finally:
         for p in procs:
             if p.poll() is None:
