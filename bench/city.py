@@ -15,10 +15,11 @@ written by the real service (the day simulation), and plain HTTP/SSE clients.
      point to the first SSE message showing that point's state at or after it.
   3. lost / duplicated: every point's log against the center's copy (count, max seq, and a
      hash of every event's bytes in seq order).
-  4. city_month_report_s: the day copied to 30 days for every point in PostgreSQL, then the
-     whole city's report (qms.city.report.city_report) over the month.
+  4. city_month_report_s: the day copied to 30 days for every point in PostgreSQL, folded
+     into the per-(site, day) aggregates (daily_aggregate_s: the ingest-time cost, per
+     site-day), then the whole city's report (qms.city.report.city_report) over the month.
 
-    python bench/city.py [--sites 700] [--steady-s 60] [--clients 2000] [--json]
+    python bench/city.py [--sites 700] [--steady-s 60] [--clients 2000] [--json] [--month-only]
 """
 from __future__ import annotations
 
@@ -384,6 +385,9 @@ def main() -> int:
     ap.add_argument("--month-days", type=int, default=30)
     ap.add_argument("--drivers", type=int, default=2)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--month-only", action="store_true", help="only section 4 (the day stored without uplinks)")
+    ap.add_argument("--copy-aggregates", action="store_true",
+                    help="section 4: copy the day's aggregate rows into the month instead of its events (report only)")
     ap.add_argument("--uplink-driver")
     ap.add_argument("--web-clients", action="store_true")
     ap.add_argument("--probe", action="store_true")
@@ -401,6 +405,88 @@ def main() -> int:
     return orchestrate(args)
 
 
+def store_directly(dsn: str, points: list[dict]) -> None:
+    """The points' logs and configs stored as the ingest would, without HTTP (--month-only)."""
+    import psycopg
+    with psycopg.connect(dsn) as conn:
+        for p in points:
+            with sqlite3.connect(f"file:{p['db']}?mode=ro", uri=True) as c:
+                rows = c.execute("SELECT seq, day, at, type, data FROM events ORDER BY seq").fetchall()
+            conn.execute("INSERT INTO city_events (site, seq, day, at, type, data) SELECT %s, * FROM "
+                         "unnest(%s::bigint[], %s::date[], %s::bigint[], %s::text[], %s::bytea[])",
+                         (p["site"], *map(list, zip(*rows))))
+            conn.execute("UPDATE city_sites SET config = %s, stored_seq = %s WHERE site = %s",
+                         (Path(p["config"]).read_text(encoding="utf-8"), rows[-1][0], p["site"]))
+            conn.commit()
+
+
+def month_report(dsn: str, yesterday: dt.date, month_days: int, result: dict, copy_aggregates: bool = False) -> None:
+    """4. The day copied into `month_days` days inside PostgreSQL, folded into the per-day
+    aggregates (qms.city.daily: the ingest-time cost), then the month's reports. With
+    `copy_aggregates`, the day's aggregate rows are copied instead of its events: the same
+    rows folding the copies would write (the copies keep each event's JSON, so its `at`),
+    in seconds instead of half an hour; the fold's cost is then measured on one day."""
+    import msgspec
+    import psycopg
+
+    from qms.city.daily import aggregate
+    from qms.city.report import city_report
+    say("building a month of events in PostgreSQL")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM city_events WHERE day <> %s", (yesterday,))
+        for k in range(1, 1 if copy_aggregates else month_days):
+            conn.execute("INSERT INTO city_events (site, seq, day, at, type, data) "
+                         "SELECT site, seq + %s, day - %s, at - %s, type, data FROM city_events WHERE day = %s",
+                         (k * 10_000_000, k, k * 86_400_000, yesterday))
+        conn.execute("VACUUM ANALYZE city_events")
+        result["month_events"] = conn.execute("SELECT count(*) FROM city_events").fetchone()[0]
+    day = yesterday.isoformat()
+    first = (yesterday - dt.timedelta(days=month_days - 1)).isoformat()
+    # baseline in the same run: one day of the whole city folded from its events (no aggregate yet)
+    say("whole-city report of one day from the raw events")
+    t0 = time.monotonic()
+    raw_day = city_report(dsn, day, day)
+    result["city_day_report_raw_s"] = round(time.monotonic() - t0, 2)
+    say(f"folding the per-day aggregates of {result['month_events']} events")
+    t0 = time.monotonic()
+    st = aggregate(dsn)
+    took = time.monotonic() - t0
+    result["daily_aggregate_s"] = round(took, 1)
+    result["daily_site_days"] = st["folded"]
+    result["daily_ms_per_site_day"] = round(1000 * took / max(1, st["folded"]), 2)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if copy_aggregates:
+            cols = ("gen, upto_seq, events, skipped, tz, format, groups, counts, waits, wait_groups, times, "
+                    "time_groups")
+            for k in range(1, month_days):
+                conn.execute(f"INSERT INTO city_daily (site, day, {cols}) SELECT site, day - %s, {cols} "
+                             "FROM city_daily WHERE day = %s", (k, yesterday))
+            result["month_events"] = conn.execute("SELECT sum(events) FROM city_daily").fetchone()[0]
+        conn.execute("VACUUM ANALYZE city_daily")
+        result["daily_mb"] = round(conn.execute(
+            "SELECT pg_total_relation_size('city_daily')").fetchone()[0] / 2**20, 1)
+        result["events_mb"] = round(conn.execute(
+            "SELECT pg_total_relation_size('city_events')").fetchone()[0] / 2**20, 1)
+        site, center = conn.execute("SELECT site, center FROM city_sites ORDER BY site LIMIT 1").fetchone()
+    t0 = time.monotonic()
+    agg_day = city_report(dsn, day, day)
+    result["city_day_report_s"] = round(time.monotonic() - t0, 2)
+    result["day_report_same_as_raw"] = (msgspec.to_builtins(agg_day.rows) == msgspec.to_builtins(raw_day.rows))
+    say(f"month report over {result['month_events']} events")
+    runs = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        rep = city_report(dsn, first, day)
+        runs.append(time.monotonic() - t0)
+    result["city_month_report_s"] = round(sorted(runs)[1], 2)
+    result["city_month_report_runs_s"] = [round(r, 2) for r in runs]
+    result["month_issued"] = rep.total.issued
+    for name, kw in (("center", {"center": center}), ("site", {"site": site})):
+        t0 = time.monotonic()
+        city_report(dsn, first, day, **kw)
+        result[f"{name}_month_report_s"] = round(time.monotonic() - t0, 3)
+
+
 def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -410,7 +496,6 @@ def orchestrate(args) -> int:
 
     from qms.city.db import add_site, init_schema
     from qms.city.localpg import LocalPostgres
-    from qms.city.report import city_report
     from qms.mqtt.broker import free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="qms-city-bench-"))
@@ -437,6 +522,10 @@ def orchestrate(args) -> int:
         day_events = [log_digest(Path(p["db"]))[1] for p in points]
         total = sum(day_events)
         result["day_events_per_site"] = round(total / args.sites)
+        if args.month_only:             # section 4 alone: the day stored straight into PostgreSQL
+            store_directly(dsn, points)
+            month_report(dsn, yesterday, args.month_days, result, args.copy_aggregates)
+            return 0
 
         ingest_port, public_port = free_port(), free_port()
         logf = open(tmp / "servers.log", "ab")
@@ -550,21 +639,7 @@ def orchestrate(args) -> int:
                 result.setdefault("uplink_stats", {})[k] = result.get("uplink_stats", {}).get(k, 0) + v
 
         # 4. a month's report over the whole city
-        say("building a month of events in PostgreSQL")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("DELETE FROM city_events WHERE day <> %s", (yesterday,))
-            for k in range(1, args.month_days):
-                conn.execute("INSERT INTO city_events (site, seq, day, at, type, data) "
-                             "SELECT site, seq + %s, day - %s, at - %s, type, data FROM city_events WHERE day = %s",
-                             (k * 10_000_000, k, k * 86_400_000, yesterday))
-            conn.execute("VACUUM ANALYZE city_events")
-            result["month_events"] = conn.execute("SELECT count(*) FROM city_events").fetchone()[0]
-        first = (yesterday - dt.timedelta(days=args.month_days - 1)).isoformat()
-        say(f"month report over {result['month_events']} events")
-        t0 = time.monotonic()
-        rep = city_report(dsn, first, yesterday.isoformat())
-        result["city_month_report_s"] = round(time.monotonic() - t0, 1)
-        result["month_issued"] = rep.total.issued
+        month_report(dsn, yesterday, args.month_days, result, args.copy_aggregates)
     finally:
         for p in procs:
             if p.poll() is None:

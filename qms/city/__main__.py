@@ -5,6 +5,7 @@
     qms city serve         --dsn ... --host 0.0.0.0 --port 8080 [--no-public | --no-ingest]
     qms city report        --dsn ... [--site S | --center C] --from 2026-11-01 --to 2026-11-30
     qms city sites         --dsn ...
+    qms city aggregate     --dsn ...      (fold the days' report aggregates now; serve does it too)
 
 The commands live here (the `qms` CLI's `city` subcommand is this module's add_arguments
 and run); the DSN may also come from $QMS_CITY_DSN and its password from a file
@@ -55,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     rep.add_argument("--to", dest="until")
     rep.add_argument("--lang", choices=["vi", "en"], default="vi")
     rep.add_argument("--csv")
+    # per-day report aggregates (qms/city/daily.py): serve keeps them; this catches up
+    sub.add_parser("aggregate", help="fold every changed site-day into its report aggregate now", parents=[after])
 
 
 def build_parser(prog: str = "python -m qms.city") -> argparse.ArgumentParser:
@@ -134,6 +137,10 @@ def run(args) -> int:
             if args.csv:
                 write_csv(rep, args.csv, args.lang)
             sys.stdout.write(render_table(rep, args.lang))
+        elif command == "aggregate":
+            from qms.city.daily import aggregate
+            s = aggregate(dsn)
+            print(f"{s['folded']} site-days folded in {s['seconds']} s")
     except db.SiteError as e:
         return _fail(str(e))
     except psycopg.errors.UndefinedTable:
@@ -178,6 +185,11 @@ def serve(args, dsn: str) -> int:
     from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
     db.init_schema(dsn)
     app = create_app(dsn, ingest=not args.no_ingest, public=not args.no_public)
+    if not args.no_ingest:          # the ingest's process keeps the report aggregates
+        import threading
+
+        from qms.city.daily import run_in_background
+        run_in_background(dsn, threading.Event())
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                             ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                             # live city pages never end their stream: on stop, give the requests

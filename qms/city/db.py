@@ -91,6 +91,8 @@ def init_schema(dsn: str) -> None:
     with psycopg.connect(dsn) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('qms.city.schema'))")
         conn.execute(SCHEMA)
+        from qms.city.daily import apply_schema  # per-day report aggregates (docs/city.md)
+        apply_schema(conn)
 
 
 def add_site(dsn: str, site: str, center: str, token: str | None = None) -> str:

@@ -132,30 +132,62 @@ class _Acc:
         self.service_times: list[int] = []
         self.ratings = [0] * 6
 
+    def counts(self) -> list[int]:
+        """The counts, in the order of COUNTS (what a city's per-day aggregate stores)."""
+        return [self.issued, self.served, self.no_show, self.transferred, self.refused_cap,
+                self.refused_cutoff, self.refused_other, self.not_called, self.priority_served,
+                self.print_failed, *self.ratings[1:]]
+
     def figures(self, section: str, key: str, label_vi: str, label_en: str,
                 target_ms: int) -> Figures:
-        waits = sorted(self.waits)
-        times = sorted(self.service_times)
-        n_rated = sum(self.ratings)
-        return Figures(
-            section=section, key=key, label_vi=label_vi, label_en=label_en,
-            issued=self.issued, served=self.served, no_show=self.no_show,
-            transferred=self.transferred, refused_cap=self.refused_cap,
-            refused_cutoff=self.refused_cutoff, refused_other=self.refused_other,
-            not_called=self.not_called, priority_served=self.priority_served,
-            print_failed=self.print_failed,
-            wait_median_min=_minutes(median(waits)), wait_p90_min=_minutes(nearest_rank(waits, 0.9)),
-            wait_max_min=_minutes(waits[-1] if waits else None),
-            within_target_pct=round(100.0 * sum(1 for w in waits if w <= target_ms) / len(waits), 1)
-            if waits else None,
-            service_median_min=_minutes(median(times)),
-            service_p90_min=_minutes(nearest_rank(times, 0.9)),
-            service_max_min=_minutes(times[-1] if times else None),
-            ratings=n_rated, rating_1=self.ratings[1], rating_2=self.ratings[2],
-            rating_3=self.ratings[3], rating_4=self.ratings[4], rating_5=self.ratings[5],
-            rating_mean=round(sum(i * c for i, c in enumerate(self.ratings)) / n_rated, 2)
-            if n_rated else None,
-        )
+        return make_figures(section, key, label_vi, label_en, self.counts(),
+                            dist_of(sorted(self.waits), target_ms), dist_of(sorted(self.service_times), target_ms))
+
+
+# issued .. print_failed, then ratings 1..5
+COUNTS = ("issued", "served", "no_show", "transferred", "refused_cap", "refused_cutoff", "refused_other",
+          "not_called", "priority_served", "print_failed")
+N_COUNTS = len(COUNTS) + 5
+
+
+class Dist(msgspec.Struct, array_like=True):
+    """What a report says of a distribution of times (ms): median, nearest-rank p90, max,
+    and how many are at or below the target."""
+    n: int
+    median: float
+    p90: float
+    max: float
+    within: int
+
+
+def dist_of(sorted_values: list, target_ms: int) -> Dist | None:
+    if not sorted_values:
+        return None
+    return Dist(len(sorted_values), median(sorted_values), nearest_rank(sorted_values, 0.9), sorted_values[-1],
+                sum(1 for w in sorted_values if w <= target_ms))
+
+
+def make_figures(section: str, key: str, label_vi: str, label_en: str, counts, waits: Dist | None,
+                 times: Dist | None) -> Figures:
+    """One row of a report from its counts (in COUNTS order) and its two distributions: the
+    one place that rounds and divides, for a point's fold and the city's merged aggregates."""
+    c = [int(x) for x in counts]
+    ratings = [0, *c[len(COUNTS):]]
+    n_rated = sum(ratings)
+    return Figures(
+        section=section, key=key, label_vi=label_vi, label_en=label_en,
+        **dict(zip(COUNTS, c)),
+        wait_median_min=_minutes(waits.median) if waits else None,
+        wait_p90_min=_minutes(waits.p90) if waits else None,
+        wait_max_min=_minutes(waits.max) if waits else None,
+        within_target_pct=round(100.0 * waits.within / waits.n, 1) if waits else None,
+        service_median_min=_minutes(times.median) if times else None,
+        service_p90_min=_minutes(times.p90) if times else None,
+        service_max_min=_minutes(times.max) if times else None,
+        ratings=n_rated, rating_1=ratings[1], rating_2=ratings[2],
+        rating_3=ratings[3], rating_4=ratings[4], rating_5=ratings[5],
+        rating_mean=round(sum(i * n for i, n in enumerate(ratings)) / n_rated, 2) if n_rated else None,
+    )
 
 
 class _Ticket:
@@ -192,6 +224,10 @@ class LocalTime:
 
 
 class _Groups:
+    """The accumulators of a fold, by (section, key). A wait or a service time goes to
+    several groups at once: `add_wait` / `add_service_time` say which, so another kind of
+    groups (qms.city.daily's) can keep each time once, with the groups it belongs to."""
+
     def __init__(self) -> None:
         self.acc: dict[tuple[str, str], _Acc] = {}
 
@@ -201,6 +237,15 @@ class _Groups:
         if a is None:
             a = self.acc[k] = _Acc()
         return a
+
+    def add_wait(self, ms: int, issue_groups: tuple[_Acc, ...], first_counter: _Acc) -> None:
+        for a in issue_groups:
+            a.waits.append(ms)
+        first_counter.waits.append(ms)
+
+    def add_service_time(self, ms: int, done_groups: tuple[_Acc, ...]) -> None:
+        for a in done_groups:
+            a.service_times.append(ms)
 
 
 def _fold_point(groups: _Groups, point_key: str, multi: bool, cfg: SiteConfig, rows) -> None:
@@ -216,7 +261,8 @@ def _fold_point(groups: _Groups, point_key: str, multi: bool, cfg: SiteConfig, r
     by_counter: dict[int, _Acc] = {}
 
     def event_groups(service: str, counter: int | None, at: int) -> tuple[_Acc, ...]:
-        """The groups an event at `at` for this service (and counter) adds to."""
+        """The groups an event at `at` for this service (and counter) adds to, always in the
+        order total, point, service, hour, day (, counter)."""
         q = at // 900_000
         hd = by_quarter.get(q)
         if hd is None:
@@ -230,7 +276,7 @@ def _fold_point(groups: _Groups, point_key: str, multi: bool, cfg: SiteConfig, r
         ca = by_counter.get(counter)
         if ca is None:
             ca = by_counter[counter] = groups("counter", counter_key(counter))
-        return (total, point, sa, ca) + hd
+        return (total, point, sa) + hd + (ca,)
 
     tickets: dict[str, _Ticket] = {}
     for r in rows:
@@ -276,21 +322,21 @@ def _fold_point(groups: _Groups, point_key: str, multi: bool, cfg: SiteConfig, r
                     a.ratings[r.level] += 1
 
     for t in tickets.values():
-        for a in event_groups(t.service, None, t.issued_at):
+        issue_groups = event_groups(t.service, None, t.issued_at)
+        called = t.first_call is not None
+        for a in issue_groups:
             a.issued += 1
-            if t.first_call is not None:
-                a.waits.append(t.first_call - t.issued_at)
-            else:
-                a.not_called += 1
-        if t.first_call is not None:
-            groups("counter", counter_key(t.first_counter)).waits.append(t.first_call - t.issued_at)
+            a.not_called += not called
+        if called:
+            groups.add_wait(t.first_call - t.issued_at, issue_groups,
+                            groups("counter", counter_key(t.first_counter)))
         if t.state == "done":
-            service_ms = t.ended_at - t.call_at
             prio = t.priority is not None
-            for a in event_groups(t.current_service, t.counter, t.ended_at):
+            done_groups = event_groups(t.current_service, t.counter, t.ended_at)
+            for a in done_groups:
                 a.served += 1
-                a.service_times.append(service_ms)
                 a.priority_served += prio
+            groups.add_service_time(t.ended_at - t.call_at, done_groups)
         elif t.state == "no_show":
             for a in event_groups(t.current_service, t.counter, t.ended_at):
                 a.no_show += 1
@@ -327,12 +373,23 @@ def build_report(points: list[Point], since: str, until: str, target_wait_minute
         acc = groups.acc.get((section, key)) or _Acc()
         return acc.figures(section, key, vi, en, target_ms)
 
+    return assemble(points, since, until, target, rating_levels, groups.acc.keys(), row, skipped)
+
+
+def assemble(points: list[Point], since: str, until: str, target: int, rating_levels: int | None,
+             keys, row, skipped: int) -> Report:
+    """The report's rows in their order: `keys` are the (section, key) groups the fold
+    found, `row(section, key, label_vi, label_en)` makes one row (of a fold, or of the
+    city's merged per-day aggregates)."""
+    main = points[0].cfg
+    multi = len(points) > 1
+    keys = list(keys)
     rows = [row("total", "", "Tổng cộng", "Total")]
     if multi:
         rows += [row("point", p.cfg.site.id, p.cfg.site.name, p.cfg.site.name) for p in points]
-    rows += _service_rows(points, groups, row)
-    rows += _counter_rows(points, multi, groups, row)
-    hours = set(_hours_open(points)) | {int(k) for s, k in groups.acc if s == "hour"}
+    rows += _service_rows(points, keys, row)
+    rows += _counter_rows(points, multi, keys, row)
+    hours = set(_hours_open(points)) | {int(k) for s, k in keys if s == "hour"}
     rows += [row("hour", f"{h:02d}", f"{h:02d}:00–{h + 1:02d}:00", f"{h:02d}:00–{h + 1:02d}:00")
              for h in sorted(hours)]
     days = days_between(since, until)
@@ -344,18 +401,18 @@ def build_report(points: list[Point], since: str, until: str, target_wait_minute
                   skipped_events=skipped)
 
 
-def _service_rows(points: list[Point], groups: _Groups, row) -> list[Figures]:
+def _service_rows(points: list[Point], keys, row) -> list[Figures]:
     names: dict[str, tuple[str, str]] = {}
     for p in points:
         for s in p.cfg.services:
             names.setdefault(s.id, (s.name_vi, s.name_en))
-    for s, k in groups.acc:          # a service no longer configured still shows in the report
+    for s, k in keys:                # a service no longer configured still shows in the report
         if s == "service":
             names.setdefault(k, (k, k))
     return [row("service", sid, vi, en) for sid, (vi, en) in names.items()]
 
 
-def _counter_rows(points: list[Point], multi: bool, groups: _Groups, row) -> list[Figures]:
+def _counter_rows(points: list[Point], multi: bool, keys, row) -> list[Figures]:
     out, seen = [], set()
     for p in points:
         for c in p.cfg.counters:
@@ -366,7 +423,7 @@ def _counter_rows(points: list[Point], multi: bool, groups: _Groups, row) -> lis
             if multi:
                 vi, en = f"{p.cfg.site.name} · {vi}", f"{p.cfg.site.name} · {en}"
             out.append(row("counter", key, vi, en))
-    for s, k in groups.acc:
+    for s, k in keys:
         if s == "counter" and k not in seen:
             out.append(row("counter", k, f"Quầy {k}", f"Counter {k}"))
     return out
