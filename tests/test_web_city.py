@@ -49,7 +49,8 @@ def get(app: WebApp, path: str, timeout: float = 10) -> tuple[int, str]:
 
 
 def start_web(point: CityPoint, config=None) -> WebApp:
-    return WebApp(load_config(config or point.config_path), point.db, bookings_path=point.db.with_name("web.sqlite"),
+    return WebApp(load_config(config or point.config_path), point.db, clock=point.clock,
+                  bookings_path=point.db.with_name("web.sqlite"),
                   bind="127.0.0.1", port=0, mqtt=False).start()
 
 
@@ -218,7 +219,7 @@ def test_center_report_through_the_city_tier(city, city_dsn):
     for p in points:
         last = max((r[0] for r in point_rows(p.db)), default=0)
         assert wait_until(lambda p=p, last=last: stored_seq(city_dsn, p.site) == last, 30)
-    day = dt.datetime.now(points[0].cfg.tz).date().isoformat()       # the points' day
+    day = dt.datetime.fromtimestamp(points[0].clock() / 1000, points[0].cfg.tz).date().isoformat()  # the points' day
     out = subprocess.run([sys.executable, "-m", "qms", "city", "--dsn", city_dsn, "report", "--center", CENTER_A,
                           "--from", day], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

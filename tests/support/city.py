@@ -1,18 +1,19 @@
 """A point of the city for tests (tests/test_city.py, tests/test_web_city.py): its own config,
 its real service driven by the day simulation's entry point, and an uplink to a real city
-server (support/postgres.py CityServer) on a thread."""
+server (support/postgres.py CityServer) on a thread. Service, uplink (and a test's `qms web`)
+run on the point's SiteClock: a working morning in the site's zone whatever the hour of the
+run (a real-time clock crossed the site's midnight between a test's tickets and its page)."""
 from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from pathlib import Path
 
 from qms.city.db import add_site
 from qms.config.site import load_config
 from qms.sim.simulate import DaySimulation
 from qms.uplink.client import Uplink
-from support.site import make_config
+from support.site import SiteClock, make_config
 
 CENTER_A = "Trung tâm Phục vụ hành chính công phường An Khánh"
 CENTER_B = "Trung tâm Phục vụ hành chính công phường Bình Trưng"
@@ -38,12 +39,13 @@ class CityPoint:
         self.db = self.cfg.state_dir() / "service.sqlite"
         self.token = add_site(dsn, site, center)
         self.site = site
+        self.clock = SiteClock()
         self.uplink: Uplink | None = None
         self._stop = threading.Event()
 
     def connect(self, center_url: str) -> CityPoint:
         self.uplink = Uplink(self.cfg, self.db, center_url, self.token,
-                             config_text=self.config_path.read_text(encoding="utf-8"))
+                             config_text=self.config_path.read_text(encoding="utf-8"), clock=self.clock)
         threading.Thread(target=self.uplink.run, args=(self._stop,), daemon=True).start()
         return self
 
@@ -51,9 +53,11 @@ class CityPoint:
         DaySimulation(self.cfg, self.db, day, seed=seed).run().close()
 
     def desk(self) -> DaySimulation:
-        """The service at work now (real time), for tickets and calls one by one."""
-        sim = DaySimulation(self.cfg, self.db, dt.date.today())
-        sim.now = int(time.time() * 1000)
+        """The service at work now (the point's clock), for tickets and calls one by one."""
+        now = self.clock()
+        sim = DaySimulation(self.cfg, self.db, dt.datetime.fromtimestamp(now / 1000, self.cfg.tz).date())
+        sim.now = now
+        sim.site_clock = self.clock
         return sim
 
     def close(self) -> None:
@@ -61,7 +65,7 @@ class CityPoint:
 
 
 def act(sim: DaySimulation, role: str, dev: str, kind: str, **fields):
-    sim.now = int(time.time() * 1000)
+    sim.now = sim.site_clock()
     ack = sim.send(role, dev, kind, **fields)
     assert ack.ok, ack
     return ack
