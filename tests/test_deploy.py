@@ -264,14 +264,15 @@ def test_config_check_refuses_an_installed_state_dir_the_units_cannot_write(monk
 
 def test_each_role_gets_its_extras(monkeypatch):
     """lgpio (the `pi` extra) for the GPIO roles where it can be had, matplotlib (`reports`)
-    for the service machine, nothing extra for the display or the web."""
+    for the service machine, nothing extra for the display, the web or the uplink (the
+    standard library's http.client), the `city` extra for the central server."""
     import platform
 
     from qms.ops import install as inst
     monkeypatch.setattr(inst, "on_a_pi", lambda: True)
     assert {r: inst.role_extras(r) for r in ROLES} == {
         "service": ["reports"], "kiosk": ["pi"], "counter": ["pi"], "display": [], "web": [],
-        "uplink": ["uplink"], "city": ["city"]}
+        "uplink": [], "city": ["city"]}
     monkeypatch.setattr(inst, "on_a_pi", lambda: False)
     assert inst.role_extras("counter") == []
     monkeypatch.undo()
