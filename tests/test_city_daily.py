@@ -263,3 +263,43 @@ def test_the_serve_process_folds_quiet_days(tmp_path, city_dsn, monkeypatch):
     finally:
         server.stop()
     assert same(city_report(city_dsn, D0.isoformat(), D0.isoformat()), [s], D0, D0)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_aggregator_runs_beside_the_ingest_and_ends_with_it(tmp_path, city_dsn, monkeypatch):
+    """Folding is CPU-bound Python: it runs in a process of its own (niced), not on the
+    ingest's event loop, and a kill -9 of serve leaves no orphan folding on."""
+    monkeypatch.setenv("QMS_CITY_FOLD_QUIET_S", "0")
+    monkeypatch.setenv("QMS_CITY_FOLD_EVERY_S", "0.2")
+    server = CityServer(city_dsn, log_path=tmp_path / "server.log").start()
+    try:
+        def aggregators() -> list[int]:         # (multiprocessing's resource tracker is a child too)
+            return [k for k in _children(server.proc.pid)
+                    if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
+
+        def nice(pid: int) -> int:
+            return int(Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[16])
+
+        assert wait_until(lambda: len(aggregators()) == 1 and nice(aggregators()[0]) == 10, 20)
+        kids = _children(server.proc.pid)
+        s = Site(tmp_path, city_dsn, "an-khanh-1", CENTER_A, "Asia/Ho_Chi_Minh")
+        s.play(D0, seed=6)
+        s.ship()
+        assert wait_until(lambda: dirty(city_dsn) == 0 and daily_rows(city_dsn) == 1, 30)
+        server.kill()
+        assert wait_until(lambda: not any(_alive(k) for k in kids), 15)
+    finally:
+        server.stop()

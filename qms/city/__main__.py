@@ -185,11 +185,10 @@ def serve(args, dsn: str) -> int:
     from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
     db.init_schema(dsn)
     app = create_app(dsn, ingest=not args.no_ingest, public=not args.no_public)
-    if not args.no_ingest:          # the ingest's process keeps the report aggregates
-        import threading
-
-        from qms.city.daily import run_in_background
-        run_in_background(dsn, threading.Event())
+    aggregator = None
+    if not args.no_ingest:          # beside the ingest, a process keeps the report aggregates
+        from qms.city.daily import start_process
+        aggregator = start_process(dsn)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                             ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                             # live city pages never end their stream: on stop, give the requests
@@ -223,6 +222,10 @@ def serve(args, dsn: str) -> int:
             runner.run(main())
     except SystemExit as e:            # uvicorn: could not listen, or the app failed to start
         return int(e.code or 1)
+    finally:
+        if aggregator is not None:
+            aggregator.terminate()
+            aggregator.join(10)
     return 0 if server.started else 1
 
 

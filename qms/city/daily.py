@@ -398,6 +398,38 @@ def run_in_background(dsn: str, stop: threading.Event) -> threading.Thread:
     return t
 
 
+def _aggregator_process(dsn: str, parent: int) -> None:
+    """The aggregator's own process: niced, and gone when `serve` is (even after a kill -9)."""
+    import signal
+    logging.basicConfig(level=os.environ.get("QMS_LOG", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    t = run_in_background(dsn, stop)
+    while not stop.wait(1.0):
+        if os.getppid() != parent:            # serve died: an orphan must not fold on
+            stop.set()
+    t.join(30)
+
+
+def start_process(dsn: str):
+    """Run the aggregator beside `serve` in a process of its own. Folding is CPU-bound Python
+    (15-18 ms per point-day): in the ingest's process it held the GIL against the event loop
+    that answers the points' uplinks, delaying them by whole batches after a city-wide
+    catch-up (bench/README.md, "city"). A spawned process (nothing inherited from uvicorn's
+    loop), niced, ended with serve."""
+    import multiprocessing
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_aggregator_process, args=(dsn, os.getpid()), name="city-aggregator", daemon=True)
+    proc.start()
+    return proc
+
+
 def dirty_days(conn: psycopg.Connection, sites: Iterable[str], since: str, until: str) -> set[tuple[str, dt.date]]:
     return {(s, d) for s, d in conn.execute(
         "SELECT site, day FROM city_days_dirty WHERE site = ANY(%s) AND day BETWEEN %s AND %s",
