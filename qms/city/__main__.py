@@ -4,12 +4,15 @@
     qms city add-site      --dsn ... --site phuong-an-khanh-2 --center "Phường An Khánh"
     qms city serve         --dsn ... --host 0.0.0.0 --port 8080 [--no-public | --no-ingest]
     qms city report        --dsn ... [--site S | --center C] --from 2026-11-01 --to 2026-11-30
+    qms city set-center    --dsn ... --site phuong-an-khanh-2 --center "Phường An Khánh"
     qms city sites         --dsn ...
     qms city aggregate     --dsn ...      (fold the days' report aggregates now; serve does it too)
 
 The commands live here (the `qms` CLI's `city` subcommand is this module's add_arguments
 and run); the DSN may also come from $QMS_CITY_DSN and its password from a file
-(--password-file or $QMS_CITY_PASSWORD_FILE), as /etc/qms/city.env sets them.
+(--password-file or $QMS_CITY_PASSWORD_FILE), as /etc/qms/city.env sets them. Without
+either, the commands read those two from /etc/qms/city.env itself (as the unit does), so an
+administrator runs `sudo -u qms /opt/qms/venv/bin/qms city sites` and nothing more.
 """
 from __future__ import annotations
 
@@ -17,6 +20,10 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
+
+# what `qms install --role city` wrote; $QMS_CITY_ENV names another file
+CITY_ENV = Path("/etc/qms/city.env")
 
 
 def _database_arguments(p: argparse.ArgumentParser, default=None) -> None:
@@ -40,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("--center", required=True, help="the ward center it belongs to (the points' site.center)")
     r = sub.add_parser("rotate-token", help="a new uplink token for a point", parents=[after])
     r.add_argument("--site", required=True)
+    c = sub.add_parser("set-center", help="register a point under another center (as its [site] center says)",
+                       parents=[after])
+    c.add_argument("--site", required=True)
+    c.add_argument("--center", required=True)
     sub.add_parser("sites", help="list the points and how far their logs are stored", parents=[after])
     s = sub.add_parser("serve", help="run the ingest and the public city view", parents=[after])
     s.add_argument("--host", default="127.0.0.1")
@@ -90,10 +101,46 @@ def safe_dsn(dsn: str) -> str:
     return " ".join(f"{k}={v}" for k, v in parts.items())
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile= reads them (comments, quotes)."""
+    env = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key.strip()] = value
+    return env
+
+
+def _installed_database(args) -> str | None:
+    """No --dsn and no $QMS_CITY_DSN: the installed unit's settings, if there are some.
+    Returns an error message, or None."""
+    path = Path(os.environ.get("QMS_CITY_ENV") or CITY_ENV)
+    try:
+        env = read_env_file(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return (f"no --dsn and no QMS_CITY_DSN, and {path} cannot be read ({e.strerror}): "
+                "run it as the unit's user, sudo -u qms")
+    args.dsn = env.get("QMS_CITY_DSN") or None
+    if args.password_file is None:
+        args.password_file = env.get("QMS_CITY_PASSWORD_FILE") or None
+    return None
+
+
 def run(args) -> int:
     if not args.dsn:
+        problem = _installed_database(args)
+        if problem:
+            return _fail(problem)
+    if not args.dsn:
         return _fail("no database: give --dsn postgresql://USER@HOST/DB or set QMS_CITY_DSN "
-                     "(installed: /etc/qms/city.env)")
+                     f"(installed: {CITY_ENV})")
     try:
         import psycopg
 
@@ -120,9 +167,19 @@ def run(args) -> int:
             print(db.add_site(dsn, args.site, args.center))
         elif command == "rotate-token":
             print(db.rotate_token(dsn, args.site))
+        elif command == "set-center":
+            db.set_center(dsn, args.site, args.center)
+            print(f"{args.site} is registered under {args.center.strip()!r}; its uplink is accepted at its "
+                  "next try (within a minute)")
+            for line in center_mismatches(dsn, args.site):
+                print(f"warning: {line}", file=sys.stderr)
         elif command == "sites":
-            for s in db.sites(dsn):
+            listed = db.sites(dsn)
+            for s in listed:
                 print(f"{s['center']}\t{s['site']}\t{s['stored_seq']}\t{s['last_seen'] or '-'}")
+            for s in listed:
+                if s["refused"]:
+                    print(f"warning: {s['site']}: its uplink is refused: {s['refused']}", file=sys.stderr)
             for line in center_mismatches(dsn):
                 print(f"warning: {line}", file=sys.stderr)
         elif command == "serve":
@@ -153,21 +210,25 @@ def run(args) -> int:
     return 0
 
 
-def center_mismatches(dsn: str) -> list[str]:
-    """Points registered under another center than their config's [site] center: the
-    center's report and the boards' list of a center's points go by the registered one."""
+def center_mismatches(dsn: str, only: str | None = None) -> list[str]:
+    """Points registered under another center than their last accepted config's [site]
+    center (the registration changed since: the uplink refuses a new config that
+    disagrees, docs/city.md). The center's report and board go by the registered one."""
     import tomllib
 
     import psycopg
+
+    from qms.city.db import same_center
     out = []
     with psycopg.connect(dsn) as conn:
         for site, center, config in conn.execute(
-                "SELECT site, center, config FROM city_sites WHERE config IS NOT NULL ORDER BY site"):
+                "SELECT site, center, config FROM city_sites WHERE config IS NOT NULL "
+                "AND (%(site)s::text IS NULL OR site = %(site)s) ORDER BY site", {"site": only}):
             try:
                 own = tomllib.loads(config)["site"]["center"]
             except (tomllib.TOMLDecodeError, KeyError, TypeError):
                 continue
-            if own != center:
+            if not same_center(own, center):
                 out.append(f"{site} is registered with center {center!r} but its config says {own!r}: "
                            "fix one of them (the center's report and board go by the registered one)")
     return out

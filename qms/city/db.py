@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 
 import psycopg
 
@@ -34,6 +35,8 @@ CREATE TABLE IF NOT EXISTS city_events (
     PRIMARY KEY (site, seq)
 );
 CREATE INDEX IF NOT EXISTS city_events_site_day ON city_events (site, day);
+-- why the site's uplink is refused now (its config names another center), or NULL
+ALTER TABLE city_sites ADD COLUMN IF NOT EXISTS refused text;
 
 -- One batch of one site, in one statement (one round trip, one transaction): lock the
 -- site's row (a retry racing its original waits here), refuse a gap, insert the events
@@ -95,17 +98,24 @@ def init_schema(dsn: str) -> None:
         apply_schema(conn)
 
 
+def _center(center: str) -> str:
+    """A center's name as kept: NFC, as the points' configs are read (qms/config/site.py)."""
+    center = unicodedata.normalize("NFC", center.strip())
+    if not center:
+        raise SiteError("the center's name is empty")
+    return center
+
+
 def add_site(dsn: str, site: str, center: str, token: str | None = None) -> str:
     """Register a point; returns its uplink token (shown once: only its hash is kept)."""
     if not site or len(site) > 64 or not all(c.isalnum() or c in "-_." for c in site):
         raise SiteError(f"site id {site!r}: use letters, digits, - _ . (at most 64)")
-    if not center.strip():
-        raise SiteError("the center's name is empty")
+    center = _center(center)
     token = token or secrets.token_urlsafe(32)
     with psycopg.connect(dsn) as conn:
         try:
             conn.execute("INSERT INTO city_sites (site, center, token_sha256) VALUES (%s, %s, %s)",
-                         (site, center.strip(), token_hash(token)))
+                         (site, center, token_hash(token)))
         except psycopg.errors.UniqueViolation:
             raise SiteError(f"site {site!r} is already registered (use rotate-token for a new secret)") from None
         conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, site))     # the city view lists it
@@ -122,8 +132,27 @@ def rotate_token(dsn: str, site: str) -> str:
     return token
 
 
+def same_center(a: str, b: str) -> bool:
+    """The point's [site] center and the one it was registered under name the same center
+    (Vietnamese typed on another machine may come decomposed: compared as NFC)."""
+    return unicodedata.normalize("NFC", a.strip()) == unicodedata.normalize("NFC", b.strip())
+
+
+def set_center(dsn: str, site: str, center: str) -> None:
+    """Register a point under another center (its uplink, refused because its config names
+    that center, is accepted at its next try)."""
+    center = _center(center)
+    with psycopg.connect(dsn) as conn:
+        n = conn.execute("UPDATE city_sites SET center = %s, refused = NULL WHERE site = %s",
+                         (center, site)).rowcount
+        if n != 1:
+            raise SiteError(f"no site {site!r}")
+        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, site))     # the city view moves it
+
+
 def sites(dsn: str) -> list[dict]:
     with psycopg.connect(dsn) as conn:
-        cur = conn.execute("SELECT site, center, name, stored_seq, last_seen FROM city_sites ORDER BY center, site")
+        cur = conn.execute("SELECT site, center, name, stored_seq, last_seen, refused FROM city_sites "
+                           "ORDER BY center, site")
         cols = [c.name for c in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]

@@ -18,7 +18,7 @@ import time
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from qms.city.db import token_hash
+from qms.city.db import same_center, token_hash
 from qms.config.site import ConfigError, parse_config
 from qms.uplink.wire import Batch
 
@@ -34,9 +34,11 @@ _STORE = ("SELECT stored, gap, added FROM city_store(%s, %s::bigint[], %s::date[
 class Refused(Exception):
     """The request is refused: HTTP status, a code and a message for the point's log."""
 
-    def __init__(self, status: int, code: str, message: str, stored: int | None = None):
+    def __init__(self, status: int, code: str, message: str, stored: int | None = None,
+                 message_vi: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.stored = status, code, message, stored
+        self.message_vi = message_vi        # for a refusal a person at the point must act on
 
 
 class Ingest:
@@ -82,10 +84,23 @@ class Ingest:
         if cfg.site.id != site:
             raise Refused(400, "bad_config", f"the config is the config of site {cfg.site.id!r}, not {site!r}")
         async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "UPDATE city_sites SET config = %s, name = %s, last_seen = now() WHERE site = %s RETURNING stored_seq",
-                (text, cfg.site.name, site))).fetchone()
-        return row[0]
+            row = await (await conn.execute("SELECT center FROM city_sites WHERE site = %s", (site,))).fetchone()
+            if row is None:                     # removed since its token was checked
+                raise Refused(401, "unknown_credentials", "unknown site")
+            registered = row[0]
+            if same_center(cfg.site.center, registered):
+                row = await (await conn.execute(
+                    "UPDATE city_sites SET config = %s, name = %s, last_seen = now(), refused = NULL "
+                    "WHERE site = %s RETURNING stored_seq", (text, cfg.site.name, site))).fetchone()
+                return row[0]
+            # the point's reports and board would go under another center than its own
+            # config says: refuse until a person makes them agree. Nothing is lost: the point
+            # keeps its log and sends it once its config is accepted.
+            e = center_mismatch(site, cfg.site.center, registered)
+            await conn.execute("UPDATE city_sites SET refused = %s WHERE site = %s", (e.message, site))
+        self.stats["refused"] += 1
+        log.warning("site %s: %s", site, e.message)
+        raise e
 
     async def store(self, site: str, batch: Batch) -> int:
         """Store a batch; returns the new `stored_seq` (raises Refused on a gap).
@@ -123,3 +138,17 @@ def _check_batch(events: list) -> None:
             dt.date.fromisoformat(day)
         except ValueError:
             raise Refused(400, "bad_batch", f"event seq {seq}: day {day!r} is not YYYY-MM-DD") from None
+
+
+def center_mismatch(site: str, own: str, registered: str) -> Refused:
+    return Refused(
+        422, "center_mismatch",
+        f"this point's config says [site] center = {own!r}, but the city registered site {site!r} "
+        f"under {registered!r}: nothing is stored until they agree. Fix [site] center in the "
+        f"point's site.toml (then restart qms-uplink), or the registration at the city "
+        f"(qms city set-center --site {site} --center \"...\"). The point keeps its log and sends it then.",
+        message_vi=f"Cấu hình của điểm ghi trung tâm “{own}”, nhưng thành phố đã đăng ký điểm {site} "
+                   f"thuộc trung tâm “{registered}”: chưa nhận dữ liệu cho đến khi hai tên trùng khớp. "
+                   "Sửa [site] center trong site.toml của điểm (rồi khởi động lại qms-uplink), hoặc "
+                   "sửa đăng ký tại thành phố (qms city set-center). Điểm vẫn giữ nguyên nhật ký "
+                   "và sẽ gửi lại sau khi sửa.")

@@ -54,6 +54,8 @@ def _json(data, status: int = 200, headers: dict | None = None) -> Response:
 
 def _refusal(e: Refused) -> dict:
     body = {"error": e.code, "message": e.message}
+    if e.message_vi is not None:
+        body |= {"message_vi": e.message_vi, "message_en": e.message}
     if e.stored is not None:
         body["stored"] = e.stored
     return body

@@ -51,6 +51,8 @@ STATE = Path("/var/lib/qms")
 VENV = Path("/opt/qms/venv")
 UNIT_DIR = Path("/etc/systemd/system")
 COMMON_DROPIN = Path("qms-.service.d/10-qms-common.conf")
+# the city's server may listen on 443 itself: CAP_NET_BIND_SERVICE, after the common drop-in
+CITY_PORT_DROPIN = Path("qms-city.service.d/50-bind-port.conf")
 BROKER_DROPIN = Path("mosquitto.service.d/qms.conf")
 TIME_WAIT = "systemd-time-wait-sync.service"
 TIME_WAIT_DROPIN = Path(f"{TIME_WAIT}.d/qms.conf")
@@ -473,7 +475,10 @@ def city_plan(role: str, opts: CityOptions, config: Path | None, venv: Path, reu
     steps.append(file_step(UNIT_DIR / COMMON_DROPIN, (UNITS / COMMON_DROPIN).read_bytes()))
     steps += time_sync_steps()
     unit = f"qms-{role}.service"
-    steps += [file_step(UNIT_DIR / unit, unit_text(role, venv).encode()), enable_step(unit)]
+    steps.append(file_step(UNIT_DIR / unit, unit_text(role, venv).encode()))
+    if role == "city":
+        steps.append(file_step(UNIT_DIR / CITY_PORT_DROPIN, (UNITS / CITY_PORT_DROPIN).read_bytes()))
+    steps.append(enable_step(unit))
     return steps
 
 

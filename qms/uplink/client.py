@@ -40,7 +40,7 @@ import msgspec
 from qms.config.site import SiteConfig
 from qms.uplink.live import LiveState
 from qms.uplink.source import LogMissing, LogReader
-from qms.uplink.wire import Batch, batch_encoder, stored_decoder
+from qms.uplink.wire import NEEDS_A_PERSON, Batch, batch_encoder, refusal_decoder, stored_decoder
 
 log = logging.getLogger("qms.uplink")
 
@@ -50,7 +50,7 @@ LIVE_EVERY_S = 30.0          # live state (and "still here") at least this often
 SEND_MIN_S = 0.5             # at most one request this often, unless a full batch waits
 LIVE_MIN_S = SEND_MIN_S      # live state at most this often: with the events of each request
 BACKOFF_MAX_S = 30.0
-REFUSED_BACKOFF_S = 60.0     # wrong credentials: a person must act; do not hammer the center
+REFUSED_BACKOFF_S = 60.0     # wrong credentials, a center mismatch: a person must act; do not hammer the center
 
 
 def _now_ms() -> int:
@@ -121,7 +121,8 @@ class CenterHttp:
 class Uplink:
     def __init__(self, cfg: SiteConfig, db: str | Path, center_url: str, token: str,
                  config_text: str | None = None, batch: int = BATCH, live: bool | LiveState = True,
-                 clock: Callable[[], int] = _now_ms, verify: bool | str = True, timeout: float = 30.0):
+                 clock: Callable[[], int] = _now_ms, verify: bool | str = True, timeout: float = 30.0,
+                 refused_wait: float = REFUSED_BACKOFF_S):
         self.cfg = cfg
         self.site = cfg.site.id
         self.reader = LogReader(db)
@@ -144,6 +145,7 @@ class Uplink:
         self._more = True                       # the last batch was full: more are waiting
         self._backoff = 0.5
         self.wait_until = 0.0                   # monotonic: no request before this
+        self.refused_wait = refused_wait        # after a refusal a person must resolve
         self.stats = {"batches": 0, "events": 0, "errors": 0, "gaps": 0, "refused": 0}
         self.last_error = ""
 
@@ -177,7 +179,8 @@ class Uplink:
             self._fail(str(e), 5.0)
         except UplinkRefused as e:
             self.stats["refused"] += 1
-            self._fail(str(e), REFUSED_BACKOFF_S)
+            self.stored = None                   # once resolved: the config first, then the position
+            self._fail(str(e), self.refused_wait)
         except (CenterError, http.client.HTTPException, msgspec.DecodeError, msgspec.ValidationError, OSError,
                 sqlite3.Error) as e:
             self.stored = None                   # reconnect: ask the center where it is
@@ -201,6 +204,16 @@ class Uplink:
         if status in (401, 403):
             raise UplinkRefused(f"the center refused this site's credentials "
                                 f"({status}: {body[:200].decode(errors='replace')})")
+        if 400 <= status < 500 and status != 409:
+            try:
+                why = refusal_decoder.decode(body)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                why = None
+            if why is not None and why.error in NEEDS_A_PERSON:
+                if why.message_vi:
+                    raise UplinkRefused(f"the center refused this point ({why.error}): "
+                                        f"{why.message_en or why.message} | {why.message_vi}")
+                raise UplinkRefused(f"the center refused this point ({why.error}): {why.message}")
         if status == 409:
             self.stats["gaps"] += 1
             return stored_decoder.decode(body).stored

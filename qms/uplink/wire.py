@@ -4,6 +4,11 @@
     PUT  /v1/sites/<site>/config          body: the site's TOML -> {"stored": N}
     POST /v1/sites/<site>/events          body: Batch           -> {"stored": N}
 
+A refusal is a 4xx with {"error": code, "message": ...} (docs/city.md, "What the ingest
+answers"); `center_mismatch` (422: the point's [site] center is not the one the city
+registered it under) also has `message_vi` and `message_en`: nothing is stored until a
+person makes them agree, and the point keeps its log and sends it then.
+
 Every request carries `Authorization: Bearer <token>`, the site's own secret. `stored` is
 the center's acknowledgement: every event 1..N of that site is durably stored. The point
 sends from N+1 on; anything the center already has is ignored, and a batch that would leave
@@ -33,6 +38,20 @@ class Stored(msgspec.Struct, kw_only=True):
     message: str | None = None
 
 
+class Refusal(msgspec.Struct, kw_only=True):
+    """A refused request's answer (4xx): a code, and for one a person at the point must act
+    on (e.g. `center_mismatch`) the message in Vietnamese and English."""
+    error: str = ""
+    message: str = ""
+    message_vi: str | None = None
+    message_en: str | None = None
+    stored: int | None = None
+
+
+# refusals a person must resolve (the uplink tries again only every REFUSED_BACKOFF_S)
+NEEDS_A_PERSON = ("center_mismatch", "bad_config")
+
 batch_encoder = msgspec.json.Encoder()
 batch_decoder = msgspec.json.Decoder(Batch)
 stored_decoder = msgspec.json.Decoder(Stored)
+refusal_decoder = msgspec.json.Decoder(Refusal)
