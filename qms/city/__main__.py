@@ -103,17 +103,13 @@ def safe_dsn(dsn: str) -> str:
 
 def read_env_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines as systemd's EnvironmentFile= reads them (comments, quotes)."""
-    env = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key.strip()] = value
-    return env
+    pairs = (line.strip().partition("=") for line in path.read_text(encoding="utf-8").splitlines())
+    return {k.strip(): _unquote(v.strip()) for k, eq, v in pairs if eq and k and k[0] not in "#;"}
+
+
+def _unquote(value: str) -> str:
+    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+    return value[1:-1] if quoted else value
 
 
 def _installed_database(args) -> str | None:
