@@ -160,6 +160,9 @@ def as_unit(role: str, root: Path, pg: PeerPostgres, notify: str, command: list[
 
 
 def test_city_on_peer_auth_with_tls_on_a_low_port_and_a_point_joining(tmp_path):
+    # a separate `qms` uid, a cluster of the `postgres` user, a port below 1024: as on the
+    # server, this takes root (the sandbox then drops to `qms` with the unit's capabilities)
+    assert os.geteuid() == 0, "this test runs the unit as the installer's qms user: run it as root"
     # the city's server: the installer first (the `qms` user), then PostgreSQL as the docs say
     root = make_root(tmp_path)
     tls = tmp_path / "tls"
@@ -255,6 +258,9 @@ def test_city_on_peer_auth_with_tls_on_a_low_port_and_a_point_joining(tmp_path):
         assert "Traceback" not in out, out
     finally:
         pg.stop()
+    # the drop-in goes with the role
+    assert cli.main(["uninstall", "--root", str(root), "--role", "city"]) == 0
+    assert not (root / "etc/systemd/system/qms-city.service.d/50-bind-port.conf").exists()
 
 
 # ---------------------------------------------------------------- a point under another center

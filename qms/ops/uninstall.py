@@ -15,6 +15,7 @@ from pathlib import Path
 
 from qms.ops.install import (
     BROKER_DROPIN,
+    CITY_PORT_DROPIN,
     COMMON_DROPIN,
     ETC,
     MOSQUITTO_DIR,
@@ -65,6 +66,8 @@ def plan(roles: list[str], purge: bool, all_roles: bool) -> list[Step]:
         steps += [disable_step(unit), remove_step(UNIT_DIR / unit), remove_step(ETC / f"{role}.env")]
     if "kiosk" in roles:        # the printer's udev rule came with the kiosk role
         steps.append(remove_step(USB_PRINTER_RULES))
+    if "city" in roles:         # its capability drop-in (an administrator's own drop-ins stay)
+        steps.append(remove_step(UNIT_DIR / CITY_PORT_DROPIN))
     if "service" in roles:      # the broker settings came with the service role
         steps += [remove_step(UNIT_DIR / BROKER_DROPIN),
                   remove_step(MOSQUITTO_DIR / "conf.d" / "qms.conf")]
