@@ -31,6 +31,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import unicodedata
 from pathlib import Path
 
@@ -264,11 +265,10 @@ def test_city_on_peer_auth_with_tls_on_a_low_port_and_a_point_joining(tmp_path):
 
 
 # ---------------------------------------------------------------- a point under another center
-def _uplink(p: CityPoint, url: str, config_text: str) -> tuple[Uplink, object]:
+def _uplink(p: CityPoint, url: str, config_text: str, **options) -> tuple[Uplink, threading.Event]:
     """The point's uplink on a thread, trying again a second after a refusal (the field's
     minute is REFUSED_BACKOFF_S; the wait is a parameter of the uplink)."""
-    import threading
-    up = Uplink(p.cfg, p.db, url, p.token, config_text=config_text, clock=p.clock, refused_wait=1.0)
+    up = Uplink(p.cfg, p.db, url, p.token, config_text=config_text, clock=p.clock, refused_wait=1.0, **options)
     halt = threading.Event()
     threading.Thread(target=up.run, args=(halt,), daemon=True).start()
     return up, halt
@@ -356,3 +356,23 @@ def test_a_point_under_another_center_is_sent_once_its_config_is_fixed(city_dsn,
         p.close()
         server.stop()
 
+
+
+def test_a_request_refused_as_too_large_is_sent_in_smaller_ones(city_dsn, tmp_path):
+    """413 (the ingest's limit, or a proxy's: nginx takes 1 MB by default): the uplink halves
+    its batches instead of sending the same request forever."""
+    server = CityServer(city_dsn, log_path=tmp_path / "server.log").start()
+    p = CityPoint(tmp_path, city_dsn, "an-khanh-3", "Điểm tiếp nhận số 3", CENTER_A)
+    for i in range(5):
+        p.play_day(DAY + dt.timedelta(days=i), seed=20 + i)
+    last = point_rows(p.db)[-1][0]
+    assert last > 5000                              # more than the ingest takes in one request
+    up, halt = _uplink(p, server.url, p.config_path.read_text(encoding="utf-8"), batch=last)
+    try:
+        assert wait_until(lambda: stored_seq(city_dsn, p.site) == last, 60), up.last_error
+        assert up.batch == last // 2
+        assert center_rows(city_dsn, p.site) == point_rows(p.db)
+    finally:
+        halt.set()
+        p.close()
+        server.stop()

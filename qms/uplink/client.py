@@ -65,6 +65,11 @@ class CenterError(Exception):
     """The center answered with an unexpected status (5xx...): try again later."""
 
 
+class TooLarge(Exception):
+    """413: the center, or a proxy before it (nginx's client_max_body_size is 1 MB by
+    default), takes no request this large: send fewer events per request."""
+
+
 class CenterHttp:
     """One keep-alive HTTP/1.1 connection to the center, opened again when it breaks."""
 
@@ -175,6 +180,13 @@ class Uplink:
             self._backoff = 0.5
             self._more = gap or len(rows) >= self.batch
             return self._more
+        except TooLarge as e:
+            if self.batch > 1:
+                self.batch = max(1, self.batch // 2)
+                log.warning("uplink of %s: %s; %d events per request from now on", self.site, e, self.batch)
+            else:
+                self._fail(str(e), self._backoff)
+                self._backoff = min(BACKOFF_MAX_S, self._backoff * 2)
         except LogMissing as e:
             self._fail(str(e), 5.0)
         except UplinkRefused as e:
@@ -214,6 +226,8 @@ class Uplink:
                     raise UplinkRefused(f"the center refused this point ({why.error}): "
                                         f"{why.message_en or why.message} | {why.message_vi}")
                 raise UplinkRefused(f"the center refused this point ({why.error}): {why.message}")
+        if status == 413:
+            raise TooLarge(f"the center refused a request as too large ({body[:200].decode(errors='replace')})")
         if status == 409:
             self.stats["gaps"] += 1
             return stored_decoder.decode(body).stored
