@@ -227,7 +227,7 @@ class Uplink:
                                         f"{why.message_en or why.message} | {why.message_vi}")
                 raise UplinkRefused(f"the center refused this point ({why.error}): {why.message}")
         if status == 413:
-            raise TooLarge(f"the center refused a request as too large ({body[:200].decode(errors='replace')})")
+            raise TooLarge("the center, or a proxy before it, refused a request as too large (413)")
         if status == 409:
             self.stats["gaps"] += 1
             return stored_decoder.decode(body).stored
