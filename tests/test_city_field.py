@@ -250,6 +250,11 @@ def test_city_on_peer_auth_with_tls_on_a_low_port_and_a_point_joining(tmp_path):
             sites = admin("sites")
             assert sites.returncode == 0 and sites.stderr == "", sites.stderr
             assert sites.stdout.startswith(f"{CENTER_A}\tphuong-an-khanh\t{last}\t")
+            # the same command as root: peer authentication maps it to a role there is none of
+            wrong = subprocess.run([str(VENV / "bin/qms"), "city", "--dsn", f"postgresql:///city?host={pg.sock}",
+                                    "sites"], capture_output=True, text=True, timeout=60)
+            assert wrong.returncode == 2 and "Traceback" not in wrong.stderr, wrong.stderr
+            assert 'role "root" does not exist' in wrong.stderr and "run it as the unit's user" in wrong.stderr
         finally:
             stop(proc.pid)
             code = proc.wait(15)

@@ -200,7 +200,11 @@ def run(args) -> int:
         return _fail(f"the database {safe_dsn(dsn)} has no city schema: run `qms city init` first")
     except psycopg.OperationalError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return _fail(f"cannot reach the database {safe_dsn(dsn)}: {first}")
+        hint = ""
+        if "Peer authentication failed" in first or ("role" in first and "does not exist" in first):
+            # peer authentication: the database role is the OS user running the command
+            hint = "; with peer authentication run it as the unit's user: sudo -u qms /opt/qms/venv/bin/qms city ..."
+        return _fail(f"cannot reach the database {safe_dsn(dsn)}: {first}{hint}")
     except psycopg.ProgrammingError as e:       # e.g. an option libpq does not know
         return _fail(f"the DSN cannot be used: {e}")
     return 0
