@@ -381,3 +381,32 @@ def test_a_request_refused_as_too_large_is_sent_in_smaller_ones(city_dsn, tmp_pa
         halt.set()
         p.close()
         server.stop()
+
+
+def test_a_rotated_token_is_taken_from_its_file_without_a_restart(city_dsn, tmp_path):
+    """docs/city.md: `rotate-token` at the city, then the new token installed on the point
+    (`qms install --role uplink --token-file`, which replaces /etc/qms/uplink.token): the
+    running uplink, refused with the old one, reads the file again and goes on."""
+    server = CityServer(city_dsn, log_path=tmp_path / "server.log").start()
+    p = CityPoint(tmp_path, city_dsn, "an-khanh-4", "Điểm tiếp nhận số 4", CENTER_A)
+    token_file = tmp_path / "uplink.token"
+    token_file.write_text(p.token + "\n")
+    p.play_day(DAY, seed=30)
+    up, halt = _uplink(p, server.url, p.config_path.read_text(encoding="utf-8"), token_file=token_file)
+    try:
+        first = point_rows(p.db)[-1][0]
+        assert wait_until(lambda: stored_seq(city_dsn, p.site) == first, 30), up.last_error
+        rotated = _city(city_dsn, "rotate-token", "--site", p.site)
+        assert rotated.returncode == 0, rotated.stderr
+        token_file.write_text(rotated.stdout)
+        server.stop()                               # the ingest forgets the old token (it keeps one 30 s)
+        server = CityServer(city_dsn, port=server.port, log_path=tmp_path / "server.log").start()
+        p.play_day(DAY + dt.timedelta(days=1), seed=31)
+        last = point_rows(p.db)[-1][0]
+        assert wait_until(lambda: stored_seq(city_dsn, p.site) == last, 30), up.last_error
+        assert up.stats["refused"] >= 1             # the old token was refused, the new one taken
+        assert center_rows(city_dsn, p.site) == point_rows(p.db)
+    finally:
+        halt.set()
+        p.close()
+        server.stop()

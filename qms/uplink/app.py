@@ -38,7 +38,7 @@ def run(args) -> int:
         return 2
     db = Path(args.db) if args.db else cfg.state_dir() / "service.sqlite"
     up = Uplink(cfg, db, args.center, token, config_text=Path(args.config).read_text(encoding="utf-8"),
-                live=not args.no_live, verify=args.ca or True)
+                live=not args.no_live, verify=args.ca or True, token_file=args.token_file)
     stop = threading.Event()
     stop_on_sigterm(stop.set)
     beat = Heartbeat()

@@ -127,7 +127,7 @@ class Uplink:
     def __init__(self, cfg: SiteConfig, db: str | Path, center_url: str, token: str,
                  config_text: str | None = None, batch: int = BATCH, live: bool | LiveState = True,
                  clock: Callable[[], int] = _now_ms, verify: bool | str = True, timeout: float = 30.0,
-                 refused_wait: float = REFUSED_BACKOFF_S):
+                 refused_wait: float = REFUSED_BACKOFF_S, token_file: str | Path | None = None):
         self.cfg = cfg
         self.site = cfg.site.id
         self.reader = LogReader(db)
@@ -151,6 +151,9 @@ class Uplink:
         self._backoff = 0.5
         self.wait_until = 0.0                   # monotonic: no request before this
         self.refused_wait = refused_wait        # after a refusal a person must resolve
+        # read again after a refusal: a token rotated at the city and installed here
+        # (`qms install --role uplink --token-file`) is used without a restart
+        self.token_file = Path(token_file) if token_file is not None else None
         self.stats = {"batches": 0, "events": 0, "errors": 0, "gaps": 0, "refused": 0}
         self.last_error = ""
 
@@ -192,6 +195,8 @@ class Uplink:
         except UplinkRefused as e:
             self.stats["refused"] += 1
             self.stored = None                   # once resolved: the config first, then the position
+            if self._new_token():
+                return False                     # try the new one at once
             self._fail(str(e), self.refused_wait)
         except (CenterError, http.client.HTTPException, msgspec.DecodeError, msgspec.ValidationError, OSError,
                 sqlite3.Error) as e:
@@ -203,6 +208,19 @@ class Uplink:
             self.stored = None
             self._fail(f"{type(e).__name__}: {e}", BACKOFF_MAX_S)
         return False
+
+    def _new_token(self) -> bool:
+        """The token file holds another token than the one in use: take it."""
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip() if self.token_file else ""
+        except OSError:
+            return False
+        auth = f"Bearer {token}"
+        if not token or auth == self.http.headers["Authorization"]:
+            return False
+        self.http.headers = {**self.http.headers, "Authorization": auth}
+        log.info("uplink of %s: a new token in %s", self.site, self.token_file)
+        return True
 
     def _fail(self, why: str, wait: float) -> None:
         self.stats["errors"] += 1
