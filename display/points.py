@@ -38,10 +38,14 @@ def point_state(p) -> tuple[str, str]:
 
 
 def _shorten(name: str, fits) -> str:
-    """The name whole, else cut to whole words + "…"."""
-    if fits(name):
-        return name
-    words = name.split()
+    """The name whole, else without its detail (in brackets, after a dash or a comma), else
+    cut to whole words + "…"."""
+    short = name
+    for sep in (" (", " – ", " - ", ", "):
+        short = short.split(sep)[0]
+        if fits(short):
+            return name if fits(name) else short
+    words = short.split()
     while len(words) > 1:
         words.pop()
         cut = " ".join(words).rstrip(",;:–-/") + "…"
@@ -75,13 +79,17 @@ def draw(r, rect: pygame.Rect, t: float, colors: dict, min_px: int) -> None:
     title, name, and the kinds of point_state."""
     inner = r._panel(rect, colors["panel"])
     f = r.fonts
-    size = max(min_px, f.fit_size(TITLE, 10 ** 6, int(inner.height * 0.8)))
-    title = f.render(TITLE, size, False, colors["title"])
+    # the title on a line of its own when the band has room for two lines, else before the points
+    lines = 2 if inner.height >= 2 * f.size(TITLE, min_px)[1] else 1
+    row_h = inner.height // lines
+    # small type: as the band's height allows, and no larger than its width suggests
+    size = max(min_px, min(f.fit_size(TITLE, 10 ** 6, int(row_h * 0.8)), inner.width // 36))
+    title = f.render(TITLE.rstrip(":") if lines == 2 else TITLE, size, False, colors["title"])
     line_h = title.get_height()
     gap = int(line_h * GAP_EM)
-    box = pygame.Rect(inner.left, inner.top, title.get_width(), inner.height)
-    r._blit(title, box)
-    left = box.right + line_h // 2
+    r._blit(title, pygame.Rect(inner.left, inner.top, title.get_width(), row_h))
+    left = inner.left if lines == 2 else inner.left + title.get_width() + line_h // 2
+    top = inner.top + row_h * (lines - 1)
     r.points_plan = plan(r.model.points, lambda s, bold: f.size(s, size, bold)[0], inner.right - left, gap)
     if not r.points_plan:
         return
@@ -90,7 +98,7 @@ def draw(r, rect: pygame.Rect, t: float, colors: dict, min_px: int) -> None:
     for name, state, kind in page:
         for text, bold, color in ((name, True, colors["name"]), (state, False, colors[kind])):
             s = f.render(text, size, bold, color)
-            r._blit(s, pygame.Rect(x, inner.top, s.get_width(), inner.height))
+            r._blit(s, pygame.Rect(x, top, s.get_width(), row_h))
             x += s.get_width()
         x += gap
     r.drawn_points = [n + s for n, s, _ in page]

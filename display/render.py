@@ -214,7 +214,8 @@ def make_layout(width: int, height: int, alerts: bool = False, ticker: bool = Tr
                 points: bool = False) -> Layout:
     """Regions as fractions of the screen; portrait stacks what landscape puts side by side.
     With `alerts`, a thin strip for staff alerts above the ticker (taken from the panels
-    above it); with `points`, a band for the center's other points above that; without a
+    above it); with `points`, a band for the center's other points above that (under the
+    recent calls in landscape: the services keep their room); without a
     ticker text, no ticker band (no empty strip at the bottom). Panels keep a margin from
     the screen's edges and a gap between them."""
     if height > width:
@@ -227,15 +228,15 @@ def make_layout(width: int, height: int, alerts: bool = False, ticker: bool = Tr
     else:
         tick = .91 if ticker else 1.0
         low = tick - (.04 if alerts else 0)
-        band = max(.05, 40 / height) if points else 0
+        band = max(.1, 70 / height) if points else 0      # two lines, under the recent calls
         hd = max(.11, 90 / height)        # two lines of >= 18 px on a short screen
         rects = {HEADER: (0, 0, 1, hd), HERO: (0, hd, .6, .53), CALLS: (0, .53, .6, low - band),
-                 COUNTERS: (.6, hd, 1, .57), SERVICES: (.6, .57, 1, low - band)}
+                 COUNTERS: (.6, hd, 1, .57), SERVICES: (.6, .57, 1, low)}
         portrait = False
     if alerts:
         rects[ALERTS] = (0, low, 1, tick)
     if points:
-        rects[POINTS] = (0, low - band, 1, low)
+        rects[POINTS] = (0, low - band, .6 if not portrait else 1, low)
     if ticker:
         rects[TICKER] = (0, tick, 1, 1.0)
     margin = max(4, round(min(width, height) * 0.012))
