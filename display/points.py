@@ -22,10 +22,8 @@ def point_state(p) -> tuple[str, str]:
     if p.stale:
         return "chưa có số liệu mới", "stale"
     services = [s for s in p.services if s.open]
-    if not p.open:
+    if not p.open or not services:
         return "đã đóng cửa", "closed"
-    if not services:
-        return "đã ngừng cấp số", "closed"
     best = min(services, key=lambda s: (s.est_wait_s or 0, s.waiting or 0))
     est, waiting = int(best.est_wait_s or 0), int(best.waiting or 0)
     if est < NO_WAIT_S and not waiting:

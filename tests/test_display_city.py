@@ -14,14 +14,17 @@ import json
 import httpx
 import pygame
 import pytest
-from support.city import CENTER_A, CENTER_B, CityPoint, act, silent_city
+from support.city import CENTER_A, CENTER_B, act, silent_city
+from support.city import CityPoint as Point
 from support.postgres import CityServer
 from support.site import make_config
 from support.wait import wait_until
 
+from qms.citylink.answers import CityPoint, PointService
 from qms.config.site import load_config
 from qms.display.app import DisplayApp
 from qms.display.board import POINTS
+from qms.display.points import point_state
 
 CITY = "\n[city]\npublic_url = \"{url}\"\ncache_seconds = 1\ntimeout_seconds = {timeout}\n"
 
@@ -31,10 +34,10 @@ def city(tmp_path, city_dsn):
     """an-khanh-1 (this display's point, nobody waiting), an-khanh-2 of the same center with
     one ticket for "chung-thuc", binh-trung-1 of another center."""
     server = CityServer(city_dsn, log_path=tmp_path / "server.log").start()
-    a1 = CityPoint(tmp_path, city_dsn, "an-khanh-1", "Điểm tiếp nhận chính", CENTER_A,
+    a1 = Point(tmp_path, city_dsn, "an-khanh-1", "Điểm tiếp nhận chính", CENTER_A,
                    extra=CITY.format(url=server.url, timeout=1))
-    a2 = CityPoint(tmp_path, city_dsn, "an-khanh-2", "Điểm tiếp nhận số 2", CENTER_A)
-    b1 = CityPoint(tmp_path, city_dsn, "binh-trung-1", "Điểm tiếp nhận chính", CENTER_B)
+    a2 = Point(tmp_path, city_dsn, "an-khanh-2", "Điểm tiếp nhận số 2", CENTER_A)
+    b1 = Point(tmp_path, city_dsn, "binh-trung-1", "Điểm tiếp nhận chính", CENTER_B)
     points = [a1, a2, b1]
     desks = {p.site: p.desk() for p in points}
     act(desks["an-khanh-2"], "kiosk", desks["an-khanh-2"].kiosk, "ticket.request", service="chung-thuc")
@@ -125,3 +128,22 @@ def test_without_a_city_nothing_is_asked(tmp_path):
         assert POINTS not in app.renderer.layout.rects
     finally:
         app.close()
+
+
+def _sv(waiting, est_s, open=True):
+    return PointService("x", waiting=waiting, est_wait_s=est_s, open=open)
+
+
+@pytest.mark.parametrize("services, said", [
+    ([_sv(3, 1980), _sv(9, 3900)], "chờ từ 33 phút"),
+    ([_sv(9, 3900), _sv(2, 300, open=False)], "chờ từ 1 giờ 5 phút"),       # a closed procedure does not count
+    ([_sv(0, 0), _sv(0, None)], "không phải chờ"),
+    ([_sv(0, 0), _sv(4, 700)], "có lĩnh vực không phải chờ"),
+    ([_sv(1, 20)], "chờ dưới 1 phút"),
+    ([_sv(1, 20, open=False)], "đã đóng cửa"),
+])
+def test_what_the_band_says_of_a_point(services, said):
+    """In the display's own words for a wait (qms/core/wait_text.py short_phrase)."""
+    assert point_state(CityPoint("p", "c", "Điểm", stale=False, open=True, services=services))[0] == said
+    assert point_state(CityPoint("p", "c", "Điểm", stale=True, services=services)) == ("chưa có số liệu mới", "stale")
+    assert point_state(CityPoint("p", "c", "Điểm", stale=False, open=False, services=services))[0] == "đã đóng cửa"
