@@ -230,10 +230,10 @@ class DisplayApp:
         self._announce()
         return rects
 
-    def _poll_city(self, now: float | None = None) -> None:
+    def _poll_city(self) -> None:
         """What the city last said of the other points: the cache only (the reader asks the
         city on its own thread once the answer is older than cache_seconds)."""
-        now = time.monotonic() if now is None else now
+        now = time.monotonic()
         if self.city and now >= self._next_city:
             self._next_city = now + self.city.ttl
             self.model.set_points(self.city.center_points())
