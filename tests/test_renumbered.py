@@ -60,6 +60,23 @@ def _print_offline(cfg, tmp_path, clock, printer: MemoryPrinter):
     return printer.printed[2]
 
 
+def _printed_offline_then_online(cfg, tmp_path, clock, broker: Broker):
+    """The papers printed offline (`_print_offline`); then the broker and the real service
+    start: (printer, the renumbered one's paper, service)."""
+    printer = MemoryPrinter()
+    paper = _print_offline(cfg, tmp_path, clock, printer)
+    broker.start()
+    return printer, paper, CentralService(cfg, tmp_path / "service.sqlite", clock=clock, tick_seconds=3600).start()
+
+
+def _synced(cfg, db, clock, printer) -> KioskApp:
+    """A kiosk on this store, once it has emptied its outbox (as on one machine, one store
+    then the other)."""
+    app = _kiosk(cfg, db, clock, printer)
+    assert wait_until(lambda: app.device.outbox.count() == 0, 20, step=app.step)
+    return app
+
+
 @pytest.fixture
 def voiced_config(tmp_path):
     broker = Broker(tmp_path)                     # configured, started later: the kiosks print offline
@@ -77,20 +94,15 @@ def test_a_renumbered_ticket_is_called_with_both_numbers(voiced_config, tmp_path
     from qms.display.app import DisplayApp
     broker, site_config = voiced_config
     cfg = load_config(site_config)
-    printer = MemoryPrinter()
-    paper = _print_offline(cfg, tmp_path, site_clock, printer)
-
-    broker.start()
-    svc = CentralService(cfg, tmp_path / "service.sqlite", clock=site_clock, tick_seconds=3600).start()
+    printer, paper, svc = _printed_offline_then_online(cfg, tmp_path, site_clock, broker)
     display = None
     counter = Device(cfg, "counter-3", "counter", outbox_path=tmp_path / "c.sqlite").start()
     web = start_web(site_config, tmp_path, site_clock)
     try:
         def sync(db: str, renumbered: int) -> list:
             """The kiosk (one store, then the other, as on one machine) empties its outbox."""
-            app = _kiosk(cfg, tmp_path / db, site_clock, printer)
+            app = _synced(cfg, tmp_path / db, site_clock, printer)
             try:
-                assert wait_until(lambda: app.device.outbox.count() == 0, 20, step=app.step)
                 assert wait_until(lambda: app.issuer.stats.get("renumbered", 0) == renumbered, 5, step=app.step)
                 return [app.issuer.numbers.renumbered_today(svc.core.day), app.issuer.renumbered_today()]
             finally:
@@ -156,20 +168,12 @@ def test_the_kiosk_and_the_counter_show_the_paper_number_until_the_call(tmp_path
     during the call learns it from the retained last calls. The counter terminal (real
     gpiozero keys on mock pins) tells staff both numbers and its board shows them in turn."""
     broker = Broker(tmp_path)
-    site_config = make_config(tmp_path, broker.port, extra="[counter_terminal]\nrepeat_guard_ms = 0\n")
-    cfg = load_config(site_config)
-    printer = MemoryPrinter()
-    paper = _print_offline(cfg, tmp_path, site_clock, printer)
-    broker.start()
-    svc = CentralService(cfg, tmp_path / "service.sqlite", clock=site_clock, tick_seconds=3600).start()
+    cfg = load_config(make_config(tmp_path, broker.port, extra="[counter_terminal]\nrepeat_guard_ms = 0\n"))
+    printer, paper, svc = _printed_offline_then_online(cfg, tmp_path, site_clock, broker)
     rig = None
     try:
-        def synced(db: str) -> KioskApp:
-            app = _kiosk(cfg, tmp_path / db, site_clock, printer)
-            assert wait_until(lambda: app.device.outbox.count() == 0, 20, step=app.step)
-            return app
-        synced("kiosk-a.sqlite").stop()                      # its own numbers: honoured
-        app = synced("kiosk-b.sqlite")
+        _synced(cfg, tmp_path / "kiosk-a.sqlite", site_clock, printer).stop()     # its own numbers: honoured
+        app = _synced(cfg, tmp_path / "kiosk-b.sqlite", site_clock, printer)
         try:
             assert wait_until(lambda: app.issuer.stats.get("renumbered", 0) == 1, 5, step=app.step)
             new = svc.core.tickets[paper.ticket_id].number
