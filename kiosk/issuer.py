@@ -84,14 +84,14 @@ class TicketIssuer:
     def _note_renumbered(self, ticket: dict) -> None:
         """One of our offline tickets is called by another number (docs/kiosk.md): kept in
         the kiosk's store and shown on its screen until it is called (`renumbered`)."""
-        with self.device.outbox.lock:
+        with self.device.outbox.lock:                 # (the list too: the main loop drops called ones)
             got = self.numbers.renumbered(ticket, self.clock())
-        if got is None:
-            return
-        day, printed, number = got
+            if got is None:
+                return
+            day, printed, number = got
+            self.renumbered = self.renumbered + [(ticket["ticket_id"], day, printed, number)]
         self.stats["renumbered"] = self.stats.get("renumbered", 0) + 1
         log.warning("offline ticket %d is called as %d (the service renumbered it)", printed, number)
-        self.renumbered = self.renumbered + [(ticket["ticket_id"], day, printed, number)]
 
     def called(self, ticket_ids: list[str]) -> bool:
         """Tickets called in the hall (a fact, or the retained last calls): a renumbered
@@ -101,7 +101,7 @@ class TicketIssuer:
             return False
         with self.device.outbox.lock:
             self.numbers.renumbered_called(mine, self.clock())
-        self.renumbered = [r for r in self.renumbered if r[0] not in mine]
+            self.renumbered = [r for r in self.renumbered if r[0] not in mine]
         return True
 
     def renumbered_today(self) -> list[tuple[int, int]]:

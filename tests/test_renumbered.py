@@ -201,6 +201,7 @@ def test_the_kiosk_and_the_counter_show_the_paper_number_until_the_call(tmp_path
                 wait_until(lambda n=number, i=frames: (f"{n:>4}", False) in rig.display.frames[i:],
                            what=f"{number} on the board")
             assert [c["number"] for c in list(svc.core.calls)[::-1]] == [2950, 2951, new]
+            assert svc.core.counter_view(3)["serving"]["printed_number"] == 2950     # retained state/counter/3
             # the board shows the called number, then the paper's, in turn
             wait_until(lambda: any(f"Đang phục vụ: {new} (vé in 2950)" in line for line in rig.lines),
                        what="the state line")
