@@ -5,6 +5,11 @@ a message or for the next thing that changes by itself (the clock's minute, a bl
 a ticker step) and redraws only the dirty regions. The board boots from the retained
 state/# messages, keeps its picture while the broker is away (with a small "mất kết nối"
 mark) and catches up from the retained state when the link is back.
+
+With `[city] public_url` (and `board_points`), a band lists the other points of this center
+as the city says (qms.citylink: read on a background thread, cached; the loop only looks at
+what is cached, every `cache_seconds`, and when an answer changes). The city unreachable or
+slow: no band, the board as without a city.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import queue
 import time
 from pathlib import Path
 
-from qms.display.board import ALERTS, HEADER, HERO, SERVICES, TICKER, BoardModel
+from qms.display.board import ALERTS, HEADER, HERO, POINTS, SERVICES, TICKER, BoardModel
 
 log = logging.getLogger("qms.display")
 
@@ -70,6 +75,12 @@ class DisplayApp:
         self._last_ticker = 0.0
         self._last_alert_page = 0
         self._last_service_page = 0
+        self._last_points_page = 0
+        self.city = None
+        if cfg.city.public_url and cfg.city.board_points:
+            from qms.citylink.client import CityLink
+            self.city = CityLink(cfg, on_change=lambda: self.inbox.put(("city",)), agent="qms-display")
+        self._next_city = 0.0
         self._stop = False
         self.link = None
         if connect:
@@ -147,6 +158,10 @@ class DisplayApp:
         if page != self._last_service_page:
             self._last_service_page = page
             dirty.add(SERVICES)
+        page = self.renderer.points_page(t)
+        if page != self._last_points_page:
+            self._last_points_page = page
+            dirty.add(POINTS)
         return dirty
 
     def _next_wakeup(self, t: float) -> float:
@@ -171,6 +186,11 @@ class DisplayApp:
         if self.renderer.service_pages() > 1:
             every = self.renderer.service_page_seconds
             waits.append(every - t % every)
+        if len(self.renderer.points_plan) > 1:
+            every = self.renderer.points_page_seconds
+            waits.append(every - t % every)
+        if self.city:
+            waits.append(self._next_city - time.monotonic())
         return max(0.0, min(waits))
 
     def step(self, max_wait: float | None = None) -> list:
@@ -189,6 +209,7 @@ class DisplayApp:
         arrived = min((item[3] for item in items if len(item) > 3), default=None)
         for item in items:
             self.feed(item)
+        self._poll_city()
         for event in pygame.event.get():
             if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
                 self._stop = True
@@ -209,7 +230,19 @@ class DisplayApp:
         self._announce()
         return rects
 
+    def _poll_city(self) -> None:
+        """What the city last said of the other points: the cache only (the reader asks the
+        city on its own thread once the answer is older than cache_seconds)."""
+        now = time.monotonic()
+        if self.city and now >= self._next_city:
+            self._next_city = now + self.city.ttl
+            self.model.set_points(self.city.center_points())
+
     def feed(self, item: tuple) -> None:
+        if item[0] == "city":                   # an answer changed (the reader's thread)
+            if self.city:
+                self.model.set_points(self.city.center_points())
+            return
         if item[0] == "link":
             self.model.set_connected(item[1])
             self.trace("link", up=item[1])

@@ -4,6 +4,8 @@ Inputs are the service's retained state (state/counter/<n>, state/service/<id>,
 state/calls, state/summary, state/notice — formats of QueueCore.*_view), the facts
 event/ticket.called and event/ticket.recalled, which also trigger announcements, and the
 staff alerts alert/<kind>/<key> (retained; empty = cleared), shown in a small strip.
+The other points of this center, read from the city by the app (qms.citylink), are set
+with `set_points` and shown in a band of their own; they never announce.
 Retained state alone never announces: a display that reboots must not call anybody again.
 Every change marks the regions it affects dirty, so the renderer redraws only those.
 """
@@ -25,9 +27,9 @@ from qms.protocol.topics import Topics
 log = logging.getLogger("qms.display")
 
 # screen regions, redrawn independently
-HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS = (
-    "header", "hero", "calls", "counters", "services", "ticker", "link", "alerts")
-ALL_REGIONS = frozenset({HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS})
+HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS, POINTS = (
+    "header", "hero", "calls", "counters", "services", "ticker", "link", "alerts", "points")
+ALL_REGIONS = frozenset({HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS, POINTS})
 
 
 # ------------------------------------------------------------------ wire formats (tolerant:
@@ -113,6 +115,7 @@ class BoardModel:
         self.notice: Notice | None = None
         self.summary = SummaryView()
         self.alerts = ActiveAlerts()                # for staff: a small strip, not the hero
+        self.points: list = []                      # the center's other points (qms.citylink CityPoint)
         self.connected = False
         self.hero: CallView | None = None
         self.hero_since: float | None = None        # when the current call started blinking
@@ -125,6 +128,14 @@ class BoardModel:
         if up != self.connected:
             self.connected = up
             self.dirty.add(LINK)
+
+    def set_points(self, points: list | None) -> None:
+        """The other points of this center as the city last said (None or [] = none to
+        show: no city, or it is unreachable). Never announces anything."""
+        points = list(points or [])
+        if points != self.points:
+            self.points = points
+            self.dirty.add(POINTS)
 
     def handle(self, topic: str, payload: bytes) -> list[Announce]:
         """Apply one message; returns the announcements it triggers. Bad input is logged and

@@ -16,6 +16,7 @@ import msgspec
 import pygame
 
 from qms.core.wait_text import short_phrase
+from qms.display import points as points_band
 from qms.display.board import (
     ALERTS,
     ALL_REGIONS,
@@ -24,6 +25,7 @@ from qms.display.board import (
     HEADER,
     HERO,
     LINK,
+    POINTS,
     SERVICES,
     TICKER,
     BoardModel,
@@ -208,27 +210,33 @@ class Layout:
     portrait: bool
 
 
-def make_layout(width: int, height: int, alerts: bool = False, ticker: bool = True) -> Layout:
+def make_layout(width: int, height: int, alerts: bool = False, ticker: bool = True,
+                points: bool = False) -> Layout:
     """Regions as fractions of the screen; portrait stacks what landscape puts side by side.
     With `alerts`, a thin strip for staff alerts above the ticker (taken from the panels
-    above it); without a ticker text, no ticker band (no empty strip at the bottom). Panels
-    keep a margin from the screen's edges and a gap between them."""
+    above it); with `points`, a band for the center's other points above that (under the
+    recent calls in landscape: the services keep their room); without a
+    ticker text, no ticker band (no empty strip at the bottom). Panels keep a margin from
+    the screen's edges and a gap between them."""
     if height > width:
         tick = .935 if ticker else 1.0
+        low = tick - (.023 if alerts else 0)
+        band = max(.03, 40 / height) if points else 0      # one line of >= 18 px
         rects = {HEADER: (0, 0, 1, .07), HERO: (0, .07, 1, .27), CALLS: (0, .27, 1, .43),
-                 COUNTERS: (0, .43, 1, .70), SERVICES: (0, .70, 1, tick)}
-        if alerts:
-            rects[SERVICES], rects[ALERTS] = (0, .70, 1, tick - .023), (0, tick - .023, 1, tick)
+                 COUNTERS: (0, .43, 1, .70), SERVICES: (0, .70, 1, low - band)}
         portrait = True
     else:
         tick = .91 if ticker else 1.0
+        low = tick - (.04 if alerts else 0)
+        band = max(.1, 70 / height) if points else 0      # two lines, under the recent calls
         hd = max(.11, 90 / height)        # two lines of >= 18 px on a short screen
-        rects = {HEADER: (0, 0, 1, hd), HERO: (0, hd, .6, .53), CALLS: (0, .53, .6, tick),
-                 COUNTERS: (.6, hd, 1, .57), SERVICES: (.6, .57, 1, tick)}
-        if alerts:
-            rects[CALLS], rects[SERVICES] = (0, .53, .6, tick - .04), (.6, .57, 1, tick - .04)
-            rects[ALERTS] = (0, tick - .04, 1, tick)
+        rects = {HEADER: (0, 0, 1, hd), HERO: (0, hd, .6, .53), CALLS: (0, .53, .6, low - band),
+                 COUNTERS: (.6, hd, 1, .57), SERVICES: (.6, .57, 1, low)}
         portrait = False
+    if alerts:
+        rects[ALERTS] = (0, low, 1, tick)
+    if points:
+        rects[POINTS] = (0, low - band, .6 if not portrait else 1, low)
     if ticker:
         rects[TICKER] = (0, tick, 1, 1.0)
     margin = max(4, round(min(width, height) * 0.012))
@@ -273,6 +281,9 @@ class BoardRenderer:
         self._alert_pages: list[str] = []
         self.alert_page_seconds = alert_page_seconds
         self.service_page_seconds = 8.0
+        self.points_plan: list = []                  # the points band's pages (points.plan)
+        self.points_page_seconds = 8.0
+        self.drawn_points: list[str] = []            # the entries on the band's shown page (tests)
 
     # ------------------------------------------------------------ time-driven state
     def now(self) -> dt.datetime:
@@ -291,17 +302,21 @@ class BoardRenderer:
     # ------------------------------------------------------------ drawing
     def draw(self, regions: set[str], t: float | None = None) -> list[pygame.Rect]:
         t = self.model.clock() if t is None else t
-        ticker = bool(self.model.ticker_text())
-        if bool(self.model.alerts) != (ALERTS in self.layout.rects) or ticker != (TICKER in self.layout.rects):
-            # the alert strip or the ticker comes or goes: the panels around it change size
-            self.layout = make_layout(*self.surface.get_size(), alerts=bool(self.model.alerts), ticker=ticker)
+        bands = {ALERTS: bool(self.model.alerts), TICKER: bool(self.model.ticker_text()),
+                 POINTS: bool(self.model.points)}
+        if any(shown != (name in self.layout.rects) for name, shown in bands.items()):
+            # the alert strip, the points band or the ticker comes or goes: the panels around
+            # it change size
+            self.layout = make_layout(*self.surface.get_size(), alerts=bands[ALERTS], ticker=bands[TICKER],
+                                      points=bands[POINTS])
             self._ticker_text = None
             self.drawn_alerts = ""
+            self.points_plan, self.drawn_points = [], []
             regions = set(ALL_REGIONS)
-        if regions >= ALL_REGIONS - {ALERTS}:
+        if regions >= ALL_REGIONS - {ALERTS, POINTS}:
             self.surface.fill(BG)                    # the margins and gaps between panels
         out = []
-        for name in (HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS):
+        for name in (HEADER, HERO, CALLS, COUNTERS, SERVICES, TICKER, LINK, ALERTS, POINTS):
             if name not in self.layout.rects:
                 continue
             if name in regions or (name == LINK and HEADER in regions):
@@ -387,7 +402,7 @@ class BoardRenderer:
         inner = self._panel(rect)
         f = self.fonts
         calls = self.model.recent_calls(self.last_calls)
-        title_h = inner.height // 8
+        title_h = max(inner.height // 8, int(READABLE_PX * 1.3))
         self._blit(f.render_fit(self._label("Số vừa gọi", "Recent calls"), inner.width, title_h, DIM),
                    pygame.Rect(inner.left, inner.top, inner.width, title_h))
         if not calls:
@@ -538,6 +553,14 @@ class BoardRenderer:
         shown = self._alert_pages[self.alert_page(t)]
         self._blit(font.render(shown, True, TEXT), line)
         self.drawn_alerts = shown
+
+    def _draw_points(self, rect: pygame.Rect, t: float) -> None:
+        points_band.draw(self, rect, t, {"panel": PANEL, "title": DIM, "name": TEXT, "wait": ACCENT,
+                                         "closed": PAUSED, "stale": DIM}, READABLE_PX)
+
+    def points_page(self, t: float) -> int:
+        n = len(self.points_plan)
+        return int(t // self.points_page_seconds) % n if n > 1 else 0
 
     def alert_page(self, t: float) -> int:
         n = len(self._alert_pages)

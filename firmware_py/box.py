@@ -23,7 +23,11 @@ Policy:
   action in flight, or within `repeat_guard_ms` of the last, is ignored;
 - transfer: Transfer opens a chooser, each short press shows the next target, a long
   press sends, any other key cancels (and only cancels), so does `chooser_idle_ms` idle;
-- after done, the rating keys rate the ticket just served, once, for `rating_s`.
+- after done, the rating keys rate the ticket just served, once, for `rating_s`;
+- a renumbered ticket (an offline ticket the service gave another number: the citizen's
+  paper says `printed_number`) is shown on the board as both numbers in turn, the called
+  one for `PRINTED_CYCLE_MS - PRINTED_SHOW_MS`, the paper's for `PRINTED_SHOW_MS`, and
+  told with both (`tell(..., printed)`), so staff can match the paper handed over.
 Everything runs from `step()` in one loop; nothing blocks but a publish.
 """
 from . import protocol
@@ -31,14 +35,17 @@ from . import protocol
 CALL_KEYS = {"next": "counter.next", "recall": "counter.recall", "no_show": "counter.no_show"}
 IDLE = "----"
 ALARM_MS = 3000
+PRINTED_CYCLE_MS = 5000         # a renumbered ticket on the board: one cycle of both numbers,
+PRINTED_SHOW_MS = 2000          # the paper's number this long of it (the called one first)
 RATED_MEMORY = 16
 
 # English notes for the box's console (`tell` of the box); None = nothing to note
 NOTES = {
     "link": lambda online, first: None if first and not online else ("link up" if online else "link lost"),
     "sent": lambda type_, msg_id: "sent %s %s" % (type_, msg_id),
-    "ok": lambda action, type_, number, target, paused: "ok %s%s" % (
-        type_, " now %d" % number if action == "next" and number is not None else ""),
+    "ok": lambda action, type_, number, target, paused, printed=None: "ok %s%s%s" % (
+        type_, " now %d" % number if action == "next" and number is not None else "",
+        " (printed %d)" % printed if action == "next" and printed is not None else ""),
     "refused": lambda action, type_, error, message_vi: "refused %s: %s" % (type_, error),
     "no_answer": lambda type_: "no answer: %s withdrawn" % type_,
     "chooser_idle": lambda: "transfer cancelled (idle)",
@@ -50,7 +57,7 @@ NOTES = {
     "offline": lambda action: "%s refused: no link to the service" % action,
     "no_targets": lambda: "transfer: no targets configured",
     "choosing": lambda label, index, total: "transfer to %s? (%d/%d)" % (label, index, total),
-    "done": lambda number, online: None,
+    "done": lambda number, online, printed=None: None,
     "queued_offline": lambda: "queued until the link is back",
     "no_rating": lambda level: "rating %d ignored: nothing to rate now" % level,
     "already_rated": lambda level: "rating %d ignored: already rated" % level,
@@ -81,10 +88,11 @@ class Chooser:
 class Pending:
     """A command sent by this run, awaiting the service's ack."""
 
-    def __init__(self, action, type_, made_at, call, number, target):
+    def __init__(self, action, type_, made_at, call, number, target, printed=None):
         self.action, self.type, self.made_at = action, type_, made_at
         self.call = call                # withdrawn when not acknowledged in time
         self.number = number            # the ticket it concerns, for the line on the ack
+        self.printed = printed          # ... and its paper's number, if renumbered
         self.target = target            # transfer: the target's label
 
 
@@ -104,6 +112,7 @@ class CounterBox:
         self._board_tick = getattr(board, "tick", None)
         self.status = None              # "open" | "paused" | "closed", from the service
         self.view_serving = None        # the ticket being served, from the service
+        self.serving_since = None       # (ticket_id, ticks) it was first seen: the board's cycle
         self.done_locally = None        # ticket finished here, its ack still to come
         self.pending = {}               # msg id -> Pending
         self.last_accepted = {}         # action -> ticks of the last accepted press
@@ -227,13 +236,14 @@ class CounterBox:
             return
         state = result.get("state") if isinstance(result, dict) else None
         state = state if isinstance(state, dict) else {}
-        number = p.number
+        number, printed = p.number, p.printed
         if p.action == "next":
             called = state.get("serving")
-            number = called.get("number") if isinstance(called, dict) else None
+            called = called if isinstance(called, dict) else {}
+            number, printed = called.get("number"), protocol.printed_number(called)
         elif p.action == "recall":
             self.blink_until = self._later(self.cfg.recall_blink_ms)
-        self.tell("ok", p.action, p.type, number, p.target, state.get("status") == "paused")
+        self.tell("ok", p.action, p.type, number, p.target, state.get("status") == "paused", printed)
 
     # ------------------------------------------------------------ keys
     def on_key(self, ev):
@@ -308,9 +318,9 @@ class CounterBox:
         self._alarm("OFF", "offline", action)
         return True
 
-    def _send(self, action, type_, fields=None, call=False, number=None, target=""):
+    def _send(self, action, type_, fields=None, call=False, number=None, target="", printed=None):
         entry = self.channel.send(type_, fields, call)
-        self.pending[entry.id] = Pending(action, type_, self._now(), call, number, target)
+        self.pending[entry.id] = Pending(action, type_, self._now(), call, number, target, printed)
         self.tell("sent", type_, entry.id)
         return entry
 
@@ -321,7 +331,8 @@ class CounterBox:
             return
         if self._refused_offline(action) or self._guarded(action):
             return
-        self._send(action, type_, fields, True, serving and serving["number"], target)
+        self._send(action, type_, fields, True, serving and serving["number"], target,
+                   serving and serving.get("printed_number"))
 
     def _choose(self):
         ch = self.chooser
@@ -362,10 +373,11 @@ class CounterBox:
             return
         if self._guarded("done"):
             return
-        self._send("done", "counter.done", None, False, serving["number"])
+        printed = serving.get("printed_number")
+        self._send("done", "counter.done", None, False, serving["number"], printed=printed)
         self.done_locally = serving["ticket_id"]
         self.rating = (serving["ticket_id"], self._later(self.cfg.rating_s * 1000))
-        self.tell("done", serving["number"], self.link.online)
+        self.tell("done", serving["number"], self.link.online, printed)
 
     def _pause(self):
         if self._guarded("pause"):
@@ -401,7 +413,18 @@ class CounterBox:
         serving = self.serving()
         if serving is None:
             return self.idle, False
-        return str(serving["number"]), self._before(self.blink_until)
+        return str(self._board_number(serving)), self._before(self.blink_until)
+
+    def _board_number(self, serving):
+        """The called number; for a renumbered ticket, the paper's number in turn."""
+        printed = serving.get("printed_number")
+        if printed is None:
+            return serving["number"]
+        since = self.serving_since
+        if since is None or since[0] != serving["ticket_id"]:
+            since = self.serving_since = (serving["ticket_id"], self._now())
+        phase = self.clock.ticks_diff(self._now(), since[1]) % PRINTED_CYCLE_MS
+        return printed if phase >= PRINTED_CYCLE_MS - PRINTED_SHOW_MS else serving["number"]
 
     def lamp_modes(self):
         """The Pi's three lights (busy, paused, link: off/on/blink/slow) and the box's one
@@ -427,11 +450,12 @@ class CounterBox:
 
     def summary(self):
         """What the Pi's state line shows: (counter, serving number, paused, online,
-        commands waiting, rating open, alerts)."""
+        commands waiting, rating open, alerts, the serving ticket's paper number if renumbered)."""
         serving = self.serving()
         return (self.cfg.counter, serving["number"] if serving else None, self.status == "paused",
                 self.link.online, len(self.pending), self.rating is not None,
-                len(self.alerts) if self.alerts is not None else 0)
+                len(self.alerts) if self.alerts is not None else 0,
+                serving.get("printed_number") if serving else None)
 
     def refresh(self):
         shown = self.board_text()

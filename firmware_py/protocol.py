@@ -106,9 +106,19 @@ def parse_ack(payload):
             obj.get("message_vi"))
 
 
+def printed_number(serving):
+    """The number on the citizen's paper when the ticket is called by another one (a
+    renumbered offline ticket, docs/protocol.md), else None; a bad value counts as none."""
+    p = serving.get("printed_number")
+    if isinstance(p, int) and not isinstance(p, bool) and p > 0 and p != serving.get("number"):
+        return p
+    return None
+
+
 def parse_counter_state(payload, counter):
     """(status, serving) from retained state/counter/<n>; serving is a dict with at least
-    an int `number` and a str `ticket_id`, or None. None overall when malformed."""
+    an int `number` and a str `ticket_id`, and `printed_number` (int or None, see
+    printed_number()), or None. None overall when malformed."""
     obj = decode(payload)
     if obj is None or obj.get("counter") != counter:
         return None
@@ -120,6 +130,7 @@ def parse_counter_state(payload, counter):
         if (not isinstance(serving, dict) or not isinstance(serving.get("number"), int)
                 or not isinstance(serving.get("ticket_id"), str)):
             return None
+        serving["printed_number"] = printed_number(serving)
     return status, serving
 
 

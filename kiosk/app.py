@@ -109,8 +109,9 @@ class KioskApp:
         self.service_devices = [d.id for d in cfg.devices if d.role == "service"]
         self.refill_topic = topics.refill(device_id)
         self.inbox: queue.Queue = queue.Queue()
+        # the calls: the robot's greeting waits for them; a renumbered ticket's notice ends with its call
         subs = [(topics.all_service_states, 1), (topics.event("ticket.called"), 1),
-                (topics.event("ticket.recalled"), 1), (self.refill_topic, 1)]
+                (topics.event("ticket.recalled"), 1), (topics.calls, 1), (self.refill_topic, 1)]
         subs += [(topics.status(d), 1) for d in self.service_devices]
         self.device = Device(cfg, device_id, known.role, outbox_path=db or db_path(cfg, device_id),
                              subscriptions=subs, on_message=lambda t, p, props: self.inbox.put(("mqtt", t, p)),
@@ -232,6 +233,7 @@ class KioskApp:
 
     def render(self) -> None:
         self.view.now_ms = self.clock()
+        self.view.renumbered = self.issuer.renumbered_today()
         self.hits = screens.draw(self.surface, self.view)
         self.present()
         self.dirty = False
@@ -499,6 +501,13 @@ class KioskApp:
         elif parts[3] == "event":
             if self.greeter:
                 self.greeter.announcement()
+            if self.issuer.called([data.get("ticket_id")]):
+                self.dirty = True
+        elif parts[3:5] == ["state", "calls"]:
+            calls = data.get("calls")
+            if isinstance(calls, list) and self.issuer.called([c.get("ticket_id") for c in calls
+                                                                if isinstance(c, dict)]):
+                self.dirty = True
         elif parts[3] == "status":
             self.issuer.on_service_status(parts[4], data)
         elif topic == self.refill_topic and self.stock is not None:

@@ -64,7 +64,8 @@ class TicketIssuer:
         self.service_online: dict[str, bool] = {}     # retained status of service devices
         self._suspect = threading.Event()             # a request timed out, no ack since
         self.stats = {"online": 0, "offline": 0, "timeouts": 0, "refused": 0}
-        self.notice: tuple[str, str] | None = None    # the last renumbering, for the screen (vi, en)
+        # renumbered offline tickets not called yet, for the screen: (ticket id, day, printed, number)
+        self.renumbered: list[tuple[str, str, int, int]] = self.numbers.renumbered_waiting()
         self._seen_ms, self._seen_mono = 0, 0.0           # latest trusted time seen, and when
         self._clock_behind_logged = False
         last_own = self.numbers.conn.execute("SELECT max(issued_at) FROM offline_tickets").fetchone()[0]
@@ -82,15 +83,31 @@ class TicketIssuer:
 
     def _note_renumbered(self, ticket: dict) -> None:
         """One of our offline tickets is called by another number (docs/kiosk.md): kept in
-        the kiosk's store and shown on its screen (`notice`) for staff and the citizen."""
-        got = self.numbers.renumbered(ticket, self.clock())
-        if got is None:
-            return
-        printed, number = got
+        the kiosk's store and shown on its screen until it is called (`renumbered`)."""
+        with self.device.outbox.lock:                 # (the list too: the main loop drops called ones)
+            got = self.numbers.renumbered(ticket, self.clock())
+            if got is None:
+                return
+            day, printed, number = got
+            self.renumbered = self.renumbered + [(ticket["ticket_id"], day, printed, number)]
         self.stats["renumbered"] = self.stats.get("renumbered", 0) + 1
         log.warning("offline ticket %d is called as %d (the service renumbered it)", printed, number)
-        self.notice = (f"Vé in số {printed} sẽ được gọi là số {number}.",
-                       f"Printed ticket {printed} will be called as number {number}.")
+
+    def called(self, ticket_ids: list[str]) -> bool:
+        """Tickets called in the hall (a fact, or the retained last calls): a renumbered
+        one's notice is done. True when the screen changes."""
+        mine = [tid for tid, *_ in self.renumbered if tid in ticket_ids]
+        if not mine:
+            return False
+        with self.device.outbox.lock:
+            self.numbers.renumbered_called(mine, self.clock())
+            self.renumbered = [r for r in self.renumbered if r[0] not in mine]
+        return True
+
+    def renumbered_today(self) -> list[tuple[int, int]]:
+        """(printed, new number) of today's renumbered tickets not called yet, oldest first."""
+        today = self.numbers.day_of(self.trusted_now())
+        return [(printed, number) for _, day, printed, number in self.renumbered if day == today]
 
     # ------------------------------------------------------------ what we know of the service
     def on_service_view(self, view: dict) -> None:

@@ -24,14 +24,16 @@ CREATE TABLE IF NOT EXISTS offline_tickets (
     PRIMARY KEY (day, service, n)
 );
 -- offline tickets the service gave another number (the paper's was not this kiosk's to
--- print, or was taken): kept so staff can see which printed numbers are called as what
+-- print, or was taken): kept so staff can see which printed numbers are called as what,
+-- and shown on the kiosk's screen until the ticket is called (called_at)
 CREATE TABLE IF NOT EXISTS offline_renumbered (
     ticket_id TEXT PRIMARY KEY,
     day TEXT NOT NULL,
     service TEXT NOT NULL,
     printed INTEGER NOT NULL,
     number INTEGER NOT NULL,
-    at INTEGER NOT NULL
+    at INTEGER NOT NULL,
+    called_at INTEGER
 );
 """
 
@@ -46,6 +48,9 @@ class OfflineNumbers:
         self.device = device
         self.conn = conn
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(offline_renumbered)")}
+        if "called_at" not in columns:          # a store made before the screen showed them
+            conn.execute("ALTER TABLE offline_renumbered ADD COLUMN called_at INTEGER")
 
     def day_of(self, ms: int) -> str:
         return dt.datetime.fromtimestamp(ms / 1000, self.cfg.tz).date().isoformat()
@@ -69,10 +74,10 @@ class OfflineNumbers:
                          "VALUES (?,?,?,?,?)", (self.day_of(now_ms), service, number % 1000, ticket_id, now_ms))
         return write
 
-    def renumbered(self, ticket: dict, now_ms: int) -> tuple[int, int] | None:
+    def renumbered(self, ticket: dict, now_ms: int) -> tuple[str, int, int] | None:
         """The service's answer to one of our offline tickets says it is called by another
-        number: record it (once). Returns (printed, new number), or None if not ours or
-        not renumbered."""
+        number: record it (once). Returns (its day, printed, new number), or None if not
+        ours or not renumbered (or recorded already)."""
         printed, number, tid = ticket.get("printed_number"), ticket.get("number"), ticket.get("ticket_id")
         if not isinstance(printed, int) or not isinstance(number, int) or printed == number:
             return None
@@ -81,12 +86,26 @@ class OfflineNumbers:
             return None
         cur = self.conn.execute("INSERT OR IGNORE INTO offline_renumbered(ticket_id, day, service, printed, number, at) "
                                 "VALUES (?,?,?,?,?,?)", (tid, row[0], row[1], printed, number, now_ms))
-        return (printed, number) if cur.rowcount else None
+        return (row[0], printed, number) if cur.rowcount else None
 
     def renumbered_today(self, day: str) -> list[tuple[int, int]]:
         """(printed, new number) of today's renumbered offline tickets, oldest first."""
         return self.conn.execute("SELECT printed, number FROM offline_renumbered WHERE day = ? ORDER BY at, rowid",
                                  (day,)).fetchall()
+
+    def renumbered_waiting(self) -> list[tuple[str, str, int, int]]:
+        """(ticket id, day, printed, new number) of the renumbered tickets not called yet,
+        oldest first (the screen keeps today's)."""
+        return self.conn.execute("SELECT ticket_id, day, printed, number FROM offline_renumbered "
+                                 "WHERE called_at IS NULL ORDER BY at, rowid").fetchall()
+
+    def renumbered_called(self, ticket_ids: list[str], now_ms: int) -> int:
+        """These tickets were called: their notices are done. How many were waiting."""
+        n = 0
+        for tid in ticket_ids:
+            n += self.conn.execute("UPDATE offline_renumbered SET called_at = ? WHERE ticket_id = ? "
+                                   "AND called_at IS NULL", (now_ms, tid)).rowcount
+        return n
 
     def used(self, day: str) -> list[tuple[str, int, str, int]]:
         return self.conn.execute("SELECT service, n, ticket_id, issued_at FROM offline_tickets "

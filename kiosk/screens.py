@@ -21,6 +21,7 @@ from qms.kiosk.printing import PrintedTicket
 from qms.kiosk.texts import t
 
 Hit = tuple[pygame.Rect, tuple]
+RENUMBERED_PAGE_MS = 5000            # more renumbered tickets than the band holds: pages in turn
 
 
 @dataclasses.dataclass
@@ -44,6 +45,7 @@ class View:
     actions: tuple = (("home", ("idle",)),)   # a message screen's buttons: (text key, action)
     service_views: dict = dataclasses.field(default_factory=dict)
     now_ms: int = 0
+    renumbered: list = dataclasses.field(default_factory=list)   # (printed, new number), not called yet
 
     def tr(self, key: str, **kw) -> str:
         return t(key, self.lang, **kw)
@@ -147,6 +149,7 @@ def draw_idle(surface: pygame.Surface, v: View) -> list[Hit]:
     now = dt.datetime.fromtimestamp(v.now_ms / 1000, v.cfg.tz)
     clock = pygame.Rect(pad, sub.bottom, w - 2 * pad, int(8 * u))
     ui.text(surface, f"{now:%H:%M} · {now:%d/%m/%Y}", clock, int(5 * u), ui.DIM_TEXT)
+    clock = renumbered_band(surface, v, clock.bottom + pad, u) or clock
     actions = [("priority", ("priority_menu",), ui.BUTTON, "star"),
                ("procedures", ("procedures",), ui.BUTTON, "info"),
                ("lang_other", ("lang",), ui.PANEL, "")]
@@ -175,6 +178,30 @@ def draw_idle(surface: pygame.Surface, v: View) -> list[Hit]:
         hits.append((r, action))
     hits.append((surface.get_rect(), ("menu",)))     # anywhere else: the service menu
     return hits
+
+
+def renumbered_band(surface: pygame.Surface, v: View, top: int, u: float) -> pygame.Rect | None:
+    """The paper tickets printed offline that are called by another number now, one line
+    each ("Vé in số 2950 nay là số 2001") on a white band, until they are called: the
+    citizen holding the paper learns the number the hall will call. Two lines at a time
+    in landscape, three in portrait, in pages of `RENUMBERED_PAGE_MS` when there are more.
+    Returns the band's rect (None: nothing to show)."""
+    if not v.renumbered:
+        return None
+    w = surface.get_width()
+    pad = int(3 * u)
+    per = 3 if portrait(surface) else 2
+    pages = math.ceil(len(v.renumbered) / per)
+    page = (v.now_ms // RENUMBERED_PAGE_MS) % pages
+    shown = v.renumbered[page * per:(page + 1) * per]
+    line_h = int(8 * u)
+    band = pygame.Rect(pad, top, w - 2 * pad, line_h * len(shown) + int(2 * u))
+    pygame.draw.rect(surface, ui.BUTTON, band, border_radius=int(1.5 * u))
+    for i, (printed, number) in enumerate(shown):
+        line = pygame.Rect(band.left + int(2 * u), band.top + int(u) + i * line_h, band.width - int(4 * u), line_h)
+        ui.text(surface, v.tr("renumbered", printed=printed, number=number), line, int(5.5 * u), ui.BUTTON_TEXT,
+                bold=True, max_lines=1, min_size=int(4 * u))
+    return band
 
 
 def draw_menu(surface: pygame.Surface, v: View) -> list[Hit]:

@@ -38,6 +38,8 @@ T: dict[str, tuple[str, str]] = {
                  "Fees may change; the officer will confirm."),
     "more": ("Xem tiếp", "More"),
     "sorry": ("Xin lỗi quý khách", "We are sorry"),
+    # a paper ticket printed offline that the service gave another number (docs/kiosk.md)
+    "renumbered": ("Vé in số {printed} nay là số {number}", "Printed ticket {printed} is now number {number}"),
     # booking check-in
     "booking": ("Tôi đã đặt lịch", "I have a booking"),
     "enter_code": ("Nhập mã đặt lịch", "Enter your booking code"),

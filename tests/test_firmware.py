@@ -117,6 +117,16 @@ def test_acks_and_states_that_are_garbage_are_ignored():
     assert protocol.parse_counter_state(b'{"counter": 3, "status": "open", "serving": null}', 3) == ("open", None)
 
 
+def test_a_served_tickets_paper_number_is_kept_only_when_it_is_one():
+    def printed(value) -> object:
+        serving = {"ticket_id": "t", "number": 2001, "printed_number": value}
+        return protocol.parse_counter_state(json.dumps({"counter": 3, "status": "open", "serving": serving}),
+                                            3)[1]["printed_number"]
+    assert printed(2950) == 2950
+    for bad in (None, "2950", True, 0, -5, 2001, 29.5, [2950]):      # a bad one is dropped, the state kept
+        assert printed(bad) is None, bad
+
+
 # ------------------------------------------------------------------ display drivers
 def test_tm1637_bus_shows_the_number_and_brightness():
     clk, dio = fakes.FakePin(), fakes.FakePin()

@@ -21,6 +21,7 @@ from qms.firmware.testing import fakes
 from qms.firmware.testing.rig import Rig
 from qms.firmware.vendor import umqtt_simple
 from qms.mqtt.device import Device
+from qms.mqtt.outbox import new_id
 from qms.protocol import messages as m
 
 
@@ -204,3 +205,23 @@ def test_box_keeps_working_when_its_link_dies_mid_session(box, kiosk, service, b
     box.press("pause")                       # queued while reconnecting
     assert wait_for(box, lambda: box.box.status == "paused", 10)
     assert len(events(service, "counter.paused")) == 1 and len(box.clients) >= 2
+
+
+def test_box_shows_a_renumbered_ticket_and_its_paper_number_in_turn(box, kiosk, service, site_clock):
+    """Two offline papers with the same number (a kiosk whose store was replaced): the real
+    service gives the second a free number; the box's board shows it, then the paper's."""
+    for _ in range(2):
+        kiosk.send("ticket.offline", ticket_id=new_id(), service="ho-tich", priority=None, number=2950,
+                   issued_at=site_clock())
+    assert wait_until(lambda: kiosk.outbox.count() == 0, 10)
+    new = next(t.number for t in service.core.tickets.values() if t.printed_number == 2950)
+    assert wait_for(box, lambda: box.box.link.online and box.box.status is not None)
+    box.press("next")
+    assert wait_for(box, lambda: box.shown() == "2950")
+    box.run(1600)
+    box.press("next")
+    assert wait_for(box, lambda: box.shown() == str(new))
+    assert box.box.serving()["printed_number"] == 2950
+    assert wait_for(box, lambda: box.shown() == "2950", 8)         # the paper's number, in turn
+    assert wait_for(box, lambda: box.shown() == str(new), 8)
+    assert any(f"ok counter.next now {new} (printed 2950)" in line for line in box.lines), box.lines

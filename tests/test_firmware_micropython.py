@@ -29,4 +29,4 @@ def test_every_firmware_module_loads_under_micropython():
 def test_counter_box_scenario_under_micropython():
     r = run_mp(NODE_DIR / "scenario_box.py")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
-    assert "ALL OK 23" in r.stdout, r.stdout
+    assert "ALL OK 25" in r.stdout, r.stdout

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 from support.layout import LONG_CENTER, LONG_NAMES, MIN_CONTRAST, MIN_PX, SIZES, contrast, keep_png
 
+from qms.citylink.answers import CityPoint, PointService
 from qms.display import render as R
 from qms.display.board import BoardModel
 from qms.protocol.topics import Topics
@@ -47,7 +48,19 @@ def _model(names: dict[str, str]) -> BoardModel:
     return m
 
 
-def _render(size, names, center, monkeypatch):
+def _points(long_names: bool) -> list[CityPoint]:
+    """Other points of the center as the city says them: open with a wait, closed, silent."""
+    names = (["Điểm tiếp nhận số 2 – Nhà văn hóa khu phố 3 (đường Trần Não)", "Điểm tiếp nhận phụ Cù Lao Dung",
+              "Điểm tiếp nhận xã đảo Thạnh An (bến phà Cần Thạnh)"] if long_names
+             else ["Điểm tiếp nhận số 2", "Điểm Cù Lao Dung", "Điểm Thạnh An"])
+    return [CityPoint("p2", "c", names[0], stale=False, open=True, services=[
+                PointService("ho-tich", waiting=9, est_wait_s=1980, open=True),
+                PointService("chung-thuc", waiting=4, est_wait_s=720, open=True)]),
+            CityPoint("p3", "c", names[1], stale=False, open=False),
+            CityPoint("p4", "c", names[2], stale=True)]
+
+
+def _render(size, names, center, monkeypatch, points=None, ticker=True):
     pygame.display.init()
     pygame.font.init()
     made: dict[int, tuple] = {}
@@ -78,6 +91,9 @@ def _render(size, names, center, monkeypatch):
     monkeypatch.setattr(R.Fonts, "render_wrapped", rec_wrapped)
     monkeypatch.setattr(R.BoardRenderer, "_blit", rec_blit)
     m = _model(names)
+    m.set_points(points)
+    if not ticker:
+        m.default_ticker = ""
     surf = pygame.Surface(size)
     r = R.BoardRenderer(surf, m, center=center, site="Điểm tiếp nhận chính", service_names=names,
                         last_calls=6, tz=ZoneInfo("Asia/Ho_Chi_Minh"))
@@ -89,12 +105,16 @@ def _region(r: R.BoardRenderer, rect: pygame.Rect) -> str:
     return next((n for n, reg in r.layout.rects.items() if n != R.LINK and reg.collidepoint(rect.center)), "?")
 
 
+@pytest.mark.parametrize("points", ["", "ticker", "no-ticker"], ids=["alone", "other-points", "other-points-no-ticker"])
 @pytest.mark.parametrize("long_names", [False, True], ids=["example", "long-names"])
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_the_board_holds_its_texts(size, long_names, monkeypatch):
+def test_the_board_holds_its_texts(size, long_names, points, monkeypatch):
+    """Every text inside its box and panel, readable, with contrast; with the band of the
+    center's other points (docs/display.md) too, at every size."""
     names = LONG_NAMES if long_names else EXAMPLE_NAMES
     center = LONG_CENTER if long_names else "Trung tâm Phục vụ hành chính công phường An Khánh"
-    surf, r, drawn = _render(size, names, center, monkeypatch)
+    surf, r, drawn = _render(size, names, center, monkeypatch, _points(long_names) if points else None,
+                             ticker=points != "no-ticker")
     failures, smallest = [], {}
     small_screen = size[0] * size[1] < 1280 * 720
     for d in drawn:
@@ -111,10 +131,33 @@ def test_the_board_holds_its_texts(size, long_names, monkeypatch):
         if d["px"] < MIN_PX and not (small_screen and region in SMALL_SCREEN_PANELS):
             failures.append(f"{what} is {d['px']} px")
     assert {R.HEADER, R.HERO, R.CALLS, R.COUNTERS, R.SERVICES} <= set(smallest), smallest
-    if not long_names:
-        keep_png(surf, f"display-{size[0]}x{size[1]}")
+    if points:
+        assert R.POINTS in smallest and r.drawn_points, smallest
+        _points_band_holds(r, drawn, failures)
+    else:
+        assert R.POINTS not in r.layout.rects
+    if not long_names and points != "no-ticker":
+        keep_png(surf, f"display-{size[0]}x{size[1]}" + ("-points" if points else ""))
     print(f"{size} {'long' if long_names else 'example'} smallest px per panel: {smallest}")
     assert not failures, "\n".join(failures[:30])
+
+
+def _points_band_holds(r, drawn, failures) -> None:
+    """The band: every point's state whole on its page (a long name loses its end, not its
+    state), the entries of a page apart, in the band's order."""
+    band = r.layout.rects[R.POINTS]
+    texts = [d for d in drawn if band.contains(d["rect"])]
+    shown = [d["text"] for d in texts]
+    for state in ("chờ từ 12 phút", "đã đóng cửa", "chưa có số liệu mới"):
+        if not any(state == e[1] for page in r.points_plan for e in page):
+            failures.append(f"points: {state!r} not in {r.points_plan}")
+    pages = [[e[0] + e[1] for e in page] for page in r.points_plan]
+    drawn_entries = [a + b for a, b in zip(shown[1::2], shown[2::2])]
+    if shown[0].rstrip(":") != "Các điểm tiếp nhận khác" or drawn_entries != r.drawn_points or r.drawn_points not in pages:
+        failures.append(f"points: drawn {shown}, pages {pages}")
+    right = [d["rect"].left + d["size"][0] for d in texts]
+    if max(right) > band.right:
+        failures.append(f"points: text to {max(right)} beyond the band's {band.right}")
 
 
 def test_no_ticker_band_without_a_text_and_margins_at_the_edges():

@@ -164,3 +164,28 @@ def test_place_names_wrap_whole():
             lines = ui.wrap(ui.keep_words(text), font, width)
             assert not cut_words(lines, [*PLACE_NAMES, "Bến Nghé"]), (width, lines)
     assert "QUẦY\u00a02" not in ui.keep_words("QUẦY 2 ĐANG GỌI")        # all caps: no name
+
+
+@pytest.mark.parametrize("long_names", [False, True], ids=["example", "long-names"])
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_idle_screen_names_renumbered_paper_tickets(kiosk, size, long_names):
+    """Offline tickets the service gave another number, until they are called: one, and
+    more than the band holds (shown in pages), in both languages."""
+    failures: list[str] = []
+    app = kiosk(size, long_names)
+    day = app.issuer.numbers.day_of(app.issuer.trusted_now())
+    for n in (1, 4):
+        app.issuer.renumbered = [(f"t{i}", day, 2950 + i, 2001 + i) for i in range(n)]
+        for lang in ("vi", "en"):
+            app.reset()
+            app.view.lang = lang
+            ui.RECORD = []
+            app.render()
+            drawn, ui.RECORD = ui.RECORD, None
+            said = [app.view.tr("renumbered", printed=2950 + i, number=2001 + i) for i in range(n)]
+            per = 3 if size[1] > size[0] else 2          # a page of them, the page by the clock
+            assert [d["text"] for d in drawn if d["text"] in said] in [said[i:i + per] for i in range(0, n, per)]
+            _check(f"{lang} renumbered x{n}", size, app.hits, drawn, failures)
+            if not long_names and lang == "vi":
+                keep_png(app.surface, f"kiosk-idle-renumbered-{n}-{size[0]}x{size[1]}")
+    assert not failures, "\n".join(failures[:40])

@@ -13,14 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import re
-import socket
 import subprocess
 import sys
 
 import httpx
 import pytest
 from playwright.sync_api import expect
-from support.city import CENTER_A, CENTER_B, CityPoint, act
+from support.city import CENTER_A, CENTER_B, CityPoint, act, silent_city
 from support.layout import CHECK, MIN_PX, WORDS, keep_png
 from support.postgres import CityServer, point_rows, stored_seq
 from support.wait import wait_until
@@ -175,17 +174,11 @@ def test_board_lists_the_other_points_of_this_center(city, browser):
         web.stop()
 
 
-def test_a_city_that_never_answers_does_not_hold_the_page(city, tmp_path):
+def test_a_city_that_never_answers_does_not_hold_the_page(city):
     """A city that accepts the connection and then says nothing: pages answer at once (the
     look-up runs in the background with its own timeout), with nothing from the city."""
     server, (a1, a2, b1), desks, tickets = city
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(16)                      # never accepted: the request hangs until its timeout
-    config = tmp_path / "silent.toml"
-    config.write_text(a1.config_path.read_text(encoding="utf-8").replace(
-        server.url, f"http://127.0.0.1:{silent.getsockname()[1]}").replace("timeout_seconds = 1", "timeout_seconds = 20"),
-        encoding="utf-8")
+    silent, config = silent_city(a1, server.url, 20)
     web = start_web(a1, config)
     try:
         for _ in range(3):                 # each would wait 20 s for the city if the page did

@@ -24,9 +24,9 @@ def check(name, ok, detail=""):
     print("OK", name)
 
 
-def new_rig(numbers=(1001, 1002, 1003), **kw):
+def new_rig(numbers=(1001, 1002, 1003), printed=None, **kw):
     r = Rig(**kw)
-    r.service = ScriptedService(r.broker, numbers)
+    r.service = ScriptedService(r.broker, numbers, printed=printed)
     r.between = r.service
     r.run(100)
     return r
@@ -123,6 +123,17 @@ check("seq continues after reboot", r2.sent("counter.pause")[-1]["seq"] == 3)
 r = new_rig(clock=fakes.FakeClock(start=fakes.TICKS_PERIOD - 500))
 r.press("next")
 check("works across the ticks wrap", r.shown() == "1001")
+
+# ---- a renumbered ticket: the called number, then the paper's, in turn (across the wrap)
+r = new_rig((2001,), printed={2001: 2950}, clock=fakes.FakeClock(start=fakes.TICKS_PERIOD - 1000))
+r.press("next")
+seen = [r.shown()]
+for _ in range(80):
+    r.run(100)
+    if r.shown() != seen[-1]:
+        seen.append(r.shown())
+check("renumbered: both numbers in turn", seen[:4] == ["2001", "2950", "2001", "2950"], str(seen))
+check("renumbered: said with the paper's number", "ok counter.next now 2001 (printed 2950)" in r.lines, str(r.lines))
 mc = MachineClock()
 t0 = mc.ticks_ms()
 time.sleep_ms(20)

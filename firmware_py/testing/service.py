@@ -9,11 +9,12 @@ from . import fakes
 
 
 class ScriptedService:
-    def __init__(self, broker, numbers, site="phuong-an-khanh", counter=3, service=None):
+    def __init__(self, broker, numbers, site="phuong-an-khanh", counter=3, service=None, printed=None):
         self.broker = broker
         self.base = "qms/v1/" + site
         self.counter = counter
         self.service = service          # the service the waiting tickets are in, if known
+        self.printed = printed or {}    # number -> its paper's number (renumbered tickets)
         self.waiting = list(numbers)
         self.serving = None
         self.status = "open"
@@ -55,6 +56,8 @@ class ScriptedService:
                 self.serving = {"ticket_id": "ticket-%d" % n, "number": n} if n else None
                 if n and self.service:
                     self.serving["service"] = self.service
+                if n in self.printed:
+                    self.serving["printed_number"] = self.printed[n]
         elif t in ("counter.done", "counter.no_show", "counter.transfer"):
             self.serving = None
         elif t == "counter.pause":

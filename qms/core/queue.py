@@ -427,6 +427,8 @@ class QueueCore:
             t = self.tickets[c.current]
             serving = {"ticket_id": t.ticket_id, "number": t.number, "service": t.service,
                        "called_at": t.called_at, "priority": t.priority}
+            if t.printed_number is not None:    # a renumbered ticket: the number on its paper
+                serving["printed_number"] = t.printed_number
         status = "paused" if c.paused else ("open" if c.active else "closed")
         return {"v": 1, "counter": n, "status": status, "reason": c.reason, "paused_at": c.paused_at,
                 "serving": serving, "services": c.services, "day": self.day}

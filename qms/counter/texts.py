@@ -4,24 +4,31 @@ from __future__ import annotations
 RATING_LEVELS = {4: "Rất hài lòng", 3: "Hài lòng", 2: "Bình thường", 1: "Không hài lòng"}
 
 
-def called(number: int, counter: int) -> str:
-    return f"Mời số {number} đến quầy {counter}."
+def ticket(number: int, printed: int | None = None) -> str:
+    """A ticket's number; a renumbered one with the number on its paper, which the citizen
+    hands over: "2001 (vé in 2950)"."""
+    return f"{number} (vé in {printed})" if printed is not None else str(number)
 
 
-def recalled(number: int) -> str:
-    return f"Đã gọi lại số {number}."
+def called(number: int, counter: int, printed: int | None = None) -> str:
+    return f"Mời số {ticket(number, printed)} đến quầy {counter}."
 
 
-def no_show(number: int) -> str:
-    return f"Số {number}: vắng mặt."
+def recalled(number: int, printed: int | None = None) -> str:
+    return f"Đã gọi lại số {ticket(number, printed)}."
 
 
-def done(number: int) -> str:
-    return f"Đã phục vụ xong số {number}. Mời công dân đánh giá (4 Rất hài lòng · 3 Hài lòng · 2 Bình thường · 1 Không hài lòng)."
+def no_show(number: int, printed: int | None = None) -> str:
+    return f"Số {ticket(number, printed)}: vắng mặt."
 
 
-def transferred(number: int, target: str) -> str:
-    return f"Đã chuyển số {number} sang {target}."
+def done(number: int, printed: int | None = None) -> str:
+    return (f"Đã phục vụ xong số {ticket(number, printed)}. Mời công dân đánh giá "
+            "(4 Rất hài lòng · 3 Hài lòng · 2 Bình thường · 1 Không hài lòng).")
+
+
+def transferred(number: int, target: str, printed: int | None = None) -> str:
+    return f"Đã chuyển số {ticket(number, printed)} sang {target}."
 
 
 def service_target(name_vi: str) -> str:
@@ -70,9 +77,9 @@ def alert_cleared(message_vi: str) -> str:
 
 
 def state_line(counter: int, serving: int | None, paused: bool, online: bool, pending: int,
-               rating_open: bool, alerts: int = 0) -> str:
+               rating_open: bool, alerts: int = 0, printed: int | None = None) -> str:
     parts = [f"Quầy {counter}",
-             f"Đang phục vụ: {serving}" if serving is not None else "Chưa phục vụ ai",
+             f"Đang phục vụ: {ticket(serving, printed)}" if serving is not None else "Chưa phục vụ ai",
              "Tạm nghỉ" if paused else "Đang mở",
              "Kết nối: tốt" if online else "Kết nối: MẤT"]
     if pending:
@@ -90,15 +97,15 @@ TOO_MANY_WAITING = "Quá nhiều thao tác đang chờ máy chủ: chưa thực 
 
 
 def _acked(counter: int, action: str, type_: str, number: int | None, target: str,
-           paused: bool) -> str | None:
+           paused: bool, printed: int | None = None) -> str | None:
     if action == "next":
-        return called(number, counter) if number is not None else NO_ONE_WAITING
+        return called(number, counter, printed) if number is not None else NO_ONE_WAITING
     if action == "recall":
-        return recalled(number)
+        return recalled(number, printed)
     if action == "no_show":
-        return no_show(number)
+        return no_show(number, printed)
     if action == "transfer":
-        return transferred(number, target)
+        return transferred(number, target, printed)
     if action == "pause":
         return PAUSED if paused else RESUMED
     return None                         # done and ratings were said when pressed
@@ -116,7 +123,7 @@ _LINES = {
     "offline": lambda action: OFFLINE_REFUSED,
     "no_targets": lambda: NO_TARGETS,
     "choosing": lambda label, index, total: choosing(label, index, total),
-    "done": lambda number, online: done(number) if online else QUEUED_OFFLINE,
+    "done": lambda number, online, printed=None: done(number, printed) if online else QUEUED_OFFLINE,
     "queued_offline": lambda: QUEUED_OFFLINE,
     "no_rating": lambda level: NO_RATING_NOW,
     "already_rated": lambda level: ALREADY_RATED,

@@ -89,7 +89,7 @@ def elsewhere_fragment(cfg: SiteConfig, e: dict) -> str:
 
 def ticket_fragment(cfg: SiteConfig, view: dict, elsewhere: dict | None = None) -> tuple[str, bool]:
     """The live part of /t/<id>. Returns (html, final): final when nothing more will change.
-    `elsewhere`: the city's suggestion for a waiting ticket (qms/web/city.py), or None."""
+    `elsewhere`: the city's suggestion for a waiting ticket (qms/citylink/client.py), or None."""
     number = f'<div class="number" id="number">{view["number"]}</div>'
     svc = _service(cfg, view["service"])
     head = (f'<div class="caption">{t("Số của bạn", "Your number")}</div>{number}'
@@ -166,7 +166,7 @@ def not_found_fragment() -> str:
 # ---------------------------------------------------------------- board
 def center_points_fragment(cfg: SiteConfig, points) -> str:
     """The other points of this center and their waits per procedure, as the city knows them
-    (qms/web/city.py CityPoint); '' when there are none or the city is not reachable."""
+    (qms/citylink/answers.py CityPoint); '' when there are none or the city is not reachable."""
     if not points:
         return ""
     items = []

@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from qms.citylink.answers import markedly_shorter
+from qms.citylink.client import CityLink
 from qms.config.site import SiteConfig
 from qms.config.web import ApiToken, ticket_url
 from qms.mqtt.device import Device
 from qms.ops.sdnotify import Heartbeat, stop_on_sigterm
 from qms.web.alerts import AlertWatcher
 from qms.web.bookings import BookingRequest, BookingStore, CheckIn, booking_view, code_from_request
-from qms.web.city import CityLink, markedly_shorter
 from qms.web.errors import WebError, not_found, unavailable
 from qms.web.handler import WebServer
 from qms.web.pages import (

@@ -6,6 +6,7 @@ run (a real-time clock crossed the site's midnight between a test's tickets and 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import threading
 from pathlib import Path
 
@@ -69,3 +70,17 @@ def act(sim: DaySimulation, role: str, dev: str, kind: str, **fields):
     ack = sim.send(role, dev, kind, **fields)
     assert ack.ok, ack
     return ack
+
+
+def silent_city(point: CityPoint, city_url: str, timeout_s: int) -> tuple[socket.socket, Path]:
+    """A city that accepts connections and never answers (the listening socket, never
+    accepted: a request hangs until its timeout), and a copy of `point`'s config that reads
+    it with a `timeout_s` timeout (the point's config has [city] with timeout_seconds = 1)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    config = point.config_path.with_name("silent.toml")
+    config.write_text(point.config_path.read_text(encoding="utf-8").replace(
+        city_url, f"http://127.0.0.1:{silent.getsockname()[1]}").replace(
+        "timeout_seconds = 1", f"timeout_seconds = {timeout_s}"), encoding="utf-8")
+    return silent, config

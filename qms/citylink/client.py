@@ -1,14 +1,12 @@
-"""What the point's own pages show from the city's central tier: another point serving the
-same procedure with a markedly shorter wait (the ticket page), and the other points of this
-center with their waits (the board). See docs/city.md and docs/web.md.
+"""`CityLink`: the city's public read-only API (/api/v1/suggest, /api/v1/city), cached and
+read on a background thread; for the point's pages (qms/web) and its hall display
+(qms/display). See docs/city.md.
 
-Over HTTP only, the city's public read-only API (/api/v1/suggest, /api/v1/city): the web
-sits below the city tier and never imports it. A page never waits for the city: a look-up
-returns what is cached (or nothing) and, once that is older than [city] cache_seconds, asks
-again on a background thread with a short timeout. The city unreachable, slow or answering
-something unreadable = nothing shown, the page as without a city, one warning in the log per
-outage. Nothing about the citizen is sent: the site's id and the procedure, no ticket, no
-location. Standard library only (urllib), like the rest of `qms web`: nothing to install.
+A caller never waits for the city: a look-up returns what is cached (or nothing) and, once
+that is older than [city] cache_seconds, asks again on a background thread with a short
+timeout. The city unreachable, slow or answering something unreadable = nothing, as without
+a city, one warning in the log per outage. Nothing about the citizen is sent: the site's id
+and the procedure, no ticket, no location. Standard library only (urllib): nothing to install.
 """
 from __future__ import annotations
 
@@ -24,66 +22,26 @@ from urllib.parse import urlencode
 
 import msgspec
 
+from qms.citylink.answers import CityPoint, Suggestion, board_decoder, suggest_decoder
 from qms.config.site import SiteConfig
 
-log = logging.getLogger("qms.web.city")
+log = logging.getLogger("qms.citylink")
 
 MAX_BODY = 8 * 1024 * 1024
-# The city names a point when its wait is at most half and at least 15 minutes shorter than
-# a new ticket's here (qms/city/server.py); the same rule is applied again to this ticket's
-# own remaining wait, so a citizen near the front is not sent elsewhere.
-MIN_GAIN_S = 15 * 60
-
-
-class Suggestion(msgspec.Struct):
-    site: str
-    name: str
-    est_wait_s: float
-    center: str = ""
-    address: str = ""
-    waiting: int | None = None
-
-
-class SuggestReply(msgspec.Struct):
-    suggestion: Suggestion | None = None
-
-
-class PointService(msgspec.Struct):
-    id: str
-    name_vi: str = ""
-    name_en: str = ""
-    waiting: int | None = None
-    est_wait_s: float | None = None
-    open: bool = False
-
-
-class CityPoint(msgspec.Struct):
-    site: str
-    center: str
-    name: str
-    address: str = ""
-    stale: bool = True
-    open: bool = False
-    services: list[PointService] = []
-
-
-_suggest_dec = msgspec.json.Decoder(SuggestReply)
-_board_dec = msgspec.json.Decoder(list[CityPoint])
-
-
-def markedly_shorter(other_s: float, mine_s: float | None) -> bool:
-    return mine_s is not None and other_s * 2 <= mine_s and mine_s - other_s >= MIN_GAIN_S
 
 
 class CityLink:
     def __init__(self, cfg: SiteConfig, on_change: Callable[[], None] = lambda: None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, agent: str = "qms-web"):
+        """`on_change` is called on the reader's thread when an answer changes; `agent`
+        names the asking program to the city (its User-Agent)."""
         self.cfg = cfg
         self.base = cfg.city.public_url.rstrip("/")
         self.ttl = cfg.city.cache_seconds
         self.timeout = cfg.city.timeout_seconds
         self.on_change = on_change
         self.clock = clock
+        self.agent = agent
         self._cache: dict[str, tuple[float, Any]] = {}     # key -> (fetched at, value)
         self._busy: set[str] = set()
         self._lock = threading.Lock()
@@ -116,7 +74,7 @@ class CityLink:
             hit = self._cache.get(key)
             if (hit is None or now - hit[0] >= self.ttl) and key not in self._busy:
                 self._busy.add(key)
-                threading.Thread(target=self._refresh, args=(key, path, parse), name="web-city",
+                threading.Thread(target=self._refresh, args=(key, path, parse), name=f"{self.agent}-city",
                                  daemon=True).start()
         if hit is None or self._too_old(hit, now):
             return None          # too old to show (no page asked for a while)
@@ -135,8 +93,8 @@ class CityLink:
         except (OSError, urllib.error.URLError, ValueError, msgspec.DecodeError, msgspec.ValidationError) as e:
             value, ok = None, False
             if self.reachable is not False:
-                log.warning("the city at %s cannot be read (%s): the pages show nothing from it", self.base, e)
-        except Exception:   # noqa: BLE001 - whatever happens, the pages go on without the city
+                log.warning("the city at %s cannot be read (%s): the pages and the hall display show nothing from it", self.base, e)
+        except Exception:   # noqa: BLE001 - whatever happens, pages and display go on without the city
             log.exception("reading the city at %s failed", self.base)
             value, ok = None, False
         if ok and self.reachable is False:
@@ -155,7 +113,7 @@ class CityLink:
     def _fetch(self, path: str) -> bytes:
         self.fetches += 1
         req = urllib.request.Request(self.base + path, headers={
-            "Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": "qms-web"})
+            "Accept": "application/json", "Accept-Encoding": "gzip", "User-Agent": self.agent})
         with urllib.request.urlopen(req, timeout=self.timeout) as r:      # noqa: S310 - the configured city
             body = r.read(MAX_BODY + 1)
             if len(body) > MAX_BODY:
@@ -167,8 +125,8 @@ class CityLink:
     # ------------------------------------------------------------ answers
     @staticmethod
     def _parse_suggestion(body: bytes) -> Suggestion | None:
-        return _suggest_dec.decode(body).suggestion
+        return suggest_decoder.decode(body).suggestion
 
     def _parse_points(self, body: bytes) -> list[CityPoint]:
         me, center = self.cfg.site.id, self.cfg.site.center
-        return [p for p in _board_dec.decode(body) if p.center == center and p.site != me]
+        return [p for p in board_decoder.decode(body) if p.center == center and p.site != me]
