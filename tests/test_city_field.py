@@ -76,7 +76,13 @@ class PeerPostgres:
         self.base = Path(tempfile.mkdtemp(prefix="qms-peer-pg-"))
         self.data, self.sock, self.log = self.base / "data", self.base / "sock", self.base / "server.log"
         self.passwd = self.base / "passwd"
-        self.passwd.write_text(Path("/etc/passwd").read_text() + passwd_extra)
+        # the installed users first, and no host user of the same name or uid (getpwuid
+        # takes the first line that matches)
+        mine = {(x.split(":")[0], x.split(":")[2]) for x in passwd_extra.splitlines()}
+        names, uids = {n for n, _ in mine}, {u for _, u in mine}
+        host = [x for x in Path("/etc/passwd").read_text().splitlines()
+                if x.split(":")[0] not in names and x.split(":")[2:3] != [] and x.split(":")[2] not in uids]
+        self.passwd.write_text(passwd_extra + "\n".join(host) + "\n")
         pg = pwd.getpwnam("postgres")
         for d in (self.base, self.sock):
             d.mkdir(exist_ok=True)
@@ -137,9 +143,9 @@ def as_unit(role: str, root: Path, pg: PeerPostgres, notify: str, command: list[
     hides /tmp, not /run: the cluster's socket directory is /run/postgresql), and the
     capabilities the unit grants (AmbientCapabilities=, CapabilityBoundingSet=). Its
     /etc/passwd knows `qms`, as the machine's does once the installer made the user (libpq
-    takes the default database user from it). With
-    `command`, that instead of ExecStart, with the environment `sudo -u qms` gives (none of
-    the unit's: what it needs, it must read itself)."""
+    takes the default database user from it). With `command`, that instead of ExecStart, in
+    the environment `sudo -u qms` gives (none of the unit's: what it needs, it must read
+    itself)."""
     run = sandboxed(role, root, root / "var/lib/qms", notify, keep_home=KEEP_HOME)
     unit = read_unit(root, role)
     caps = [c.lower().removeprefix("cap_") for line in unit.all("AmbientCapabilities") for c in line.split()]
