@@ -6,17 +6,21 @@ Real parts: `python -m qms.city serve` in its own processes (ingest, public view
 PostgreSQL; live states sent through the points' ingest; the page in a real Chromium."""
 from __future__ import annotations
 
+import copy
+import json
 import queue
 import threading
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from playwright.sync_api import expect
 from support import postgres
 from support.postgres import CityServer
 from support.wait import wait_until
 
 from qms.city.db import add_site
-from qms.city.hub import RING, Hub
+from qms.city.hub import RING, Hub, merge
 
 pg_cluster, city_dsn = postgres.pg_cluster, postgres.city_dsn     # fixtures
 CENTER = "Trung tâm Phục vụ hành chính công phường An Khánh"
@@ -49,22 +53,6 @@ def waiting_of(board: list[dict]) -> dict[str, int | None]:
 def board_at(url: str) -> tuple[str, list[dict]]:
     r = httpx.get(url + "/api/v1/city")
     return r.headers["x-board-version"], r.json()
-
-
-def merge(board: dict[str, dict], entries: list[dict]) -> None:
-    """What city.js does with a message: a whole entry, or only the numbers that changed."""
-    for e in entries:
-        p = board.get(e["site"])
-        if "services" in e or p is None:
-            if "services" in e:
-                board[e["site"]] = e
-            continue
-        for k in ("stale", "open", "updated_at"):
-            if k in e:
-                p[k] = e[k]
-        for s in p["services"]:
-            if s["id"] in e.get("s", {}):
-                s["waiting"], s["est_wait_s"], s["open"] = e["s"][s["id"]]
 
 
 class Stream:
@@ -121,20 +109,21 @@ def test_a_page_resumes_from_its_version_with_exactly_the_changes_after_it(tmp_p
 
         # from v0: exactly the changes after it (no whole board), which make the board v2
         page = {e["site"]: e for e in old}
+        numbered = {e["i"]: e for e in old}
         st = Stream(server.url, since=v0)
         streams.append(st)
         ids = []
         while not ids or ids[-1] != v2:
             mid, event, data = st.next()
             assert event == "message", "a page holding a kept version got the whole board again"
-            merge(page, data)
+            merge(page, numbered, data)
             ids.append(mid)
         assert len(ids) >= 2 and v0 not in ids
         assert sorted(page.values(), key=lambda e: e["site"]) == sorted(now, key=lambda e: e["site"])
         # ...and then the live changes, applied on top
         points.report("an-khanh-1", 7)
         mid, event, data = st.next()
-        merge(page, data)
+        merge(page, numbered, data)
         assert event == "message" and waiting_of(list(page.values())) == {"an-khanh-1": 7, "an-khanh-2": 3}
 
         # a browser reconnecting sends the last id it had (and the same ?since= as before):
@@ -163,8 +152,8 @@ def test_a_client_too_far_behind_gets_the_whole_board(city_dsn):
     """The ring keeps the last RING changes: one before them means the whole board."""
     hub = Hub(city_dsn)
     for i in range(RING + 5):
-        hub.board[f"s{i}"] = {"site": f"s{i}", "center": "c", "name": "n", "updated_at": i, "services": []}
-        hub._publish([hub.board[f"s{i}"]])
+        hub.board[f"s{i}"] = {"site": f"s{i}", "i": i, "center": "c", "name": "n", "updated_at": i, "services": []}
+        hub._publish({"t": 0, "w": [hub.board[f"s{i}"]]}, 1)
     latest = hub.version
     assert hub.resume(hub.tag(latest)) == b""
     tail = hub.resume(hub.tag(latest - 3))
@@ -207,3 +196,32 @@ def test_the_page_shows_the_whole_current_board_after_the_view_restarts(tmp_path
         ctx.close()
         view.stop()
         ingest.stop()
+
+
+_services = st.lists(st.fixed_dictionaries({
+    "id": st.sampled_from(["ho-tich", "chung-thuc", "dat-dai"]), "name_vi": st.sampled_from(["Hộ tịch", "Đất đai"]),
+    "name_en": st.just("x"), "waiting": st.none() | st.integers(0, 500),
+    "est_wait_s": st.none() | st.integers(0, 20_000), "open": st.booleans()}), max_size=3)
+_entry = st.fixed_dictionaries({
+    "center": st.sampled_from(["Phường An Khánh", "Phường Bến Thành"]), "name": st.sampled_from(["Điểm 1", "Điểm 2"]),
+    "address": st.just(""), "stale": st.booleans(), "open": st.booleans(), "services": _services,
+    "updated_at": st.none() | st.integers(1_764_000_000_000, 1_764_000_100_000)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), _entry), min_size=1, max_size=5),
+       st.integers(1_764_000_000_000, 1_764_000_100_000))
+def test_every_message_brings_a_client_exactly_to_the_next_board(boards, base):
+    """A client holding the board before a message holds, after merging it, exactly the
+    board after it: whatever changed (numbers only, a name, the procedures, stale/open)."""
+    hub = Hub("")
+    client: dict = {}
+    numbered: dict = {}
+    for k, board in enumerate(boards):
+        entries = [{"site": site, **copy.deepcopy(e)} for site, e in board.items()]
+        msg = hub.apply(entries, base + k)
+        if k == 0:
+            merge(client, numbered, copy.deepcopy(sorted(hub.board.values(), key=lambda e: e["i"])))
+        elif msg is not None:
+            merge(client, numbered, json.loads(json.dumps(msg)))       # as it travels
+        assert client == hub.board

@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from qms.city.hub import Hub
+from qms.city.hub import CLIENT_QUEUE, Hub
 from qms.city.ingest import Ingest, Refused
+from qms.city.livepage import LivePage
 from qms.uplink.wire import batch_decoder
 
 log = logging.getLogger("qms.city.server")
@@ -197,30 +198,29 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
 
         A plain ASGI function rather than a StreamingResponse: with 2,000 live pages every
         change is one `send` per page, and Starlette's response adds a task group and a
-        task per client on top of it."""
+        task per client on top of it; the hub writes to the page directly (livepage.py)."""
         hub: Hub = state["hub"]
         headers = dict(scope["headers"])
         since = headers.get(b"last-event-id", b"").decode("latin-1") or \
             parse_qs(scope["query_string"].decode("latin-1")).get("since", [""])[0]
-        q = hub.subscribe()
-        first = hub.resume(since)          # in the same step as subscribe: nothing missed, nothing twice
+        page = LivePage(send, CLIENT_QUEUE)
 
         async def disconnected() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
-            hub.unsubscribe(q)
-            with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(None)
+            hub.unsubscribe(page)
+            page.end()
 
+        await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
+        hub.subscribe(page)
+        page.offer(b"retry: 3000\n\n" + hub.resume(since))    # in the same step as subscribe
         gone = asyncio.ensure_future(disconnected())
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": _STREAM_HEADERS})
-            await send({"type": "http.response.body", "body": b"retry: 3000\n\n" + first, "more_body": True})
-            while (msg := await q.get()) is not None:
-                await send({"type": "http.response.body", "body": msg, "more_body": True})
+            await page.ended
+            await page.idle()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            hub.unsubscribe(q)
+            hub.unsubscribe(page)
             gone.cancel()
 
     async def suggest(request: Request) -> Response:

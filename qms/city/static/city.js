@@ -2,6 +2,7 @@
 "use strict";
 (function () {
   const board = new Map();            // site -> entry (see qms/city/hub.py public_entry)
+  const numbered = new Map();         // entry.i -> entry: how changes name a point
   const select = document.getElementById("service");
   const list = document.getElementById("points");
   const status = document.getElementById("status");
@@ -89,18 +90,24 @@
 
   function schedule() { if (!drawPending) { drawPending = true; requestAnimationFrame(draw); } }
 
-  // an entry is whole (new point, or its names changed) or only its numbers ("s")
-  function merge(entries) {
-    for (const e of entries) {
-      const p = board.get(e.site);
-      if (e.services || !p) { if (e.services) board.set(e.site, e); continue; }
-      if ("stale" in e) p.stale = e.stale;
-      if ("open" in e) p.open = e.open;
-      p.updated_at = e.updated_at;
-      for (const s of p.services) { const v = e.s && e.s[s.id]; if (v) [s.waiting, s.est_wait_s, s.open] = v; }
+  // a whole board (a list of entries), or a change (qms/city/hub.py): whole entries ("w")
+  // and rows of numbers ("n") of the point numbered i on this board
+  function merge(msg) {
+    for (const e of Array.isArray(msg) ? msg : (msg.w || [])) { board.set(e.site, e); numbered.set(e.i, e); }
+    for (const r of Array.isArray(msg) ? [] : (msg.n || [])) {
+      const p = numbered.get(r[0]);
+      if (!p) continue;
+      p.updated_at = r[1] === null ? null : msg.t + r[1];
+      if (r[2]) { p.stale = Boolean((r[2] - 1) & 1); p.open = Boolean((r[2] - 1) & 2); }
+      for (let j = 3; j + 3 < r.length; j += 4) {
+        const s = p.services[r[j]];
+        if (s) [s.waiting, s.est_wait_s, s.open] = [r[j + 1], r[j + 2], Boolean(r[j + 3])];
+      }
     }
     schedule();
   }
+
+  function reset(entries) { board.clear(); numbered.clear(); merge(entries); }
 
   select.addEventListener("change", () => {
     chosen = select.value;
@@ -116,7 +123,7 @@
   // (Last-Event-ID), so the same holds: changes only ever apply to the board they follow.
   function connect(since) {
     const es = new EventSource("/api/v1/city/stream" + (since ? "?since=" + encodeURIComponent(since) : ""));
-    es.addEventListener("board", ev => { board.clear(); merge(JSON.parse(ev.data)); });
+    es.addEventListener("board", ev => reset(JSON.parse(ev.data)));
     es.onmessage = ev => merge(JSON.parse(ev.data));
     es.onopen = () => { status.textContent = "Đang cập nhật trực tiếp"; status.className = "status ok"; };
     es.onerror = () => { status.textContent = "Mất kết nối, đang thử lại…"; status.className = "status lost"; };
@@ -125,6 +132,6 @@
   fetch("/api/v1/city", { cache: "no-store" }).then(r => {
     if (!r.ok) throw new Error(r.status);
     const version = r.headers.get("X-Board-Version");
-    return r.json().then(entries => { board.clear(); merge(entries); connect(version); });
+    return r.json().then(entries => { reset(entries); connect(version); });
   }).catch(() => connect(null));      // no board: the stream starts with the whole board
 })();
