@@ -7,7 +7,12 @@ what those cannot make happen on demand: a client that stops reading."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import time
+import weakref
 
+from qms.city.gcfreeze import keep_collections_short
 from qms.city.livepage import LivePage
 
 
@@ -82,4 +87,33 @@ def test_a_send_that_fails_ends_the_page_without_raising():
         assert page.offer(b"a")                 # the hub's fan-out goes on to the other pages
         assert page.ended.done()
         await page.idle()
+    asyncio.run(run())
+
+
+def test_the_view_freezes_what_it_holds_and_sweeps_it_all_now_and_then():
+    """gcfreeze.py: what the process holds leaves the collector's scans (frozen); a cycle
+    that dies while frozen outlives ordinary collections until the sweep collects it."""
+    class Node:
+        pass
+
+    async def run():
+        task = asyncio.ensure_future(keep_collections_short(freeze_every=0.05, sweep_every=0.5))
+        try:
+            a, b = Node(), Node()
+            a.other, b.other = b, a                         # a reference cycle
+            gone = weakref.ref(a)
+            await asyncio.sleep(0.12)                       # a freeze has come since
+            assert gc.get_freeze_count() > 0
+            del a, b
+            gc.collect()
+            assert gone() is not None                       # frozen: not scanned
+            t0 = time.monotonic()
+            while gone() is not None and time.monotonic() - t0 < 5:
+                await asyncio.sleep(0.05)
+            assert gone() is None                           # the sweep collected it
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert gc.get_freeze_count() == 0                   # stopped: as before
     asyncio.run(run())

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from qms.city.gcfreeze import keep_collections_short
 from qms.city.hub import CLIENT_QUEUE, Hub
 from qms.city.ingest import Ingest, Refused
 from qms.city.livepage import LivePage
@@ -106,9 +107,11 @@ def create_app(dsn: str, ingest: bool = True, public: bool = True, pool_size: in
         hub = state["hub"] = Hub(dsn) if public else None
         if hub:
             await hub.start()
+        gc_task = asyncio.create_task(keep_collections_short())     # gcfreeze.py: the page's p99
         try:
             yield
         finally:
+            gc_task.cancel()
             if hub:
                 await hub.stop()
             await pool.close()
