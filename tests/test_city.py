@@ -113,6 +113,11 @@ def test_city_page_lists_every_point_live_and_filters_by_procedure(city, city_ds
         expect(ho_tich).to_contain_text("Chờ khoảng")
         expect(ho_tich).to_contain_text("14 người đang chờ")
         page.screenshot(path=str(artifacts / "city-all.png"), full_page=True)
+        for width, height in ((768, 1024), (1280, 800), (1920, 1080)):     # a tablet, a PC, a hall TV
+            page.set_viewport_size({"width": width, "height": height})
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, f"wider than {width} px"
+            page.screenshot(path=str(artifacts / f"city-all-{width}x{height}.png"), full_page=True)
+        page.set_viewport_size({"width": 360, "height": 800})
 
         # filter by procedure: only points offering it, shortest wait first, only that row
         page.select_option("#service", "ho-tich")
