@@ -393,12 +393,16 @@ def plan(role: str, config: Path | None, device: str, robot: bool, venv: Path, r
     steps += time_sync_steps()
     if role == "kiosk":
         steps.append(udev_step(UNITS / "udev" / USB_PRINTER_RULES.name, USB_PRINTER_RULES))
-    unit = f"qms-{role}.service"
-    steps.append(file_step(UNIT_DIR / unit, unit_text(role, venv).encode()))
-    if role == "service":
-        steps.append(file_step(UNIT_DIR / BROKER_DROPIN, (UNITS / BROKER_DROPIN).read_bytes()))
-    steps.append(enable_step(unit))
+    steps += unit_steps(role, venv, [BROKER_DROPIN] if role == "service" else [])
     return steps
+
+
+def unit_steps(role: str, venv: Path, dropins: list[str]) -> list[Step]:
+    """The role's unit, its own drop-ins (shipped in systemd/), and enabling it."""
+    unit = f"qms-{role}.service"
+    return [file_step(UNIT_DIR / unit, unit_text(role, venv).encode()),
+            *(file_step(UNIT_DIR / d, (UNITS / d).read_bytes()) for d in dropins),
+            enable_step(unit)]
 
 
 @dataclass
@@ -474,11 +478,7 @@ def city_plan(role: str, opts: CityOptions, config: Path | None, venv: Path, reu
     steps += venv_steps(venv, reuse_venv, False, role)
     steps.append(file_step(UNIT_DIR / COMMON_DROPIN, (UNITS / COMMON_DROPIN).read_bytes()))
     steps += time_sync_steps()
-    unit = f"qms-{role}.service"
-    steps.append(file_step(UNIT_DIR / unit, unit_text(role, venv).encode()))
-    if role == "city":
-        steps.append(file_step(UNIT_DIR / CITY_PORT_DROPIN, (UNITS / CITY_PORT_DROPIN).read_bytes()))
-    steps.append(enable_step(unit))
+    steps += unit_steps(role, venv, [CITY_PORT_DROPIN] if role == "city" else [])
     return steps
 
 
